@@ -1,0 +1,34 @@
+"""The domain exceptions of netadapt.
+
+Library code raises these; the CLI prints their message as one line on stderr and exits with
+code 2 (``NETADAPT_DEBUG=1`` shows the traceback). A message names the file, field, layer or
+plugin at fault, so that the user can act on it without reading code.
+"""
+
+
+class NetadaptError(Exception):
+    """Base class of every error netadapt raises on purpose."""
+
+
+class GenotypeError(NetadaptError, ValueError):
+    """A genotype file or value is malformed (names the file and the stage/op position)."""
+
+
+class PluginError(NetadaptError):
+    """A plugin is broken, a name is registered twice, or an unknown name was asked for."""
+
+
+class WeightsError(NetadaptError):
+    """Weights cannot be read, downloaded or loaded into a network."""
+
+
+class RemapError(NetadaptError):
+    """Parameter remapping cannot map a target layer (names the layer path and type)."""
+
+
+class DataError(NetadaptError):
+    """A dataset is malformed (names the file and the annotation or image id)."""
+
+
+class ConfigError(NetadaptError, ValueError):
+    """A configuration file or option is invalid (names the file and field)."""
