@@ -1,0 +1,48 @@
+"""Atomic file output: nothing half-written is ever left under a final name.
+
+Every file netadapt writes (genotypes, checkpoints, results, metrics, reports) goes through
+:func:`atomic_path`: the content is written to a temporary file in the same directory, then
+moved into place with ``os.replace`` (atomic on POSIX), and the temporary file is removed if
+writing fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success rename it to ``path``, on failure delete it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    temporary_path = Path(temporary)
+    try:
+        yield temporary_path
+        os.replace(temporary_path, path)
+    finally:
+        temporary_path.unlink(missing_ok=True)
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    with atomic_path(path) as temporary:
+        temporary.write_text(text)
+
+
+def write_json_atomic(path: str | Path, obj: Any) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=2) + "\n")
+
+
+def save_torch_atomic(obj: Any, path: str | Path) -> None:
+    import torch
+
+    with atomic_path(path) as temporary:
+        torch.save(obj, temporary)
