@@ -1,0 +1,108 @@
+"""A network's parameters and MAdds per layer, per stage and in total (``netadapt cost``/``show``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from netadapt import plugins
+from netadapt.genotype import Genotype
+
+
+@dataclass
+class PartCost:
+    """One row: a genotype layer, a stage, or a part outside the stages (stem, head, classifier)."""
+
+    label: str
+    params: float
+    madds: float
+    stage: int | None = None  # 1-based
+    layer: int | None = None  # 1-based
+    op: str | None = None
+    c_in: int | None = None
+    c_out: int | None = None
+    stride: int | None = None
+
+
+@dataclass
+class CostBreakdown:
+    input_size: int
+    layers: list[PartCost]
+    stages: list[PartCost]
+    others: list[PartCost]
+    total_params: float
+    total_madds: float
+    num_classes: int
+    left_out: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        rows = lambda parts: [part.__dict__ for part in parts]  # noqa: E731
+        return {
+            "input_size": self.input_size,
+            "params": self.total_params,
+            "madds": self.total_madds,
+            "classifier_counted": True,
+            "num_classes": self.num_classes,
+            "stages": rows(self.stages),
+            "others": rows(self.others),
+            "layers": rows(self.layers),
+            "left_out": self.left_out,
+        }
+
+
+def genotype_cost(genotype: Genotype, *, input_size: int | None = None, num_classes: int = 1000) -> CostBreakdown:
+    """Build the genotype's classifier network (random weights) and count it."""
+    base = plugins.bases().get(genotype.base)
+    network = base.build(genotype, num_classes=num_classes)
+    return network_cost(network, genotype, input_size=input_size or genotype.input_size, num_classes=num_classes)
+
+
+def network_cost(network: nn.Module, genotype: Genotype, *, input_size: int, num_classes: int) -> CostBreakdown:
+    """Count ``network`` (built from ``genotype``, exposing ``layer_paths``) on one input image."""
+    inputs = (torch.zeros(1, 3, input_size, input_size),)
+    params = plugins.cost_models().get("params").measure(network, inputs)
+    madds = plugins.cost_models().get("madds").measure(network, inputs)
+    layers: list[PartCost] = []
+    stages: list[PartCost] = []
+    for s, (stage, paths) in enumerate(zip(genotype.stages, network.layer_paths), start=1):
+        stage_layers = []
+        for i, (op, path) in enumerate(zip(stage.ops, paths), start=1):
+            stage_layers.append(
+                PartCost(
+                    label=f"stage {s} layer {i}",
+                    params=params.of(path) if path else 0.0,
+                    madds=madds.of(path) if path else 0.0,
+                    stage=s,
+                    layer=i,
+                    op=op.name,
+                    c_in=stage.c_in if i == 1 else stage.c_out,
+                    c_out=stage.c_out,
+                    stride=stage.stride if i == 1 else 1,
+                )
+            )
+        layers += stage_layers
+        stages.append(
+            PartCost(
+                label=f"stage {s}",
+                params=sum(layer.params for layer in stage_layers),
+                madds=sum(layer.madds for layer in stage_layers),
+                stage=s,
+                op=" ".join(stage.to_list()[1]),
+                c_in=stage.c_in,
+                c_out=stage.c_out,
+                stride=stage.stride,
+            )
+        )
+    others = [PartCost(label=label, params=params.of(path), madds=madds.of(path)) for label, path in network.part_paths.items()]
+    return CostBreakdown(
+        input_size=input_size,
+        layers=layers,
+        stages=stages,
+        others=others,
+        total_params=params.total,
+        total_madds=madds.total,
+        num_classes=num_classes,
+        left_out=madds.left_out,
+    )

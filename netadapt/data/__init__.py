@@ -1,0 +1,1 @@
+"""COCO-format detection datasets (pycocotools), their transforms, and the embedded demo dataset."""
