@@ -61,11 +61,13 @@ def layer_correspondence(source_paths: list[list[str | None]], target_paths: lis
 def remap_network(source: nn.Module, target: nn.Module, *, rules: plugins.Registry[Rule] | None = None) -> RemapReport:
     """Fill ``target``'s tensors from ``source`` (both built by the same base network plugin).
 
-    Both networks expose ``layer_paths`` (see ``netadapt.bases``). Every target module owning
+    Both networks expose ``layer_paths`` and ``part_paths`` (see ``netadapt.bases``). Every target module owning
     parameters or buffers needs a rule; a module with none is an error naming its path and type.
     """
     rules = plugins.remap_rules() if rules is None else rules
     correspondence = layer_correspondence(source.layer_paths, target.layer_paths)
+    # Parts outside the stages (stem, head conv, classifier) are copied as they are.
+    correspondence.update({path: source.part_paths[label] for label, path in target.part_paths.items()})
     report = RemapReport()
     for path, module in target.named_modules():
         if not _owns_tensors(module):

@@ -1,0 +1,1 @@
+"""The ``netadapt`` command line (Typer): one module per command or command group."""

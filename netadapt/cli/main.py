@@ -1,0 +1,59 @@
+"""The Typer application: commands joined here, domain errors turned into one line and exit 2."""
+
+from __future__ import annotations
+
+import os
+
+import typer
+from typer.core import TyperGroup
+
+from netadapt import __version__
+from netadapt.cli import cost, plugins, remap, show
+from netadapt.cli.console import stderr
+from netadapt.errors import NetadaptError
+
+
+class NetadaptGroup(TyperGroup):
+    """Prints a :class:`NetadaptError` as one line on stderr and exits 2 (``NETADAPT_DEBUG=1``: traceback)."""
+
+    def invoke(self, ctx: typer.Context):
+        try:
+            return super().invoke(ctx)
+        except NetadaptError as error:
+            if os.environ.get("NETADAPT_DEBUG"):
+                raise
+            stderr.print(f"[bold red]error:[/] {error}", soft_wrap=True)
+            raise typer.Exit(2) from None
+
+
+app = typer.Typer(
+    cls=NetadaptGroup,
+    name="netadapt",
+    help="Adapt a classification-pretrained network into a detection backbone (parameter remapping + network adaptation).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"netadapt {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version and exit."),
+) -> None:
+    """netadapt: parameter remapping and network adaptation (FNA) for MobileNetV2-family backbones."""
+
+
+app.command("plugins")(plugins.plugins_command)
+app.command("show")(show.show_command)
+app.command("remap")(remap.remap_command)
+app.command("cost")(cost.cost_command)
+
+
+def main() -> None:
+    app()
