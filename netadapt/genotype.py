@@ -167,7 +167,7 @@ def genotype_from_data(data: object, *, source: str = "<genotype>") -> Genotype:
     raw_stages = data["stages"]
     if not isinstance(raw_stages, list) or not raw_stages:
         raise GenotypeError(f"{source}: 'stages' must be a non-empty list of [[c_in, c_out], [ops], stride]")
-    if len(raw_stages) > MAX_STAGES:
+    if len(raw_stages) > MAX_STAGES:  # before decoding anything
         raise GenotypeError(f"{source}: {len(raw_stages)} stages is more than the {MAX_STAGES} allowed")
     stages = tuple(_stage_from_data(raw, source=source, number=n) for n, raw in enumerate(raw_stages, start=1))
     meta = {key: value for key, value in data.items() if key != "stages"}
@@ -185,10 +185,28 @@ def genotype_from_data(data: object, *, source: str = "<genotype>") -> Genotype:
 
 
 def validate(genotype: Genotype, *, source: str = "<genotype>") -> None:
-    """Check the cross-stage rules: channels chain, sizes are sane. Raises GenotypeError."""
+    """Check every value rule (sizes, strides, ops, channels chaining). Raises GenotypeError."""
+    if not genotype.stages:
+        raise GenotypeError(f"{source}: 'stages' must be a non-empty list of [[c_in, c_out], [ops], stride]")
+    if len(genotype.stages) > MAX_STAGES:
+        raise GenotypeError(f"{source}: {len(genotype.stages)} stages is more than the {MAX_STAGES} allowed")
     previous_out = None
     for number, stage in enumerate(genotype.stages, start=1):
         where = f"{source}: stage {number}"
+        for name, value in (("c_in", stage.c_in), ("c_out", stage.c_out)):
+            if not 1 <= value <= MAX_CHANNELS:
+                raise GenotypeError(f"{where}: {name} {value} is not in 1..{MAX_CHANNELS}")
+        if stage.stride not in ALLOWED_STRIDES:
+            raise GenotypeError(f"{where}: stride must be 1 or 2, got {stage.stride!r}")
+        if not 1 <= len(stage.ops) <= MAX_LAYERS_PER_STAGE:
+            raise GenotypeError(f"{where}: a stage needs 1..{MAX_LAYERS_PER_STAGE} ops, got {len(stage.ops)}")
+        for position, op in enumerate(stage.ops, start=1):
+            try:
+                parse_op(op.name)
+            except ValueError as error:
+                raise GenotypeError(f"{where}, op {position}: {error}") from None
+        if stage.ops[0].is_skip:
+            raise GenotypeError(f"{where}, op 1: 'skip' cannot be a stage's first op (it changes channels or stride)")
         if previous_out is not None and stage.c_in != previous_out:
             raise GenotypeError(f"{where}: c_in {stage.c_in} does not match the previous stage's c_out {previous_out}")
         previous_out = stage.c_out
@@ -225,16 +243,14 @@ def save_genotype(genotype: Genotype, path: str | Path) -> None:
 
 
 def _stage_from_data(raw: object, *, source: str, number: int) -> Stage:
+    """Decode one stage's structure and types; :func:`validate` checks the values."""
     where = f"{source}: stage {number}"
     if not isinstance(raw, list) or len(raw) != 3:
         raise GenotypeError(f"{where}: expected [[c_in, c_out], [ops], stride], got {raw!r}")
     channels, raw_ops, stride = raw
     if not (isinstance(channels, list) and len(channels) == 2 and all(_is_int(c) for c in channels)):
         raise GenotypeError(f"{where}: channels must be [c_in, c_out] integers, got {channels!r}")
-    for name, value in zip(("c_in", "c_out"), channels):
-        if not 1 <= value <= MAX_CHANNELS:
-            raise GenotypeError(f"{where}: {name} {value} is not in 1..{MAX_CHANNELS}")
-    if not _is_int(stride) or stride not in ALLOWED_STRIDES:
+    if not _is_int(stride):
         raise GenotypeError(f"{where}: stride must be 1 or 2, got {stride!r}")
     if not isinstance(raw_ops, list) or not raw_ops:
         raise GenotypeError(f"{where}: ops must be a non-empty list such as [k3_e6, k5_e3], got {raw_ops!r}")
@@ -246,8 +262,6 @@ def _stage_from_data(raw: object, *, source: str, number: int) -> Stage:
             ops.append(parse_op(text))
         except ValueError as error:
             raise GenotypeError(f"{where}, op {position}: {error}") from None
-    if ops[0].is_skip:
-        raise GenotypeError(f"{where}, op 1: 'skip' cannot be a stage's first op (it changes channels or stride)")
     return Stage(c_in=channels[0], c_out=channels[1], ops=tuple(ops), stride=stride)
 
 

@@ -1,0 +1,34 @@
+"""Shared fixtures: paths of the shipped examples, small helpers for real networks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+
+
+@pytest.fixture
+def mobilenetv2_yaml() -> Path:
+    return EXAMPLES / "genotypes" / "mobilenetv2.yaml"
+
+
+@pytest.fixture
+def paper_yaml() -> Path:
+    return EXAMPLES / "genotypes" / "paper_ssdlite.yaml"
+
+
+def randomize_batch_norm(network: torch.nn.Module, *, seed: int = 0) -> None:
+    """Give every BN non-trivial statistics and affine parameters, so that equality tests can fail."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in network.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                size = module.num_features
+                module.running_mean.copy_(torch.rand(size, generator=generator) - 0.5)
+                module.running_var.copy_(torch.rand(size, generator=generator) + 0.5)
+                module.weight.copy_(torch.rand(size, generator=generator) + 0.5)
+                module.bias.copy_(torch.rand(size, generator=generator) - 0.5)
