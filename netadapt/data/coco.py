@@ -82,7 +82,7 @@ def load_coco(annotation_file: str | os.PathLike[str]) -> COCO:
 
     Checked (each failure is a :class:`DataError` naming the file and the id): the top level is an
     object with ``images``, ``annotations`` and ``categories`` lists; every image has an integer
-    ``id``, a ``file_name`` and a positive ``width`` and ``height``; every category an integer
+    ``id``, a ``file_name`` and a positive integer ``width`` and ``height``; every category an integer
     ``id`` and a ``name``; every annotation an integer ``id``, an ``image_id`` and a
     ``category_id`` that exist, and a ``bbox`` of four finite numbers ``[x, y, width, height]``;
     ids are unique. ``iscrowd`` must be 0 or 1 and defaults to 0; ``area`` defaults to the box's
@@ -343,15 +343,22 @@ def _check_structure(data: Any, path: Path) -> None:
     for image_id, image in images.items():
         file_name = image.get("file_name")
         if not isinstance(file_name, str) or not file_name:
-            raise DataError(f"{path}: image id {image_id}: 'file_name' must be a non-empty string, got {file_name!r}")
+            raise DataError(
+                f"{path}: image id {image_id}: 'file_name' must be a non-empty string, got {file_name!r}"
+            )
         for side in ("width", "height"):
-            if not (_is_number(image.get(side)) and image[side] > 0):
-                raise DataError(f"{path}: image id {image_id}: '{side}' must be a positive number, got {image.get(side)!r}")
+            if not (_is_int(image.get(side)) and image[side] > 0):
+                raise DataError(
+                    f"{path}: image id {image_id}: '{side}' must be a positive integer, "
+                    f"got {image.get(side)!r}"
+                )
 
     categories = _unique_ids(data["categories"], "categories", "category", path)
     for category_id, category in categories.items():
         if not isinstance(category.get("name"), str):
-            raise DataError(f"{path}: category id {category_id}: 'name' must be a string, got {category.get('name')!r}")
+            raise DataError(
+                f"{path}: category id {category_id}: 'name' must be a string, got {category.get('name')!r}"
+            )
 
     annotations = _unique_ids(data["annotations"], "annotations", "annotation", path)
     for annotation_id, annotation in annotations.items():
@@ -365,7 +372,9 @@ def _check_structure(data: Any, path: Path) -> None:
             raise DataError(f"{where}: unknown category id {category_id!r}")
         bbox = annotation.get("bbox")
         if not (isinstance(bbox, list) and len(bbox) == 4 and all(map(_is_number, bbox))):
-            raise DataError(f"{where}: 'bbox' must be four finite numbers [x, y, width, height], got {bbox!r}")
+            raise DataError(
+                f"{where}: 'bbox' must be four finite numbers [x, y, width, height], got {bbox!r}"
+            )
         annotation.setdefault("iscrowd", 0)
         if annotation["iscrowd"] not in (0, 1):
             raise DataError(f"{where}: 'iscrowd' must be 0 or 1, got {annotation['iscrowd']!r}")

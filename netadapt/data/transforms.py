@@ -1,4 +1,4 @@
-"""SSD-style detection transforms (torchvision ``transforms.v2``) for :class:`~netadapt.data.coco.CocoDetection`.
+"""SSD-style detection transforms (torchvision ``transforms.v2``) for COCO-format samples.
 
 The training pipeline follows torchvision's SSD reference recipe (``references/detection/
 presets.py``): photometric distortion, zoom-out, IoU crop and horizontal flip, then a resize to a

@@ -46,9 +46,11 @@ def detections_to_coco_results(
     """
     if len(outputs) != len(image_ids):
         raise ValueError(f"got {len(outputs)} outputs for {len(image_ids)} image ids")
-    to_category = (
-        label_to_category_id.__getitem__ if isinstance(label_to_category_id, Mapping) else label_to_category_id
-    )
+    to_category: Callable[[int], int]
+    if isinstance(label_to_category_id, Mapping):
+        to_category = label_to_category_id.__getitem__
+    else:
+        to_category = label_to_category_id
     category_ids: dict[int, int] = {}
     results = []
     for output, image_id in zip(outputs, image_ids):
@@ -60,7 +62,12 @@ def detections_to_coco_results(
             if label not in category_ids:
                 category_ids[label] = to_category(label)
             results.append(
-                {"image_id": int(image_id), "category_id": category_ids[label], "bbox": bbox, "score": float(score)}
+                {
+                    "image_id": int(image_id),
+                    "category_id": category_ids[label],
+                    "bbox": bbox,
+                    "score": float(score),
+                }
             )
     return results
 
@@ -129,7 +136,10 @@ def run_evaluation(
                         continue
                     evaluated[image_id] = None
                     if "orig_size" in target:
-                        output["boxes"] = resize_boxes(output["boxes"], image.shape[-2:], target["orig_size"])
+                        # The model saw the transformed image; results refer to the stored one.
+                        output["boxes"] = resize_boxes(
+                            output["boxes"], list(image.shape[-2:]), list(target["orig_size"])
+                        )
                     results.extend(detections_to_coco_results([output], [image_id], label_to_category_id))
     finally:
         model.train(was_training)
@@ -166,8 +176,9 @@ def _check_ground_truth(gt: COCO) -> None:
         missing = [key for key in ("iscrowd", "area", "bbox") if key not in annotation]
         if missing:
             raise DataError(
-                f"ground truth annotation id {annotation.get('id')!r} (image id {annotation.get('image_id')!r}) "
-                f"lacks {', '.join(missing)}; COCO evaluation needs them"
+                f"ground truth annotation id {annotation.get('id')!r} "
+                f"(image id {annotation.get('image_id')!r}) lacks {', '.join(missing)}; "
+                "COCO evaluation needs them"
             )
 
 
@@ -175,12 +186,20 @@ def _check_results(results: list[Any], gt: COCO, source: str) -> None:
     """Fail in one line on a result pycocotools would choke on (its own check is a bare assert)."""
     for index, result in enumerate(results):
         if not isinstance(result, dict) or not {"image_id", "category_id", "bbox", "score"} <= result.keys():
-            raise DataError(f"{source}: result #{index} must have image_id, category_id, bbox and score: {result!r}")
+            raise DataError(
+                f"{source}: result #{index} must have image_id, category_id, bbox and score: {result!r}"
+            )
         bbox = result["bbox"]
         if not (isinstance(bbox, (list, tuple)) and len(bbox) == 4):
-            raise DataError(f"{source}: result #{index} (image id {result['image_id']}): bbox must be [x, y, width, height]")
+            raise DataError(
+                f"{source}: result #{index} (image id {result['image_id']}): "
+                f"bbox must be [x, y, width, height], got {bbox!r}"
+            )
         if result["image_id"] not in gt.imgs:
-            raise DataError(f"{source}: result #{index} names image id {result['image_id']!r}, which the ground truth lacks")
+            raise DataError(
+                f"{source}: result #{index} names image id {result['image_id']!r}, "
+                "which the ground truth lacks"
+            )
 
 
 @contextlib.contextmanager
