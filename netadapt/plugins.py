@@ -77,7 +77,8 @@ def get_plugin_manager() -> pluggy.PluginManager:
         try:
             manager.check_pending()
         except pluggy.PluginValidationError as error:
-            raise PluginError(f"plugin {error.plugin_name!r} implements an unknown hook: {error}") from None
+            name = manager.get_name(error.plugin) or repr(error.plugin)
+            raise PluginError(f"plugin {name!r} implements an unknown hook: {error}") from None
         _State.manager, _State.order, _State.infos = manager, order, infos
     return _State.manager
 

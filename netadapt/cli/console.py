@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 stdout = Console(highlight=False)
 stderr = Console(stderr=True, highlight=False)
@@ -25,4 +26,4 @@ def print_json(data: Any) -> None:
 
 
 def warn(message: str) -> None:
-    stderr.print(f"[bold yellow]warning:[/] {message}")
+    stderr.print(f"[bold yellow]warning:[/] {escape(message)}")

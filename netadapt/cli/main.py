@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import typer
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from netadapt import __version__
@@ -22,7 +23,7 @@ class NetadaptGroup(TyperGroup):
         except NetadaptError as error:
             if os.environ.get("NETADAPT_DEBUG"):
                 raise
-            stderr.print(f"[bold red]error:[/] {error}", soft_wrap=True)
+            stderr.print(f"[bold red]error:[/] {escape(str(error))}", soft_wrap=True)
             raise typer.Exit(2) from None
 
 

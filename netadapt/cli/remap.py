@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from rich.markup import escape
+
 from netadapt.cli.console import print_json, stdout, warn
 
 
@@ -49,6 +51,6 @@ def remap_command(
         print_json(summary)
     else:
         stdout.print(
-            f"Remapped {summary['layers_remapped']} layers from {summary['weights'] or 'a random ' + base} "
-            f"into {genotype_file} → [bold]{out}[/]"
+            f"Remapped {summary['layers_remapped']} layers from {escape(summary['weights'] or 'a random ' + base)} "
+            f"into {escape(str(genotype_file))} → [bold]{escape(str(out))}[/]"
         )

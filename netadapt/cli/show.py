@@ -39,4 +39,4 @@ def show_command(
         from netadapt.plots import draw_architecture
 
         draw_architecture(genotype, png, title=genotype_file.stem)
-        stdout.print(f"Wrote {png}")
+        stdout.print(f"Wrote {png}", markup=False)

@@ -16,6 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
@@ -27,6 +30,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     temporary_path = Path(temporary)
     try:
         yield temporary_path
+        os.chmod(temporary_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual file mode
         os.replace(temporary_path, path)
     finally:
         temporary_path.unlink(missing_ok=True)
