@@ -31,6 +31,8 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "netadapt.bases.mobilenetv2",
     "netadapt.remap.rules",
     "netadapt.cost.models",
+    "netadapt.detectors.ssdlite",
+    "netadapt.data.sources",
 )
 
 T = TypeVar("T")

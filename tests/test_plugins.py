@@ -129,10 +129,10 @@ def test_a_broken_plugin_says_how_to_skip_it(tmp_path: Path) -> None:
     assert "NETADAPT_DISABLE_PLUGINS=hello" in result.stderr
 
 
-# Hooks whose built-in implementation lands with a later issue (#3 detection data, #4 search).
+# Hooks whose built-in implementation lands with a later issue (#4 search).
 # Listed so that the meta-test below stays strict for everything else; a hook leaves this list
 # as soon as a built-in implements it (the test checks that).
-PENDING_HOOKS = {"register_datasets", "register_detectors", "register_search_spaces", "register_strategies"}
+PENDING_HOOKS = {"register_search_spaces", "register_strategies"}
 
 
 def test_every_hook_has_a_test() -> None:

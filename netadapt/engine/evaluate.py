@@ -15,6 +15,7 @@ import contextlib
 import io
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -210,3 +211,35 @@ def _quiet(verbose: bool) -> Iterator[None]:
         return
     with contextlib.redirect_stdout(io.StringIO()):
         yield
+
+
+def evaluate_detector(
+    model: torch.nn.Module,
+    dataset: Any,
+    *,
+    out_dir: str | os.PathLike[str] | None,
+    batch_size: int = 16,
+    workers: int = 0,
+    context: Any = None,
+) -> dict[str, float]:
+    """COCO bbox metrics of ``model`` on ``dataset`` (a :class:`~netadapt.data.coco.CocoDetection`).
+
+    Under ``torch.distributed`` every rank evaluates its shard and rank 0 gets all results. With
+    ``out_dir``, rank 0 writes ``detections.json`` (COCO results format) and ``metrics.json``.
+    """
+    from torch.utils.data import DataLoader
+    from torch.utils.data.distributed import DistributedSampler
+
+    from netadapt.data.coco import collate_detection
+    from netadapt.engine.distributed import Context
+    from netadapt.engine.files import write_json_atomic
+
+    context = context or Context()
+    sampler = DistributedSampler(dataset, shuffle=False) if context.distributed else None
+    loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=collate_detection, num_workers=workers)
+    results = run_evaluation(model, loader, device=context.device, label_to_category_id=dataset.label_to_category_id)
+    metrics = evaluate_coco(dataset.coco, results)
+    if out_dir is not None and context.is_main:
+        write_json_atomic(Path(out_dir) / "detections.json", results)
+        write_json_atomic(Path(out_dir) / "metrics.json", metrics)
+    return metrics

@@ -1,0 +1,17 @@
+"""Options shared by several commands (data, config, output), declared once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+DATA = typer.Option(None, "--data", help="Dataset folder (COCO format: train.json/val.json + images/, or COCO 2017's layout). Default: the embedded demo.")
+DATASET = typer.Option(None, "--dataset", help="Dataset plugin [default: coco with --data, else demo].")
+CONFIG = typer.Option(None, "--config", help="YAML config file (examples/configs/).")
+SET = typer.Option(None, "--set", help="Override a config value: section.field=value (repeatable).")
+DEVICE = typer.Option(None, "--device", help="cpu or cuda [default: cuda when available].")
+QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
+JSON = typer.Option(False, "--json", help="Print the result as JSON.")
+
+

@@ -1,0 +1,43 @@
+"""``netadapt predict``: draw a detector's boxes, class names and scores on images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from netadapt.cli import options
+from netadapt.cli.console import print_json, stdout
+
+
+def predict_command(
+    images: list[Path] = typer.Argument(..., help="Image files.", show_default=False),
+    checkpoint: Path = typer.Option(..., "--checkpoint", help="Detector checkpoint (model.pth of `netadapt train`)."),
+    out: Path = typer.Option(Path("predictions"), "--out", help="Folder for the PNG files."),
+    score: float = typer.Option(0.3, "--score", help="Draw detections scoring at least this."),
+    device: str = options.DEVICE,
+    json_: bool = options.JSON,
+) -> None:
+    """Detect objects in images and draw them into PNG files (one per image)."""
+    import torch
+
+    from netadapt.detectors.model import load_detector
+    from netadapt.engine.predict import detect, draw_detections, read_image, write_png
+
+    model, spec = load_detector(checkpoint)
+    target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model.to(target)
+    pictures = [read_image(path) for path in images]  # every file is checked before anything is written
+    written = []
+    for path, picture in zip(images, pictures):
+        detections = detect(model, picture, input_size=spec.input_size, device=target)
+        drawn = draw_detections(picture, detections, class_names=spec.class_names, score_threshold=score)
+        destination = out / f"{path.stem}.png"
+        write_png(drawn, destination)
+        kept = int((detections["scores"] >= score).sum())
+        written.append({"image": str(path), "out": str(destination), "detections": kept})
+    if json_:
+        print_json(written)
+        return
+    for item in written:
+        stdout.print(f"{item['image']}: {item['detections']} detections → {item['out']}", markup=False)

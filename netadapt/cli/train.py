@@ -1,0 +1,71 @@
+"""``netadapt train``: train a detector whose backbone is remapped from base weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from netadapt.cli import options
+from netadapt.cli.console import print_json, stdout
+
+
+def train_command(
+    genotype_file: Path = typer.Argument(None, help="Genotype YAML [default: the base network's own].", show_default=False),
+    checkpoint: Path = typer.Option(None, "--checkpoint", help="A `netadapt remap` checkpoint: its genotype and weights."),
+    base: str = typer.Option("mobilenetv2", "--base", help="Base network plugin."),
+    weights: str = typer.Option(
+        None, "--weights", help="Base weights to remap: a .pth, a netadapt checkpoint, 'imagenet', or 'none' (random). "
+        "Default on the demo: the base pretrained on demo object crops."
+    ),
+    detector: str = typer.Option("ssdlite", "--detector", help="Detector plugin."),
+    data: Path = options.DATA,
+    dataset: str = options.DATASET,
+    config_file: Path = options.CONFIG,
+    overrides: list[str] = options.SET,
+    epochs: int = typer.Option(None, "--epochs", help="Override train.epochs."),
+    batch_size: int = typer.Option(None, "--batch-size", help="Override train.batch_size."),
+    lr: float = typer.Option(None, "--lr", help="Override train.lr."),
+    out: Path = typer.Option(Path("runs/train"), "--out", help="Run directory (checkpoints, logs, metrics)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last.pth."),
+    device: str = options.DEVICE,
+    quiet: bool = options.QUIET,
+    json_: bool = options.JSON,
+) -> None:
+    """Train a detector on a COCO-format dataset (default: the embedded demo) and evaluate it."""
+    from netadapt.cli.weights import resolve_base_weights
+    from netadapt.engine.config import TrainConfig, apply_overrides, read_config_file, section_config
+    from netadapt.engine.jobs import TrainJob, resolve_splits, run_train_job
+    from netadapt.errors import ConfigError
+    from netadapt.genotype import load_genotype
+    from netadapt.plugins import bases
+    from netadapt.weights import read_weights
+
+    flags = [f"train.{name}={value}" for name, value in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr)) if value is not None]
+    sections = apply_overrides(read_config_file(config_file), [*(overrides or []), *flags])
+    config = section_config(TrainConfig, sections, "train", source=str(config_file or "command line"))
+    if checkpoint is not None and (genotype_file is not None or weights is not None):
+        raise ConfigError("--checkpoint carries its genotype and weights: give no GENOTYPE and no --weights with it")
+    if checkpoint is not None:
+        source = read_weights(checkpoint, base_name=base)
+        genotype = source.genotype or bases().get(base).base_genotype()
+    else:
+        genotype = load_genotype(genotype_file) if genotype_file else bases().get(base).base_genotype()
+        base = genotype.base if genotype_file else base
+        is_demo = (dataset or ("coco" if data else "demo")) == "demo"
+        source = None if resume else resolve_base_weights(weights, base=base, demo=is_demo)
+    job = TrainJob(genotype, base, detector, source, resolve_splits(dataset, data), config, out)
+    result = run_train_job(job, resume=resume, device=device, progress=not quiet, announce=lambda m: stdout.print(m, markup=False))
+    summary = {
+        "out": str(result.out_dir),
+        "iterations": result.iterations,
+        "final_loss": result.final_loss,
+        "seconds": round(result.seconds, 1),
+        "metrics": result.metrics,
+    }
+    if json_:
+        print_json(summary)
+        return
+    stdout.print(f"Trained {result.iterations} iterations in {result.seconds:.0f} s, final loss {result.final_loss:.3f} → {result.out_dir}", markup=False)
+    if result.metrics:
+        stdout.print(f"val mAP {100 * result.metrics['AP']:.1f}, mAP@0.5 {100 * result.metrics['AP50']:.1f}", markup=False)

@@ -1,0 +1,112 @@
+"""A detector as data (:class:`DetectorSpec`), built from plugins, and its checkpoint file.
+
+A detector checkpoint (``netadapt train`` writes ``model.pth``) is a plain dict, loadable with
+``torch.load(..., weights_only=True)``::
+
+    {"format": "netadapt-detector", "version": 1, "spec": DetectorSpec.to_dict(),
+     "state_dict": {key: tensor}}   # keys: backbone.body.<base key>, backbone.extras.*, head.*
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from netadapt import plugins
+from netadapt.engine.files import save_torch_atomic
+from netadapt.errors import WeightsError
+from netadapt.genotype import Genotype, genotype_from_data
+from netadapt.remap.base import remap_base
+from netadapt.weights import Weights, load_state_dict_strict
+
+DETECTOR_FORMAT = "netadapt-detector"
+DETECTOR_VERSION = 1
+
+
+@dataclass
+class DetectorSpec:
+    """Everything needed to rebuild a detector: plugins, architecture, classes, options."""
+
+    detector: str
+    base: str
+    genotype: Genotype
+    class_names: list[str]  # index = contiguous label; 0 is the background
+    input_size: int = 320
+    options: dict[str, Any] = field(default_factory=dict)  # the detector plugin's build options
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["genotype"] = self.genotype.to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str) -> DetectorSpec:
+        try:
+            return cls(**(data | {"genotype": genotype_from_data(data["genotype"], source=f"{source} (genotype)")}))
+        except (KeyError, TypeError) as error:
+            raise WeightsError(f"{source}: not a netadapt detector spec ({error})") from None
+
+
+def build_detector(spec: DetectorSpec) -> nn.Module:
+    """A randomly initialised detector of ``spec`` (base network, then the detector on its taps)."""
+    body = plugins.bases().get(spec.base).build(spec.genotype)
+    try:
+        return plugins.detectors().get(spec.detector).build(body, num_classes=spec.num_classes, input_size=spec.input_size, **spec.options)
+    except ValueError as error:
+        raise WeightsError(f"detector {spec.detector!r}: {error}") from None
+
+
+def init_backbone(model: nn.Module, spec: DetectorSpec, weights: Weights) -> int:
+    """Remap base ``weights`` into the detector's backbone (Section 2.1); returns the layers remapped.
+
+    The base's classifier is not part of a detector, so its keys are left out.
+    """
+    result = remap_base(spec.genotype, base_name=spec.base, weights=weights)
+    body = model.backbone.body
+    wanted = body.state_dict()
+    state = {key: value for key, value in result.network.state_dict().items() if key in wanted}
+    load_state_dict_strict(body, state, source=weights.source)
+    return len(result.report.copied)
+
+
+def detector_checkpoint(spec: DetectorSpec, model: nn.Module) -> dict[str, Any]:
+    return {
+        "format": DETECTOR_FORMAT,
+        "version": DETECTOR_VERSION,
+        "spec": spec.to_dict(),
+        "state_dict": {key: value.detach().cpu() for key, value in unwrap(model).state_dict().items()},
+    }
+
+
+def save_detector(path: str | Path, spec: DetectorSpec, model: nn.Module) -> None:
+    save_torch_atomic(detector_checkpoint(spec, model), path)
+
+
+def load_detector(path: str | Path) -> tuple[nn.Module, DetectorSpec]:
+    """Rebuild a detector from a checkpoint written by ``netadapt train`` (``model.pth`` or ``last.pth``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: no such checkpoint")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise WeightsError(f"{path}: not a readable checkpoint ({type(error).__name__})") from None
+    if not isinstance(data, dict) or "spec" not in data or data.get("format") not in (DETECTOR_FORMAT, "netadapt-train"):
+        raise WeightsError(f"{path}: not a netadapt detector checkpoint (write one with `netadapt train`)")
+    spec = DetectorSpec.from_dict(data["spec"], source=str(path))
+    model = build_detector(spec)
+    load_state_dict_strict(model, data["state_dict"] if "state_dict" in data else data["model"], source=str(path))
+    return model, spec
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The model inside a DistributedDataParallel wrapper (or the model itself)."""
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model

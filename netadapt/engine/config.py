@@ -1,0 +1,138 @@
+"""Run configuration: YAML sections read into typed dataclasses, with command-line overrides.
+
+A config file has one section per job (``train:``, later ``search:``); every key must be a field
+of the section's dataclass, with the field's type, or loading fails with one line naming the
+file and the field. ``--set section.field=value`` overrides a value (parsed as YAML).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from netadapt.errors import ConfigError
+
+C = TypeVar("C")
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Detector training (``netadapt train``); defaults suit the embedded demo on 2 CPU cores."""
+
+    input_size: int = 320
+    anchors: str = "fna"
+    batch_size: int = 16
+    epochs: int = 10
+    # Optimiser: "rmsprop" (FNA's retraining: RMSProp, eps 1.0, momentum 0.9, wd 4e-5), "sgd" or "adamw".
+    optimizer: str = "rmsprop"
+    lr: float = 0.02
+    momentum: float = 0.9
+    weight_decay: float = 4e-5
+    rmsprop_eps: float = 1.0
+    # Linear warm-up from lr * warmup_factor over warmup_iterations, then the schedule.
+    warmup_iterations: int = 100
+    warmup_factor: float = 0.1
+    # "cosine" (to 0 at the last iteration) or "step" (× lr_gamma at each epoch in lr_milestones).
+    lr_schedule: str = "cosine"
+    lr_milestones: list[int] = dataclasses.field(default_factory=list)
+    lr_gamma: float = 0.1
+    grad_clip: float = 0.0  # max gradient norm; 0 disables clipping
+    seed: int = 0
+    workers: int = 2
+    checkpoint_every: int = 50  # iterations
+    log_every: int = 10  # iterations
+    eval_batch_size: int = 16
+
+    def validate(self, source: str) -> None:
+        positive = ("input_size", "batch_size", "epochs", "lr", "checkpoint_every", "log_every", "eval_batch_size")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{source}: train.{name} must be positive, got {getattr(self, name)}")
+        choices = {"optimizer": ("rmsprop", "sgd", "adamw"), "lr_schedule": ("cosine", "step"), "anchors": ("fna", "torchvision")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{source}: train.{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        if self.workers < 0 or self.warmup_iterations < 0 or self.grad_clip < 0:
+            raise ConfigError(f"{source}: train.workers, warmup_iterations and grad_clip must not be negative")
+
+
+def read_config_file(path: str | Path | None) -> dict[str, Any]:
+    """The raw sections of a YAML config file (``{}`` without a file)."""
+    if path is None:
+        return {}
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read config file: {error.strerror or error}") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}: malformed YAML{where}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config file is a mapping of sections (train:, search:), got {type(data).__name__}")
+    return data
+
+
+def apply_overrides(sections: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Apply ``section.field=value`` strings (values parsed as YAML) to a copy of ``sections``."""
+    result = {name: dict(values or {}) for name, values in sections.items()}
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        section, dot, field = key.strip().partition(".")
+        if not sep or not dot or not field:
+            raise ConfigError(f"--set {override!r}: expected section.field=value, e.g. train.lr=0.01")
+        try:
+            result.setdefault(section, {})[field] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {override!r}: the value is not valid YAML") from None
+    return result
+
+
+def section_config(kind: type[C], sections: Mapping[str, Any], section: str, *, source: str) -> C:
+    """Build the dataclass ``kind`` from one section, checking names and types."""
+    values = sections.get(section) or {}
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"{source}: section '{section}' must be a mapping")
+    fields = {field.name: field for field in dataclasses.fields(kind)}
+    hints = typing.get_type_hints(kind)
+    checked = {}
+    for name, value in values.items():
+        if name not in fields:
+            raise ConfigError(f"{source}: unknown field '{section}.{name}' (known: {', '.join(fields)})")
+        checked[name] = _coerce(value, hints[name], f"{source}: field '{section}.{name}'")
+    config = kind(**checked)
+    if hasattr(config, "validate"):
+        config.validate(source)
+    return config
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        for option in typing.get_args(hint):
+            if option is type(None) and value is None:
+                return None
+            try:
+                return _coerce(value, option, where)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{where} has the wrong type: {value!r}")
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        if not isinstance(value, list):
+            raise ConfigError(f"{where} must be a list, got {value!r}")
+        return [_coerce(v, item, where) for v in value]
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, float, str, bool) and (not isinstance(value, hint) or (hint is not bool and isinstance(value, bool))):
+        raise ConfigError(f"{where} must be {hint.__name__}, got {value!r}")
+    return value

@@ -1,0 +1,93 @@
+"""The jobs behind ``netadapt train`` and ``netadapt eval``, callable from Python with the same power.
+
+They resolve a dataset (a plugin and a folder), the architecture and where its weights come from,
+then call the engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from netadapt import plugins
+from netadapt.data.sources import DataSplit
+from netadapt.detectors.model import DetectorSpec, init_backbone, load_detector
+from netadapt.engine import distributed
+from netadapt.engine.config import TrainConfig
+from netadapt.engine.evaluate import evaluate_detector
+from netadapt.engine.train import TrainResult, train_detector
+from netadapt.errors import DataError
+from netadapt.genotype import Genotype
+from netadapt.weights import Weights
+
+
+def resolve_splits(dataset: str | None, root: str | Path | None) -> dict[str, DataSplit]:
+    """The splits of dataset plugin ``dataset`` (``coco`` when a folder is given, else ``demo``)."""
+    name = dataset or ("coco" if root is not None else "demo")
+    return plugins.datasets().get(name).splits(root)
+
+
+@dataclass
+class TrainJob:
+    genotype: Genotype
+    base: str
+    detector: str
+    weights: Weights | None  # None: random initialisation
+    splits: dict[str, DataSplit]
+    config: TrainConfig
+    out_dir: Path
+
+
+def run_train_job(
+    job: TrainJob,
+    *,
+    resume: bool = False,
+    device: str | None = None,
+    progress: bool = True,
+    announce: Callable[[str], None] = print,
+) -> TrainResult:
+    context = distributed.setup(device)
+    try:
+        train_set = job.splits["train"].open(train=True, input_size=job.config.input_size)
+        val_set = job.splits["val"].open(train=False, input_size=job.config.input_size)
+        spec = DetectorSpec(
+            detector=job.detector,
+            base=job.base,
+            genotype=job.genotype,
+            class_names=train_set.class_names,
+            input_size=job.config.input_size,
+            options={"anchors": job.config.anchors},
+        )
+
+        def init(model) -> None:
+            if job.weights is not None:
+                layers = init_backbone(model, spec, job.weights)
+                if context.is_main:
+                    announce(f"Backbone: {layers} layers remapped from {job.weights.source}")
+
+        return train_detector(
+            spec, job.config, train_set=train_set, val_set=val_set, out_dir=job.out_dir, init=init,
+            resume=resume, context=context, progress=progress,
+        )
+    finally:
+        distributed.teardown()
+
+
+def run_eval_job(
+    checkpoint: str | Path, split: DataSplit, *, out_dir: str | Path | None, batch_size: int = 16, workers: int = 2, device: str | None = None
+) -> tuple[dict[str, float], DetectorSpec]:
+    context = distributed.setup(device)
+    try:
+        model, spec = load_detector(checkpoint)
+        dataset = split.open(train=False, input_size=spec.input_size)
+        if dataset.class_names != spec.class_names:
+            raise DataError(
+                f"{split.annotations}: classes {dataset.class_names[1:]} differ from those the detector in {checkpoint} "
+                f"was trained on ({spec.class_names[1:]})"
+            )
+        model.to(context.device)
+        metrics = evaluate_detector(model, dataset, out_dir=out_dir, batch_size=batch_size, workers=workers, context=context)
+        return metrics, spec
+    finally:
+        distributed.teardown()

@@ -1,0 +1,46 @@
+"""Detections drawn on images (``netadapt predict``), with torchvision's ``draw_bounding_boxes``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torchvision.io import ImageReadMode, decode_image
+from torchvision.transforms.v2 import functional as F
+from torchvision.utils import draw_bounding_boxes
+
+from netadapt.engine.files import atomic_path
+from netadapt.errors import DataError
+
+
+def read_image(path: str | Path) -> torch.Tensor:
+    """A uint8 RGB image tensor (3×H×W), or a DataError naming the file."""
+    try:
+        return decode_image(str(path), mode=ImageReadMode.RGB)
+    except (RuntimeError, OSError, ValueError) as error:
+        raise DataError(f"{path}: cannot read image ({str(error).splitlines()[0] if str(error) else type(error).__name__})") from None
+
+
+@torch.inference_mode()
+def detect(model: torch.nn.Module, image: torch.Tensor, *, input_size: int, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+    """Detections of one uint8 image, boxes in the image's own pixels."""
+    model.eval()
+    height, width = image.shape[-2:]
+    resized = F.to_dtype(F.resize(image, [input_size, input_size]), torch.float32, scale=True)
+    (output,) = model([resized.to(device)])
+    scale = torch.tensor([width / input_size, height / input_size] * 2, device=output["boxes"].device)
+    return {"boxes": (output["boxes"] * scale).cpu(), "scores": output["scores"].cpu(), "labels": output["labels"].cpu()}
+
+
+def draw_detections(
+    image: torch.Tensor, detections: dict[str, torch.Tensor], *, class_names: list[str], score_threshold: float
+) -> torch.Tensor:
+    keep = detections["scores"] >= score_threshold
+    labels = [f"{class_names[int(label)]} {float(score):.2f}" for label, score in zip(detections["labels"][keep], detections["scores"][keep])]
+    return draw_bounding_boxes(image, detections["boxes"][keep], labels=labels, width=2, colors="yellow")
+
+
+def write_png(image: torch.Tensor, path: str | Path) -> None:
+    with atomic_path(path) as temporary:
+        Image.fromarray(image.permute(1, 2, 0).numpy()).save(temporary, format="PNG")

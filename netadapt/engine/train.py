@@ -1,0 +1,238 @@
+"""Detector training: iterations, schedule, logs, checkpoints, resume, DDP, final evaluation.
+
+The run directory holds ``last.pth`` (the training state, written atomically every
+``checkpoint_every`` iterations and at the end), ``model.pth`` (the trained detector),
+``log.jsonl`` (one JSON object per logged iteration and per evaluation), TensorBoard event files
+under ``tensorboard/`` when the ``tensorboard`` package is installed, and the evaluation outputs
+(``metrics.json``, ``detections.json``). Resuming restores the model, optimiser, schedule and
+data position; with the per-sample seeding of :mod:`netadapt.engine.sampling`, a resumed run on
+CPU ends with the same weights as an uninterrupted one, bit for bit.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from netadapt.data.coco import CocoDetection, collate_detection
+from netadapt.detectors.model import DetectorSpec, build_detector, detector_checkpoint, save_detector, unwrap
+from netadapt.engine import distributed
+from netadapt.engine.config import TrainConfig
+from netadapt.engine.evaluate import evaluate_detector
+from netadapt.engine.files import save_torch_atomic, write_text_atomic
+from netadapt.engine.progress import TrainingProgress
+from netadapt.engine.sampling import ResumableBatchSampler, SeededSamples
+from netadapt.errors import WeightsError
+
+TRAIN_FORMAT = "netadapt-train"
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    iterations: int
+    final_loss: float
+    seconds: float
+    metrics: dict[str, float] | None
+
+
+def make_optimizer(parameters, config: TrainConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "rmsprop":  # FNA's retraining recipe (DESIGN §1.5)
+        return torch.optim.RMSprop(
+            parameters, lr=config.lr, alpha=0.9, eps=config.rmsprop_eps, momentum=config.momentum, weight_decay=config.weight_decay
+        )
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    return torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def lr_factor(iteration: int, *, config: TrainConfig, total_iterations: int, iterations_per_epoch: int) -> float:
+    """Linear warm-up from ``warmup_factor``, times a cosine or step decay (per iteration)."""
+    factor = 1.0
+    if iteration < config.warmup_iterations:
+        factor = config.warmup_factor + (1 - config.warmup_factor) * iteration / config.warmup_iterations
+    if config.lr_schedule == "cosine":
+        return factor * 0.5 * (1 + math.cos(math.pi * min(iteration, total_iterations) / total_iterations))
+    passed = sum(iteration >= milestone * iterations_per_epoch for milestone in config.lr_milestones)
+    return factor * config.lr_gamma**passed
+
+
+def train_detector(
+    spec: DetectorSpec,
+    config: TrainConfig,
+    *,
+    train_set: CocoDetection,
+    val_set: CocoDetection | None,
+    out_dir: str | Path,
+    init: Callable[[nn.Module], None] | None = None,
+    resume: bool = False,
+    context: distributed.Context | None = None,
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> TrainResult:
+    """Train ``spec``'s detector on ``train_set``; evaluate on ``val_set`` at the end.
+
+    ``init(model)`` initialises a fresh model (e.g. remaps base weights into its backbone); it is
+    not called when resuming from ``out_dir/last.pth``. ``stop_after`` ends the run after that
+    many iterations in total, as an interruption would (tests, budgets).
+    """
+    context = context or distributed.Context()
+    out_dir = Path(out_dir)
+    checkpoint_path = out_dir / "last.pth"
+    torch.manual_seed(config.seed)
+    model = build_detector(spec)
+    state = _load_training_state(checkpoint_path) if resume else None
+    if state is not None:
+        model.load_state_dict(state["model"])
+    elif init is not None:
+        init(model)
+    model.to(context.device)
+    if context.distributed:
+        model = nn.parallel.DistributedDataParallel(model, device_ids=[context.device.index] if context.device.type == "cuda" else None)
+
+    sampler = ResumableBatchSampler(
+        len(train_set), batch_size=config.batch_size, seed=config.seed, rank=context.rank, world_size=context.world_size
+    )
+    iterations_per_epoch = sampler.batches_per_epoch
+    total_iterations = config.epochs * iterations_per_epoch
+    optimizer = make_optimizer(model.parameters(), config)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda it: lr_factor(it, config=config, total_iterations=total_iterations, iterations_per_epoch=iterations_per_epoch),
+    )
+    iteration = 0
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        iteration = state["iteration"]
+    loader = DataLoader(
+        SeededSamples(train_set, seed=config.seed),
+        batch_sampler=sampler,
+        collate_fn=collate_detection,
+        num_workers=config.workers,
+    )
+    log = _RunLog(out_dir, keep_until=iteration, enabled=context.is_main)
+    end = total_iterations if stop_after is None else min(total_iterations, stop_after)
+    started = time.perf_counter()
+    loss_value = float("nan")
+    with TrainingProgress(total=total_iterations, completed=iteration, enabled=progress and context.is_main) as bar:
+        while iteration < end:
+            epoch, batch_in_epoch = divmod(iteration, iterations_per_epoch)
+            sampler.set_position(epoch, batch_in_epoch)
+            model.train()
+            for images, targets in loader:
+                losses = _train_step(model, optimizer, images, targets, config=config, device=context.device)
+                schedule.step()
+                iteration += 1
+                loss_value = distributed.mean_across_ranks(sum(losses.values()), context)
+                bar.update(iteration, loss=loss_value, epoch=epoch + 1)
+                if iteration % config.log_every == 0 or iteration == end:
+                    log.write({"iteration": iteration, "epoch": epoch + 1, "lr": schedule.get_last_lr()[0], "loss": loss_value} | losses)
+                if iteration % config.checkpoint_every == 0 or iteration == end:
+                    if context.is_main:
+                        _save_training_state(checkpoint_path, spec, config, model, optimizer, schedule, iteration)
+                    distributed.barrier(context)
+                if iteration >= end:
+                    break
+    seconds = time.perf_counter() - started
+    metrics = None
+    if iteration == total_iterations:
+        if context.is_main:
+            save_detector(out_dir / "model.pth", spec, model)
+        if val_set is not None:
+            metrics = evaluate_detector(
+                unwrap(model), val_set, out_dir=out_dir, batch_size=config.eval_batch_size, workers=config.workers, context=context
+            )
+            log.write({"iteration": iteration, "eval": metrics})
+    log.close()
+    return TrainResult(out_dir, iteration, loss_value, seconds, metrics)
+
+
+def _train_step(model, optimizer, images, targets, *, config: TrainConfig, device: torch.device) -> dict[str, float]:
+    images = [image.as_subclass(torch.Tensor).to(device) for image in images]
+    targets = [
+        {"boxes": target["boxes"].as_subclass(torch.Tensor).to(device), "labels": target["labels"].to(device)}
+        for target in targets
+    ]
+    loss_dict = model(images, targets)
+    loss = sum(loss_dict.values())
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if config.grad_clip > 0:
+        nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+    optimizer.step()
+    return {name: float(value.detach()) for name, value in loss_dict.items()}
+
+
+def _save_training_state(path: Path, spec, config, model, optimizer, schedule, iteration: int) -> None:
+    state = detector_checkpoint(spec, model)
+    state |= {
+        "format": TRAIN_FORMAT,
+        "config": asdict(config),
+        "model": state.pop("state_dict"),
+        "optimizer": optimizer.state_dict(),
+        "schedule": schedule.state_dict(),
+        "iteration": iteration,
+    }
+    save_torch_atomic(state, path)
+
+
+def _load_training_state(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise WeightsError(f"{path}: cannot resume from this checkpoint ({type(error).__name__})") from None
+    if not isinstance(state, dict) or state.get("format") != TRAIN_FORMAT:
+        raise WeightsError(f"{path}: not a netadapt training checkpoint")
+    return state
+
+
+class _RunLog:
+    """``log.jsonl`` (and TensorBoard when installed), rank 0 only.
+
+    On resume, lines written after the checkpoint by the interrupted run are dropped, so the log
+    reads as one uninterrupted run.
+    """
+
+    def __init__(self, out_dir: Path, *, keep_until: int, enabled: bool) -> None:
+        self.enabled = enabled
+        self.path = out_dir / "log.jsonl"
+        self.writer = None
+        if not enabled:
+            return
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if self.path.exists():
+            kept = [line for line in self.path.read_text().splitlines() if line and json.loads(line).get("iteration", 0) <= keep_until]
+            write_text_atomic(self.path, "".join(line + "\n" for line in kept))
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:  # tensorboard is optional
+            SummaryWriter = None
+        if SummaryWriter is not None:
+            self.writer = SummaryWriter(log_dir=str(out_dir / "tensorboard"), purge_step=keep_until + 1)
+
+    def write(self, record: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        with self.path.open("a") as handle:
+            handle.write(json.dumps(record) + "\n")
+        if self.writer is not None:
+            scalars = record.get("eval", record)
+            for name, value in scalars.items():
+                if isinstance(value, float) and name != "iteration":
+                    self.writer.add_scalar(f"{'eval' if 'eval' in record else 'train'}/{name}", value, record["iteration"])
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
