@@ -130,3 +130,13 @@ def test_a_plugin_base_is_chosen_by_the_genotype(mobilenetv2_yaml: Path, tmp_pat
     unknown = CliRunner().invoke(app, ["cost", str(genotype)])
     assert unknown.exit_code == 2
     assert "unknown base network 'mobilenetv2-narrow'; known: mobilenetv2" in unknown.output
+
+
+def test_cost_of_mobilenetv2_ssdlite_matches_the_paper(mobilenetv2_yaml: Path) -> None:
+    """MobileNetV2 paper, SSDLite at 320×320 on COCO: 4.3M parameters, 0.8B MAdds."""
+    result = CliRunner().invoke(app, ["cost", "--detector", "ssdlite", "--input-size", "320", "--num-classes", "81", str(mobilenetv2_yaml), "--json"])
+    assert result.exit_code == 0, result.output
+    cost = json.loads(result.output)
+    assert abs(cost["params"] / 4.3e6 - 1) < 0.05
+    assert abs(cost["madds"] / 0.8e9 - 1) < 0.15
+    assert cost["parts"]["backbone"]["params"] + cost["parts"]["extras"]["params"] + cost["parts"]["head"]["params"] == cost["params"]

@@ -27,7 +27,9 @@ METRIC_DESCRIPTIONS = {
 
 
 def eval_command(
-    checkpoint: Path = typer.Argument(..., help="Detector checkpoint (model.pth or last.pth of `netadapt train`).", show_default=False),
+    checkpoint: Path = typer.Argument(None, help="Detector checkpoint (model.pth or last.pth of `netadapt train`).", show_default=False),
+    detections: Path = typer.Option(None, "--detections", help="Evaluate this COCO results JSON instead of running a checkpoint."),
+    annotations: Path = typer.Option(None, "--annotations", help="Ground-truth COCO JSON [default: the split's]."),
     data: Path = options.DATA,
     dataset: str = options.DATASET,
     split: str = typer.Option("val", "--split", help="Dataset split to evaluate."),
@@ -37,23 +39,38 @@ def eval_command(
     device: str = options.DEVICE,
     json_: bool = options.JSON,
 ) -> None:
-    """Evaluate a detector with COCO's 12 bbox metrics; write detections and metrics as JSON."""
+    """Evaluate a detector (or a detections file) with COCO's 12 bbox metrics; write them as JSON."""
+    from netadapt.engine.evaluate import evaluate_coco
+    from netadapt.engine.files import write_json_atomic
     from netadapt.engine.jobs import resolve_splits, run_eval_job
-    from netadapt.errors import DataError
+    from netadapt.errors import ConfigError, DataError
 
-    splits = resolve_splits(dataset, data)
-    if split not in splits:
-        raise DataError(f"dataset has no split {split!r}; it has: {', '.join(splits)}")
-    out = out or checkpoint.parent / "eval"
-    metrics, _ = run_eval_job(checkpoint, splits[split], out_dir=out, batch_size=batch_size, workers=workers, device=device)
+    if (checkpoint is None) == (detections is None):
+        raise ConfigError("give either a CHECKPOINT to run or --detections FILE to score")
+    if detections is not None and annotations is not None:
+        ground_truth = annotations
+    else:
+        splits = resolve_splits(dataset, data)
+        if split not in splits:
+            raise DataError(f"dataset has no split {split!r}; it has: {', '.join(splits)}")
+        ground_truth = splits[split].annotations
+    if detections is not None:
+        out = out or detections.parent
+        metrics = evaluate_coco(ground_truth, detections)
+        write_json_atomic(out / "metrics.json", metrics)
+        written = [out / "metrics.json"]
+    else:
+        out = out or checkpoint.parent / "eval"
+        metrics, _ = run_eval_job(checkpoint, splits[split], out_dir=out, batch_size=batch_size, workers=workers, device=device)
+        written = [out / "detections.json", out / "metrics.json"]
     if json_:
         print_json(metrics)
         return
-    table = Table(title=f"COCO bbox metrics of {checkpoint} on {splits[split].annotations}")
+    table = Table(title=f"COCO bbox metrics of {checkpoint or detections} on {ground_truth}")
     table.add_column("metric")
     table.add_column("", style="dim")
     table.add_column("value", justify="right")
     for name, value in metrics.items():
         table.add_row(name, METRIC_DESCRIPTIONS[name], f"{value:.3f}")
     stdout.print(table)
-    stdout.print(f"Wrote {out / 'detections.json'} and {out / 'metrics.json'}", markup=False)
+    stdout.print("Wrote " + " and ".join(str(path) for path in written), markup=False)
