@@ -146,7 +146,7 @@ class Genotype:
     def to_yaml(self) -> str:
         """YAML with the stage list in the paper's one-line-per-stage form."""
         meta = {key: value for key, value in self.to_dict().items() if key != "stages"}
-        lines = [yaml.safe_dump(meta, sort_keys=False).rstrip(), "stages:"]
+        lines = [yaml.safe_dump(meta, sort_keys=False, default_flow_style=None).rstrip(), "stages:"]
         for stage in self.stages:
             ops = ", ".join(op.name for op in stage.ops)
             lines.append(f"  - [[{stage.c_in}, {stage.c_out}], [{ops}], {stage.stride}]")

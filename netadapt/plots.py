@@ -54,3 +54,40 @@ def draw_architecture(genotype: Genotype, path: str | Path, *, title: str = "") 
     with atomic_path(path) as temporary:
         figure.savefig(temporary, format="png", dpi=150)
     plt.close(figure)
+
+
+def draw_alpha_history(rows: list[list], path: str | Path) -> None:
+    """Op probabilities of every searched layer over the search epochs (``alpha_history.csv`` rows).
+
+    One small panel per layer, laid out stage by stage, one line per candidate op; the kernel
+    gives the colour (as in :func:`draw_architecture`), the expansion the line style (e3 dashed).
+    """
+    by_layer: dict[tuple[int, int], dict[str, list[tuple[int, float]]]] = {}
+    for epoch, _, stage, stage_layer, op, probability in rows:
+        by_layer.setdefault((stage, stage_layer), {}).setdefault(op, []).append((epoch, probability))
+    stages = sorted({stage for stage, _ in by_layer})
+    columns = max((layer for _, layer in by_layer), default=1)
+    figure, axes = plt.subplots(len(stages) or 1, columns, figsize=(2.4 * columns, 1.8 * max(1, len(stages))), squeeze=False, sharey=True)
+    for row, stage in enumerate(stages):
+        for column in range(columns):
+            axis = axes[row][column]
+            ops = by_layer.get((stage, column + 1))
+            if ops is None:
+                axis.axis("off")
+                continue
+            for op, points in ops.items():
+                epochs, probabilities = zip(*points)
+                kernel = None if op == "skip" else int(op[1 : op.index("_")])
+                colour = "black" if kernel is None else KERNEL_COLOURS.get(kernel, OTHER_KERNEL_COLOUR)
+                style = ":" if kernel is None else ("--" if op.endswith("_e3") else "-")
+                axis.plot(epochs, probabilities, style, color=colour, label=op, linewidth=1.2)
+            axis.set_title(f"stage {stage}, layer {column + 1}", fontsize=7)
+            axis.tick_params(labelsize=6)
+    handles, labels = next((axis.get_legend_handles_labels() for axis in axes.flat if axis.lines), ([], []))
+    figure.legend(handles, labels, loc="lower center", ncol=len(labels) or 1, fontsize=7, frameon=False)
+    figure.supxlabel("epoch", fontsize=8)
+    figure.supylabel("softmax(α)", fontsize=8)
+    figure.tight_layout(rect=(0, 0.05, 1, 1))
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=120)
+    plt.close(figure)

@@ -33,6 +33,8 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "netadapt.cost.models",
     "netadapt.detectors.ssdlite",
     "netadapt.data.sources",
+    "netadapt.search.space",
+    "netadapt.search.darts",
 )
 
 T = TypeVar("T")

@@ -129,11 +129,14 @@ class MobileNetV2(nn.Module):
         # Parts outside the searched stages, by label (cost reports show them apart).
         self.part_paths = {"stem": "features.0", "head conv": f"features.{len(features) - 1}", "classifier": "classifier"}
         self.output_stride = stride
-        self.tap_channels: dict[str, int] = {}
-        if self.tap_index is not None:
-            tap_block = self.features[self.tap_index]
-            self.tap_channels = {TAP_STRIDE16: tap_block.hidden_channels, TAP_STRIDE32: self.last_channels}
         self._init_weights()
+
+    @property
+    def tap_channels(self) -> dict[str, int]:
+        """Channels of each detector tap (empty when the genotype never reaches stride 32)."""
+        if self.tap_index is None:
+            return {}
+        return {TAP_STRIDE16: self.features[self.tap_index].hidden_channels, TAP_STRIDE32: self.last_channels}
 
     @staticmethod
     def _layer(op: Op, in_channels: int, out_channels: int, stride: int) -> nn.Module:

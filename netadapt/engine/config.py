@@ -136,3 +136,61 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     if hint in (int, float, str, bool) and (not isinstance(value, hint) or (hint is not bool and isinstance(value, bool))):
         raise ConfigError(f"{where} must be {hint.__name__}, got {value!r}")
     return value
+
+
+@dataclasses.dataclass
+class SearchConfig:
+    """Network adaptation (``netadapt search``, DESIGN §1.3); defaults are the paper's COCO schedule.
+
+    ``examples/configs/demo.yaml`` scales it down for the embedded demo on 2 CPU cores.
+    """
+
+    space: str = "fna"  # a registered search space or a space YAML file
+    strategy: str = "darts"
+    cost_model: str = "madds"
+    input_size: int = 320
+    anchors: str = "fna"
+    batch_size: int = 32
+    epochs: int = 24
+    alpha_start_epoch: int = 20  # 1-based: α updates from this epoch on
+    alpha_fraction: float = 0.5  # share of the training set for α steps (the rest: weight steps)
+    split_seed: int = 0
+    # Weights: RMSProp, wd 4e-5, warm-up from 0 to lr over 500 iterations, ÷10 at epoch 22 (§1.3).
+    optimizer: str = "rmsprop"
+    lr: float = 0.03
+    momentum: float = 0.9
+    weight_decay: float = 4e-5
+    rmsprop_eps: float = 1.0
+    warmup_iterations: int = 500
+    warmup_factor: float = 0.0
+    lr_schedule: str = "step"
+    lr_milestones: list[int] = dataclasses.field(default_factory=lambda: [22])
+    lr_gamma: float = 0.1
+    grad_clip: float = 0.0
+    # α: Adam (FNA's code: lr 3e-4, betas (0.5, 0.999), wd 1e-3); loss L_task + λ · log_τ(cost) (Eq. 3).
+    alpha_lr: float = 3e-4
+    alpha_betas: list[float] = dataclasses.field(default_factory=lambda: [0.5, 0.999])
+    alpha_weight_decay: float = 1e-3
+    alpha_temperature: float = 1.0
+    cost_lambda: float = 0.2
+    cost_log_base: float = 10.0
+    seed: int = 0
+    workers: int = 2
+    checkpoint_every: int = 100
+    log_every: int = 10
+
+    def validate(self, source: str) -> None:
+        for name in ("input_size", "batch_size", "epochs", "lr", "alpha_lr", "alpha_temperature", "checkpoint_every", "log_every"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{source}: search.{name} must be positive, got {getattr(self, name)}")
+        if not 0 < self.alpha_fraction < 1:
+            raise ConfigError(f"{source}: search.alpha_fraction must lie in (0, 1), got {self.alpha_fraction}")
+        if self.cost_lambda < 0 or self.cost_log_base <= 1:
+            raise ConfigError(f"{source}: search.cost_lambda must be ≥ 0 and search.cost_log_base > 1")
+        if not 1 <= self.alpha_start_epoch:
+            raise ConfigError(f"{source}: search.alpha_start_epoch must be ≥ 1 (1-based), got {self.alpha_start_epoch}")
+        if len(self.alpha_betas) != 2:
+            raise ConfigError(f"{source}: search.alpha_betas must be two numbers")
+        for name, allowed in {"optimizer": ("rmsprop", "sgd", "adamw"), "lr_schedule": ("cosine", "step"), "anchors": ("fna", "torchvision")}.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{source}: search.{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")

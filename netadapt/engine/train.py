@@ -11,7 +11,6 @@ CPU ends with the same weights as an uninterrupted one, bit for bit.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
@@ -26,10 +25,11 @@ from torch.utils.data import DataLoader
 from netadapt.data.coco import CocoDetection, collate_detection
 from netadapt.detectors.model import DetectorSpec, build_detector, detector_checkpoint, save_detector, unwrap
 from netadapt.engine import distributed
-from netadapt.engine.config import TrainConfig
+from netadapt.engine.config import SearchConfig, TrainConfig
 from netadapt.engine.evaluate import evaluate_detector
-from netadapt.engine.files import save_torch_atomic, write_text_atomic
+from netadapt.engine.files import save_torch_atomic
 from netadapt.engine.progress import TrainingProgress
+from netadapt.engine.runlog import RunLog
 from netadapt.engine.sampling import ResumableBatchSampler, SeededSamples
 from netadapt.errors import WeightsError
 
@@ -45,7 +45,7 @@ class TrainResult:
     metrics: dict[str, float] | None
 
 
-def make_optimizer(parameters, config: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(parameters, config: TrainConfig | SearchConfig) -> torch.optim.Optimizer:
     if config.optimizer == "rmsprop":  # FNA's retraining recipe (DESIGN §1.5)
         return torch.optim.RMSprop(
             parameters, lr=config.lr, alpha=0.9, eps=config.rmsprop_eps, momentum=config.momentum, weight_decay=config.weight_decay
@@ -55,7 +55,7 @@ def make_optimizer(parameters, config: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
 
 
-def lr_factor(iteration: int, *, config: TrainConfig, total_iterations: int, iterations_per_epoch: int) -> float:
+def lr_factor(iteration: int, *, config: TrainConfig | SearchConfig, total_iterations: int, iterations_per_epoch: int) -> float:
     """Linear warm-up from ``warmup_factor``, times a cosine or step decay (per iteration)."""
     factor = 1.0
     if iteration < config.warmup_iterations:
@@ -120,7 +120,7 @@ def train_detector(
         collate_fn=collate_detection,
         num_workers=config.workers,
     )
-    log = _RunLog(out_dir, keep_until=iteration, enabled=context.is_main)
+    log = RunLog(out_dir, keep_until=iteration, enabled=context.is_main)
     end = total_iterations if stop_after is None else min(total_iterations, stop_after)
     started = time.perf_counter()
     loss_value = float("nan")
@@ -157,13 +157,15 @@ def train_detector(
     return TrainResult(out_dir, iteration, loss_value, seconds, metrics)
 
 
-def _train_step(model, optimizer, images, targets, *, config: TrainConfig, device: torch.device) -> dict[str, float]:
+def batch_to_device(images, targets, device: torch.device) -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]:
+    """Plain tensors on ``device``: what torchvision's detection models take in training."""
     images = [image.as_subclass(torch.Tensor).to(device) for image in images]
-    targets = [
-        {"boxes": target["boxes"].as_subclass(torch.Tensor).to(device), "labels": target["labels"].to(device)}
-        for target in targets
-    ]
-    loss_dict = model(images, targets)
+    targets = [{"boxes": t["boxes"].as_subclass(torch.Tensor).to(device), "labels": t["labels"].to(device)} for t in targets]
+    return images, targets
+
+
+def _train_step(model, optimizer, images, targets, *, config: TrainConfig, device: torch.device) -> dict[str, float]:
+    loss_dict = model(*batch_to_device(images, targets, device))
     loss = sum(loss_dict.values())
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -196,43 +198,3 @@ def _load_training_state(path: Path) -> dict[str, Any] | None:
     if not isinstance(state, dict) or state.get("format") != TRAIN_FORMAT:
         raise WeightsError(f"{path}: not a netadapt training checkpoint")
     return state
-
-
-class _RunLog:
-    """``log.jsonl`` (and TensorBoard when installed), rank 0 only.
-
-    On resume, lines written after the checkpoint by the interrupted run are dropped, so the log
-    reads as one uninterrupted run.
-    """
-
-    def __init__(self, out_dir: Path, *, keep_until: int, enabled: bool) -> None:
-        self.enabled = enabled
-        self.path = out_dir / "log.jsonl"
-        self.writer = None
-        if not enabled:
-            return
-        out_dir.mkdir(parents=True, exist_ok=True)
-        if self.path.exists():
-            kept = [line for line in self.path.read_text().splitlines() if line and json.loads(line).get("iteration", 0) <= keep_until]
-            write_text_atomic(self.path, "".join(line + "\n" for line in kept))
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:  # tensorboard is optional
-            SummaryWriter = None
-        if SummaryWriter is not None:
-            self.writer = SummaryWriter(log_dir=str(out_dir / "tensorboard"), purge_step=keep_until + 1)
-
-    def write(self, record: dict[str, Any]) -> None:
-        if not self.enabled:
-            return
-        with self.path.open("a") as handle:
-            handle.write(json.dumps(record) + "\n")
-        if self.writer is not None:
-            scalars = record.get("eval", record)
-            for name, value in scalars.items():
-                if isinstance(value, float) and name != "iteration":
-                    self.writer.add_scalar(f"{'eval' if 'eval' in record else 'train'}/{name}", value, record["iteration"])
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()

@@ -1,0 +1,279 @@
+"""The search run (DESIGN §1.3, step 2): alternate weight and α steps, log α, derive the genotype.
+
+The training set is split once, deterministically (``split_seed``), into a half for weight steps
+and a half for α steps (``alpha_fraction``); the split is recorded in ``split.json``. Each
+iteration takes a weight step on the weight half with the op weights the strategy gives
+(detached from α); from ``alpha_start_epoch`` on it also takes an α step on the α half, with loss
+``L_task + λ · log_τ(cost(α))`` (Eq. 3), cost(α) the expected cost of :mod:`cost_table`.
+
+The run directory holds ``genotype.yaml`` (the derived architecture, list format),
+``alpha_history.csv`` (op probabilities of every layer at the end of every epoch),
+``alpha_history.png`` (the same, plotted), ``supernet.pth`` (the super network, α and cost
+table), ``log.jsonl``, ``split.json`` and ``last.pth`` (the resumable state). A resumed run on
+CPU ends with the same α as an uninterrupted one. Under ``torchrun`` the weights are synchronised
+by DDP and the α gradients by an all-reduce, so α stays identical on every rank.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader, Subset
+
+from netadapt import plugins
+from netadapt.data.coco import collate_detection
+from netadapt.data.sources import DataSplit
+from netadapt.engine import distributed
+from netadapt.engine.config import SearchConfig
+from netadapt.engine.files import save_torch_atomic, write_json_atomic, write_text_atomic
+from netadapt.engine.progress import TrainingProgress
+from netadapt.engine.sampling import ResumableBatchSampler, SeededSamples
+from netadapt.engine.runlog import RunLog
+from netadapt.engine.train import batch_to_device, lr_factor, make_optimizer
+from netadapt.errors import WeightsError
+from netadapt.genotype import Genotype, save_genotype
+from netadapt.search.cost_table import build_cost_table, expected_cost
+from netadapt.search.derive import derive_genotype
+from netadapt.search.space import load_search_space
+from netadapt.search.supernet import ArchitectureParameters, SuperNetwork, build_supernet
+from netadapt.weights import Weights, build_with_weights
+
+SEARCH_FORMAT = "netadapt-search"
+
+
+@dataclass
+class SearchResult:
+    out_dir: Path
+    genotype: Genotype
+    iterations: int
+    seconds: float
+    expected_cost: float
+    derived_cost: float  # the searched layers of the derived architecture, from the cost table
+    cost_unit: str
+
+
+def split_halves(size: int, *, alpha_fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Disjoint (weight half, α half) index lists, fixed by ``seed``."""
+    order = torch.randperm(size, generator=torch.Generator().manual_seed(seed)).tolist()
+    alpha_count = max(1, min(size - 1, round(alpha_fraction * size)))
+    return sorted(order[alpha_count:]), sorted(order[:alpha_count])
+
+
+def run_search(
+    *,
+    base_name: str,
+    detector_name: str,
+    weights: Weights | None,
+    config: SearchConfig,
+    train_split: DataSplit,
+    out_dir: str | Path,
+    resume: bool = False,
+    context: distributed.Context | None = None,
+    progress: bool = True,
+    cache_dir: Path | None = None,
+    stop_after: int | None = None,
+) -> SearchResult | None:
+    """Search; returns ``None`` when ``stop_after`` interrupts it before the end."""
+    context = context or distributed.Context()
+    out_dir = Path(out_dir)
+    state_path = out_dir / "last.pth"
+    state = _load_state(state_path) if resume else None
+    torch.manual_seed(config.seed)
+    space = load_search_space(config.space)
+    strategy = plugins.strategies().get(config.strategy)
+    dataset = train_split.open(train=True, input_size=config.input_size)
+    weight_half, alpha_half = split_halves(len(dataset), alpha_fraction=config.alpha_fraction, seed=config.split_seed)
+
+    if weights is not None:
+        source, source_genotype = build_with_weights(weights, base_name=base_name)
+    else:
+        source_genotype = plugins.bases().get(base_name).base_genotype()
+        source = plugins.bases().get(base_name).build(source_genotype)
+    supernet = build_supernet(base_name, space, source, source_genotype)
+    del source
+    detector = plugins.detectors().get(detector_name).build(
+        supernet, num_classes=dataset.num_classes, input_size=config.input_size, anchors=config.anchors
+    )
+    arch = ArchitectureParameters(supernet.layers, generator=torch.Generator().manual_seed(config.seed))
+    table = build_cost_table(supernet, input_size=config.input_size, model_name=config.cost_model, cache_dir=cache_dir)
+    if state is not None:
+        detector.load_state_dict(state["detector"])
+        arch.load_state_dict(state["alpha"])
+    detector.to(context.device)
+    arch.to(context.device)
+    costs = table.tensors(context.device)
+    model: nn.Module = detector
+    if context.distributed:
+        model = nn.parallel.DistributedDataParallel(
+            detector,
+            device_ids=[context.device.index] if context.device.type == "cuda" else None,
+            find_unused_parameters=not getattr(strategy, "uses_all_parameters", False),
+        )
+
+    weight_sampler = ResumableBatchSampler(len(weight_half), batch_size=config.batch_size, seed=config.seed, rank=context.rank, world_size=context.world_size)
+    alpha_sampler = ResumableBatchSampler(len(alpha_half), batch_size=config.batch_size, seed=config.seed + 1, rank=context.rank, world_size=context.world_size)
+    weight_loader = _loader(dataset, weight_half, weight_sampler, config)
+    alpha_loader = _loader(dataset, alpha_half, alpha_sampler, config)
+    iterations_per_epoch = weight_sampler.batches_per_epoch
+    total = config.epochs * iterations_per_epoch
+    optimizer = make_optimizer(detector.parameters(), config)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda it: lr_factor(it, config=config, total_iterations=total, iterations_per_epoch=iterations_per_epoch)
+    )
+    alpha_optimizer = torch.optim.Adam(arch.parameters(), lr=config.alpha_lr, betas=tuple(config.alpha_betas), weight_decay=config.alpha_weight_decay)
+    generator = torch.Generator().manual_seed(config.seed + context.rank)
+    iteration, history = 0, []
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+        alpha_optimizer.load_state_dict(state["alpha_optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        generator.set_state(state["generator"])
+        iteration, history = state["iteration"], state["history"]
+    elif context.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(out_dir / "split.json", {
+            "seed": config.split_seed, "alpha_fraction": config.alpha_fraction,
+            "weight_image_ids": [dataset.image_ids[i] for i in weight_half],
+            "alpha_image_ids": [dataset.image_ids[i] for i in alpha_half],
+        })
+
+    log = RunLog(out_dir, keep_until=iteration, enabled=context.is_main)
+    end = total if stop_after is None else min(total, stop_after)
+    started = time.perf_counter()
+    cost_now = float(expected_cost(arch.probabilities(temperature=config.alpha_temperature), costs))
+    with TrainingProgress(total=total, completed=iteration, enabled=progress and context.is_main, description="search") as bar:
+        while iteration < end:
+            epoch, batch = divmod(iteration, iterations_per_epoch)
+            weight_sampler.set_position(epoch, batch)
+            alpha_batches = _cycle(alpha_loader, alpha_sampler, epoch, batch)
+            for images, targets in weight_loader:
+                detector.train()
+                supernet.set_op_weights(strategy.weight_step_weights(arch, temperature=config.alpha_temperature, generator=generator))
+                task_loss = _task_loss(model, images, targets, context.device)
+                optimizer.zero_grad(set_to_none=True)
+                task_loss.backward()
+                if config.grad_clip > 0:
+                    nn.utils.clip_grad_norm_(detector.parameters(), config.grad_clip)
+                optimizer.step()
+                schedule.step()
+                record: dict[str, Any] = {"iteration": iteration + 1, "epoch": epoch + 1, "lr": schedule.get_last_lr()[0], "loss": float(task_loss.detach())}
+                if epoch + 1 >= config.alpha_start_epoch:
+                    record |= _alpha_step(model, supernet, arch, strategy, alpha_optimizer, next(alpha_batches), costs, config, context, generator)
+                    optimizer.zero_grad(set_to_none=True)  # the α step's weight gradients are not used
+                iteration += 1
+                cost_now = float(expected_cost(arch.probabilities(temperature=config.alpha_temperature), costs))
+                record["expected_cost"] = cost_now
+                record["loss"] = distributed.mean_across_ranks(record["loss"], context)
+                bar.update(iteration, epoch=epoch + 1, loss=record["loss"], cost=f"{cost_now / 1e6:.0f}M", arch=_short(arch.best_ops()))
+                if iteration % config.log_every == 0 or iteration == end:
+                    log.write(record)
+                if iteration % iterations_per_epoch == 0:
+                    history += _history_rows(epoch + 1, supernet, arch, config)
+                if iteration % config.checkpoint_every == 0 or iteration == end:
+                    if context.is_main:
+                        save_torch_atomic({
+                            "format": SEARCH_FORMAT, "config": asdict(config), "detector": detector.state_dict(),
+                            "alpha": arch.state_dict(), "optimizer": optimizer.state_dict(),
+                            "alpha_optimizer": alpha_optimizer.state_dict(), "schedule": schedule.state_dict(),
+                            "generator": generator.get_state(), "iteration": iteration, "history": history,
+                        }, state_path)
+                    distributed.barrier(context)
+                if iteration >= end:
+                    break
+    log.close()
+    if iteration < total:
+        return None
+    best = arch.best_ops()
+    genotype = derive_genotype(supernet.skeleton, supernet.layers, best, space_name=space.name)
+    genotype = Genotype(**{**genotype.__dict__, "input_size": config.input_size})
+    if context.is_main:
+        save_genotype(genotype, out_dir / "genotype.yaml")
+        write_text_atomic(out_dir / "alpha_history.csv", _history_csv(history))
+        from netadapt.plots import draw_alpha_history
+
+        draw_alpha_history(history, out_dir / "alpha_history.png")
+        save_torch_atomic({
+            "format": SEARCH_FORMAT, "base": base_name, "detector": detector_name, "space": asdict(space) | {"extra": {}},
+            "skeleton": supernet.skeleton.to_dict(), "alpha": arch.state_dict(), "candidates": arch.candidate_names,
+            "cost_table": table.__dict__, "detector_state": detector.state_dict(), "genotype": genotype.to_dict(),
+        }, out_dir / "supernet.pth")
+    return SearchResult(out_dir, genotype, iteration, time.perf_counter() - started, cost_now, table.cost_of(best), table.unit)
+
+
+def _alpha_step(model, supernet: SuperNetwork, arch: ArchitectureParameters, strategy, alpha_optimizer, batch, costs, config: SearchConfig, context, generator) -> dict[str, float]:
+    """One α step: L_task + λ · log_τ(cost(α)) on an α-half batch (Eq. 3); α gradients averaged over ranks."""
+    images, targets = batch
+    op_weights = strategy.alpha_step_weights(arch, temperature=config.alpha_temperature, generator=generator)
+    supernet.set_op_weights(op_weights)
+    task_loss = _task_loss(model, images, targets, context.device)
+    cost = expected_cost(op_weights, costs)
+    cost_loss = config.cost_lambda * torch.log(cost) / math.log(config.cost_log_base)
+    alpha_optimizer.zero_grad(set_to_none=True)
+    (task_loss + cost_loss).backward()
+    if context.distributed:
+        for alpha in arch.parameters():
+            dist.all_reduce(alpha.grad)
+            alpha.grad /= context.world_size
+    alpha_optimizer.step()
+    return {"alpha_task_loss": float(task_loss.detach()), "cost_loss": float(cost_loss.detach())}
+
+
+def _task_loss(model: nn.Module, images, targets, device: torch.device) -> torch.Tensor:
+    return sum(model(*batch_to_device(images, targets, device)).values())
+
+
+def _loader(dataset, indices: list[int], sampler: ResumableBatchSampler, config: SearchConfig) -> DataLoader:
+    return DataLoader(SeededSamples(Subset(dataset, indices), seed=config.seed), batch_sampler=sampler, collate_fn=collate_detection, num_workers=config.workers)
+
+
+def _cycle(loader: DataLoader, sampler: ResumableBatchSampler, epoch: int, batch: int):
+    """α-half batches for one epoch of weight steps, from the position matching ``batch``; restarts when exhausted."""
+    sampler.set_position(epoch, batch % sampler.batches_per_epoch)
+    while True:
+        yield from loader
+        sampler.set_position(epoch, 0)
+
+
+def _history_rows(epoch: int, supernet: SuperNetwork, arch: ArchitectureParameters, config: SearchConfig) -> list[list]:
+    probabilities = arch.probabilities(temperature=config.alpha_temperature)
+    rows = []
+    for number, (layer, layer_probabilities) in enumerate(zip(supernet.layers, probabilities), start=1):
+        for op, probability in zip(layer.candidates, layer_probabilities.tolist()):
+            rows.append([epoch, number, layer.stage + 1, layer.layer + 1, op.name, round(probability, 6)])
+    return rows
+
+
+HISTORY_HEADER = ["epoch", "layer", "stage", "stage_layer", "op", "probability"]
+
+
+def _history_csv(rows: list[list]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(HISTORY_HEADER)
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def _short(ops: list[str]) -> str:
+    return " ".join(op.replace("_", "") for op in ops)
+
+
+def _load_state(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise WeightsError(f"{path}: cannot resume from this checkpoint ({type(error).__name__})") from None
+    if not isinstance(state, dict) or state.get("format") != SEARCH_FORMAT or "iteration" not in state:
+        raise WeightsError(f"{path}: not a netadapt search checkpoint")
+    return state

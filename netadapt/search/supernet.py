@@ -1,0 +1,172 @@
+"""The super network (DESIGN §1.3, step 1) and its architecture parameters α.
+
+The base network is expanded to the search space's depths; every searched layer becomes a
+:class:`MixedOp` over the space's candidates whose output is Σ_o w_o · o(x) (Eq. 3), with
+``w = softmax(α)`` in the DARTS strategy. Every candidate's weights are remapped from the base
+network (Section 2.1): for each candidate op ``o`` a network with ``o`` on every searched layer
+is built and filled by :func:`netadapt.remap.remap_network` (depth Eq. 1, kernel Eq. 2, width),
+and its blocks become the candidates ``o`` of the mixed ops. Each candidate keeps its own
+remapped BatchNorm, so with one-hot weights on the base's ops (and ``skip`` where the base is
+shallower) the super network computes exactly what the base network does.
+
+The super network is a base network to detectors: ``forward_taps`` and ``tap_channels`` work as
+on the plain network. When the stride-16 tap falls on a mixed op, the tap is Σ_o w_o · e_o(x)
+over the candidates' expansion outputs, zero-padded to the widest (the tap follows the
+architecture; FNA's code pins that layer to e6 instead).
+
+α lives apart from the network (:class:`ArchitectureParameters`) so that weights and α have
+their own optimisers and DDP synchronises only the weights; the strategy computes the op
+weights from α and hands them to the network with :meth:`SuperNetwork.set_op_weights`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from netadapt import plugins
+from netadapt.genotype import Genotype, Op
+from netadapt.remap import remap_network
+from netadapt.search.space import SearchSpace
+
+
+class MixedOp(nn.Module):
+    """Eq. 3: Σ_o w_o · o(x) over candidate blocks (``skip`` is ``nn.Identity``)."""
+
+    def __init__(self, candidates: dict[str, nn.Module]) -> None:
+        super().__init__()
+        self.candidates = nn.ModuleDict(candidates)
+        self.op_weights: torch.Tensor | None = None
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.candidates)
+
+    @property
+    def hidden_channels(self) -> int:
+        """The widest candidate's expansion width (the stride-16 tap's channels)."""
+        return max(getattr(op, "hidden_channels", 0) for op in self.candidates.values())
+
+    def _weights(self) -> torch.Tensor:
+        if self.op_weights is None:
+            raise RuntimeError("MixedOp has no op weights: call SuperNetwork.set_op_weights first")
+        return self.op_weights
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weights = self._weights()
+        return sum(weight * op(x) for weight, op in zip(weights, self.candidates.values()))
+
+    def forward_with_expansion(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        weights = self._weights()
+        width = self.hidden_channels
+        out, expanded = 0, 0
+        for weight, op in zip(weights, self.candidates.values()):
+            op_out, op_expanded = op.forward_with_expansion(x)
+            padding = width - op_expanded.shape[1]
+            if padding:
+                op_expanded = nn.functional.pad(op_expanded, (0, 0, 0, 0, 0, padding))
+            out = out + weight * op_out
+            expanded = expanded + weight * op_expanded
+        return out, expanded
+
+
+@dataclass(frozen=True)
+class SearchedLayer:
+    """One searched layer: its place in the genotype and in the network, and its candidates."""
+
+    stage: int  # 0-based
+    layer: int  # 0-based
+    path: str
+    candidates: tuple[Op, ...]
+
+
+class SuperNetwork(nn.Module):
+    """A base-family network whose searched layers are mixed ops (see the module docstring)."""
+
+    def __init__(self, network: nn.Module, layers: list[SearchedLayer], *, base: str, space: SearchSpace, skeleton: Genotype) -> None:
+        super().__init__()
+        self.network = network
+        self.layers = layers
+        self.base, self.space, self.skeleton = base, space, skeleton
+
+    @property
+    def mixed_ops(self) -> list[MixedOp]:
+        return [self.network.get_submodule(layer.path) for layer in self.layers]
+
+    @property
+    def tap_channels(self) -> dict[str, int]:
+        return self.network.tap_channels
+
+    def set_op_weights(self, weights: list[torch.Tensor]) -> None:
+        for mixed, layer_weights in zip(self.mixed_ops, weights, strict=True):
+            mixed.op_weights = layer_weights
+
+    def forward_taps(self, x: torch.Tensor):
+        return self.network.forward_taps(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.network(x)
+
+
+class ArchitectureParameters(nn.Module):
+    """α: one vector per searched layer, one entry per candidate (FNA's code: 1e-3 · randn)."""
+
+    def __init__(self, layers: list[SearchedLayer], *, init_std: float = 1e-3, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.alphas = nn.ParameterList(
+            nn.Parameter(init_std * torch.randn(len(layer.candidates), generator=generator)) for layer in layers
+        )
+        self.candidate_names = [[op.name for op in layer.candidates] for layer in layers]
+
+    def probabilities(self, *, temperature: float = 1.0) -> list[torch.Tensor]:
+        """softmax(α / T) per layer (differentiable)."""
+        return [torch.softmax(alpha / temperature, dim=0) for alpha in self.alphas]
+
+    def best_ops(self) -> list[str]:
+        """The argmax op of every searched layer (DESIGN §1.3, step 3)."""
+        return [names[int(alpha.argmax())] for names, alpha in zip(self.candidate_names, self.alphas)]
+
+
+def skeleton_genotype(base_genotype: Genotype, space: SearchSpace, op: Op | None = None) -> Genotype:
+    """The base expanded to the space's depths: fixed stages repeat their last base op (Eq. 1),
+    searched stages hold ``op`` on every layer (or the base's ops, repeated, when ``op`` is None)."""
+    space.check_against(base_genotype, source=f"search space {space.name!r}")
+    ops_per_stage = []
+    for s, (stage, depth) in enumerate(zip(base_genotype.stages, space.depths)):
+        real = [o for o in stage.ops if not o.is_skip]
+        if op is not None and space.is_searched(s):
+            ops_per_stage.append([op] * depth)
+        else:
+            ops_per_stage.append([real[min(i, len(real) - 1)] for i in range(depth)])
+    return base_genotype.with_ops(ops_per_stage)
+
+
+def build_supernet(base_name: str, space: SearchSpace, source: nn.Module, source_genotype: Genotype) -> SuperNetwork:
+    """The super network of ``space`` with every candidate remapped from ``source``.
+
+    ``source`` is the base network built from ``source_genotype`` and holding its weights.
+    """
+    base = plugins.bases().get(base_name)
+    skeleton = skeleton_genotype(source_genotype, space)
+    distinct = {op for s, stage in enumerate(skeleton.stages) if space.is_searched(s) for i in range(len(stage.ops)) for op in space.layer_candidates(s, i)}
+    blocks: dict[Op, nn.Module] = {}
+    for op in sorted((op for op in distinct if not op.is_skip), key=lambda o: o.name):
+        candidate_network = base.build(skeleton_genotype(source_genotype, space, op))
+        remap_network(source, candidate_network)
+        blocks[op] = candidate_network
+    network = base.build(skeleton)
+    remap_network(source, network)
+    network.classifier = nn.Identity()  # a super network serves the target task; the classifier is not searched
+    layers = []
+    for s, stage in enumerate(skeleton.stages):
+        if not space.is_searched(s):
+            continue
+        for i in range(len(stage.ops)):
+            path = network.layer_paths[s][i]
+            candidates = space.layer_candidates(s, i)
+            mixed = MixedOp({op.name: nn.Identity() if op.is_skip else blocks[op].get_submodule(path) for op in candidates})
+            network.set_submodule(path, mixed)
+            layers.append(SearchedLayer(s, i, path, candidates))
+    return SuperNetwork(network, layers, base=base_name, space=space, skeleton=skeleton)
