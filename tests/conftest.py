@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,15 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def netadapt_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Caches (demo data, pretrained base, cost tables) go to a folder of the test session,
+    unless NETADAPT_CACHE names one (CI shares one between runs of the same tree)."""
+    if "NETADAPT_CACHE" not in os.environ:
+        os.environ["NETADAPT_CACHE"] = str(tmp_path_factory.mktemp("netadapt-cache"))
+    return Path(os.environ["NETADAPT_CACHE"])
 
 
 @pytest.fixture

@@ -129,16 +129,8 @@ def test_a_broken_plugin_says_how_to_skip_it(tmp_path: Path) -> None:
     assert "NETADAPT_DISABLE_PLUGINS=hello" in result.stderr
 
 
-# Hooks whose built-in implementation lands with a later issue (#4 search).
-# Listed so that the meta-test below stays strict for everything else; a hook leaves this list
-# as soon as a built-in implements it (the test checks that).
-PENDING_HOOKS = {"register_search_spaces", "register_strategies"}
-
-
 def test_every_hook_has_a_test() -> None:
     """datasette's test_plugin_hooks_have_tests: every hook is used by a test outside this file."""
     sources = "\n".join(path.read_text() for path in Path(__file__).parent.glob("test_*.py") if path.name != Path(__file__).name)
-    untested = [hook for hook in HOOKS if hook not in sources and hook not in PENDING_HOOKS]
+    untested = [hook for hook in HOOKS if hook not in sources]
     assert not untested, f"hooks without a test: {untested}"
-    builtin_hooks = {hook for info in plugins.plugin_infos(include_builtins=True) if info.builtin for hook in info.hooks}
-    assert not PENDING_HOOKS & builtin_hooks, "a pending hook has a built-in now: give it a test and drop it from PENDING_HOOKS"

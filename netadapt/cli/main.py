@@ -9,7 +9,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from netadapt import __version__
-from netadapt.cli import cost, data, eval, plugins, predict, remap, show, train
+from netadapt.cli import cost, data, eval, plugins, predict, remap, search, show, train
 from netadapt.cli.console import stderr
 from netadapt.errors import NetadaptError
 
@@ -54,6 +54,7 @@ app.command("plugins")(plugins.plugins_command)
 app.command("show")(show.show_command)
 app.command("remap")(remap.remap_command)
 app.command("cost")(cost.cost_command)
+app.command("search")(search.search_command)
 app.command("train")(train.train_command)
 app.command("eval")(eval.eval_command)
 app.command("predict")(predict.predict_command)

@@ -34,13 +34,15 @@ def train_command(
 ) -> None:
     """Train a detector on a COCO-format dataset (default: the embedded demo) and evaluate it."""
     from netadapt.cli.weights import resolve_base_weights
-    from netadapt.engine.config import TrainConfig, apply_overrides, read_config_file, section_config
+    from netadapt.engine.config import TrainConfig, apply_overrides, default_config_file, read_config_file, section_config
     from netadapt.engine.jobs import TrainJob, resolve_splits, run_train_job
     from netadapt.errors import ConfigError
     from netadapt.genotype import load_genotype
     from netadapt.plugins import bases
     from netadapt.weights import read_weights
 
+    is_demo = (dataset or ("coco" if data else "demo")) == "demo"
+    config_file = config_file or default_config_file(demo=is_demo)
     flags = [f"train.{name}={value}" for name, value in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr)) if value is not None]
     sections = apply_overrides(read_config_file(config_file), [*(overrides or []), *flags])
     config = section_config(TrainConfig, sections, "train", source=str(config_file or "command line"))
@@ -52,7 +54,6 @@ def train_command(
     else:
         genotype = load_genotype(genotype_file) if genotype_file else bases().get(base).base_genotype()
         base = genotype.base if genotype_file else base
-        is_demo = (dataset or ("coco" if data else "demo")) == "demo"
         source = None if resume else resolve_base_weights(weights, base=base, demo=is_demo)
     job = TrainJob(genotype, base, detector, source, resolve_splits(dataset, data), config, out)
     result = run_train_job(job, resume=resume, device=device, progress=not quiet, announce=lambda m: stdout.print(m, markup=False))

@@ -58,6 +58,7 @@ from netadapt.errors import DataError
 __all__ = [
     "DEMO_CLASSES",
     "GENERATOR_VERSION",
+    "cache_root",
     "demo_dataset_dir",
     "generate_demo_dataset",
     "render_object_crops",
@@ -414,6 +415,11 @@ def generate_demo_dataset(
     return out_dir
 
 
+def cache_root(cache_dir: str | Path | None = None) -> Path:
+    """Where the demo's generated files live: ``cache_dir`` if given, else ``$NETADAPT_CACHE``, else ``~/.cache/netadapt``."""
+    return Path(cache_dir or os.environ.get("NETADAPT_CACHE") or Path.home() / ".cache/netadapt")
+
+
 def demo_dataset_dir(*, cache_dir: str | Path | None = None, seed: int = 0) -> Path:
     """The default demo dataset for ``seed``, generated on first use and then reused.
 
@@ -423,7 +429,7 @@ def demo_dataset_dir(*, cache_dir: str | Path | None = None, seed: int = 0) -> P
     discard theirs and use the winner's. Staging folders over an hour old, left by killed runs,
     are removed.
     """
-    root = Path(cache_dir or os.environ.get("NETADAPT_CACHE") or Path.home() / ".cache/netadapt")
+    root = cache_root(cache_dir)
     target = root / f"demo-v{GENERATOR_VERSION}-seed{seed}"
     if _is_complete(target):
         return target

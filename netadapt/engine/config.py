@@ -62,6 +62,14 @@ class TrainConfig:
             raise ConfigError(f"{source}: train.workers, warmup_iterations and grad_clip must not be negative")
 
 
+PACKAGED_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def default_config_file(*, demo: bool) -> Path | None:
+    """The config used without ``--config``: the embedded demo's on demo data, else none (paper defaults)."""
+    return PACKAGED_CONFIGS / "demo.yaml" if demo else None
+
+
 def read_config_file(path: str | Path | None) -> dict[str, Any]:
     """The raw sections of a YAML config file (``{}`` without a file)."""
     if path is None:

@@ -14,11 +14,12 @@ from netadapt import plugins
 from netadapt.data.sources import DataSplit
 from netadapt.detectors.model import DetectorSpec, init_backbone, load_detector
 from netadapt.engine import distributed
-from netadapt.engine.config import TrainConfig
+from netadapt.engine.config import SearchConfig, TrainConfig
 from netadapt.engine.evaluate import evaluate_detector
 from netadapt.engine.train import TrainResult, train_detector
 from netadapt.errors import DataError
 from netadapt.genotype import Genotype
+from netadapt.search.loop import SearchResult
 from netadapt.weights import Weights
 
 
@@ -69,6 +70,31 @@ def run_train_job(
         return train_detector(
             spec, job.config, train_set=train_set, val_set=val_set, out_dir=job.out_dir, init=init,
             resume=resume, context=context, progress=progress,
+        )
+    finally:
+        distributed.teardown()
+
+
+def run_search_job(
+    *,
+    base: str,
+    detector: str,
+    weights: Weights | None,
+    splits: dict[str, DataSplit],
+    config: SearchConfig,
+    out_dir: Path,
+    resume: bool = False,
+    device: str | None = None,
+    progress: bool = True,
+) -> SearchResult | None:
+    from netadapt.data.demo import cache_root
+    from netadapt.search.loop import run_search
+
+    context = distributed.setup(device)
+    try:
+        return run_search(
+            base_name=base, detector_name=detector, weights=weights, config=config, train_split=splits["train"],
+            out_dir=out_dir, resume=resume, context=context, progress=progress, cache_dir=cache_root() / "cost_tables",
         )
     finally:
         distributed.teardown()

@@ -149,7 +149,7 @@ def run_search(
     log = RunLog(out_dir, keep_until=iteration, enabled=context.is_main)
     end = total if stop_after is None else min(total, stop_after)
     started = time.perf_counter()
-    cost_now = float(expected_cost(arch.probabilities(temperature=config.alpha_temperature), costs))
+    cost_now = _expected_cost_now(arch, costs, config)
     with TrainingProgress(total=total, completed=iteration, enabled=progress and context.is_main, description="search") as bar:
         while iteration < end:
             epoch, batch = divmod(iteration, iterations_per_epoch)
@@ -170,7 +170,7 @@ def run_search(
                     record |= _alpha_step(model, supernet, arch, strategy, alpha_optimizer, next(alpha_batches), costs, config, context, generator)
                     optimizer.zero_grad(set_to_none=True)  # the α step's weight gradients are not used
                 iteration += 1
-                cost_now = float(expected_cost(arch.probabilities(temperature=config.alpha_temperature), costs))
+                cost_now = _expected_cost_now(arch, costs, config)
                 record["expected_cost"] = cost_now
                 record["loss"] = distributed.mean_across_ranks(record["loss"], context)
                 bar.update(iteration, epoch=epoch + 1, loss=record["loss"], cost=f"{cost_now / 1e6:.0f}M", arch=_short(arch.best_ops()))
@@ -189,9 +189,13 @@ def run_search(
                     distributed.barrier(context)
                 if iteration >= end:
                     break
-    log.close()
     if iteration < total:
+        log.close()
         return None
+    if context.distributed:
+        _check_alpha_synchronised(arch, context)
+        log.write({"iteration": iteration, "world_size": context.world_size, "alpha_identical_across_ranks": True})
+    log.close()
     best = arch.best_ops()
     genotype = derive_genotype(supernet.skeleton, supernet.layers, best, space_name=space.name)
     genotype = Genotype(**{**genotype.__dict__, "input_size": config.input_size})
@@ -225,6 +229,21 @@ def _alpha_step(model, supernet: SuperNetwork, arch: ArchitectureParameters, str
             alpha.grad /= context.world_size
     alpha_optimizer.step()
     return {"alpha_task_loss": float(task_loss.detach()), "cost_loss": float(cost_loss.detach())}
+
+
+@torch.no_grad()
+def _expected_cost_now(arch: ArchitectureParameters, costs: list[torch.Tensor], config: SearchConfig) -> float:
+    return float(expected_cost(arch.probabilities(temperature=config.alpha_temperature), costs))
+
+
+def _check_alpha_synchronised(arch: ArchitectureParameters, context: distributed.Context) -> None:
+    """Every rank must derive the same architecture (FNA's code did not: its issue #3)."""
+    mine = [alpha.detach().cpu() for alpha in arch.alphas]
+    gathered: list[Any] = [None] * context.world_size
+    dist.all_gather_object(gathered, mine)
+    for rank, theirs in enumerate(gathered):
+        if not all(torch.equal(a, b) for a, b in zip(mine, theirs)):
+            raise RuntimeError(f"α differs between rank {context.rank} and rank {rank}: the α gradients were not synchronised")
 
 
 def _task_loss(model: nn.Module, images, targets, device: torch.device) -> torch.Tensor:

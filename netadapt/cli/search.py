@@ -1,0 +1,67 @@
+"""``netadapt search``: network adaptation by differentiable search (paper Section 2.2)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from netadapt.cli import options
+from netadapt.cli.console import human, print_json, stdout
+
+
+def search_command(
+    base: str = typer.Option("mobilenetv2", "--base", help="Base network plugin."),
+    detector: str = typer.Option("ssdlite", "--detector", help="Detector plugin."),
+    weights: str = typer.Option(
+        None, "--weights", help="Base weights: a .pth, a netadapt checkpoint, 'imagenet', or 'none' (random). "
+        "Default on the demo: the base pretrained on demo object crops."
+    ),
+    space: str = typer.Option(None, "--space", help="Search space: a registered name (fna) or a YAML file [config: search.space]."),
+    strategy: str = typer.Option(None, "--strategy", help="Search strategy plugin [config: search.strategy]."),
+    data: Path = options.DATA,
+    dataset: str = options.DATASET,
+    config_file: Path = options.CONFIG,
+    overrides: list[str] = options.SET,
+    epochs: int = typer.Option(None, "--epochs", help="Override search.epochs."),
+    out: Path = typer.Option(Path("runs/search"), "--out", help="Run directory."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last.pth."),
+    device: str = options.DEVICE,
+    quiet: bool = options.QUIET,
+    json_: bool = options.JSON,
+) -> None:
+    """Search an architecture for the detector, starting from the base network's weights; write OUT/genotype.yaml."""
+    from netadapt.cli.weights import resolve_base_weights
+    from netadapt.engine.config import SearchConfig, apply_overrides, default_config_file, read_config_file, section_config
+    from netadapt.engine.jobs import resolve_splits, run_search_job
+
+    is_demo = (dataset or ("coco" if data else "demo")) == "demo"
+    config_file = config_file or default_config_file(demo=is_demo)
+    flags = [f"search.{name}={value}" for name, value in (("epochs", epochs), ("space", space), ("strategy", strategy)) if value is not None]
+    sections = apply_overrides(read_config_file(config_file), [*(overrides or []), *flags])
+    config = section_config(SearchConfig, sections, "search", source=str(config_file or "command line"))
+    splits = resolve_splits(dataset, data)
+    source = None if resume else resolve_base_weights(weights, base=base, demo=is_demo)
+    result = run_search_job(
+        base=base, detector=detector, weights=source, splits=splits, config=config, out_dir=out, resume=resume,
+        device=device, progress=not quiet,
+    )
+    summary = {
+        "out": str(result.out_dir),
+        "genotype": str(result.out_dir / "genotype.yaml"),
+        "stages": [stage.to_list() for stage in result.genotype.stages],
+        "iterations": result.iterations,
+        "seconds": round(result.seconds, 1),
+        "expected_cost": result.expected_cost,
+        "derived_cost": result.derived_cost,
+        "cost_unit": result.cost_unit,
+    }
+    if json_:
+        print_json(summary)
+        return
+    stdout.print(result.genotype.to_yaml().split("stages:")[1].strip(), markup=False)
+    stdout.print(
+        f"Searched {result.iterations} iterations in {result.seconds:.0f} s; searched layers of the derived architecture: "
+        f"{human(result.derived_cost)} {result.cost_unit} → {summary['genotype']}",
+        markup=False,
+    )
