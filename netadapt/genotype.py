@@ -146,7 +146,14 @@ class Genotype:
     def to_yaml(self) -> str:
         """YAML with the stage list in the paper's one-line-per-stage form."""
         meta = {key: value for key, value in self.to_dict().items() if key != "stages"}
-        lines = [yaml.safe_dump(meta, sort_keys=False, default_flow_style=None).rstrip(), "stages:"]
+        # One line per field; lists (e.g. super_depths) in flow style, like the stages below.
+        lines = [
+            f"{key}: {yaml.safe_dump(value, default_flow_style=True).strip()}"
+            if isinstance(value, list)
+            else yaml.safe_dump({key: value}, default_flow_style=False).strip()
+            for key, value in meta.items()
+        ]
+        lines.append("stages:")
         for stage in self.stages:
             ops = ", ".join(op.name for op in stage.ops)
             lines.append(f"  - [[{stage.c_in}, {stage.c_out}], [{ops}], {stage.stride}]")

@@ -20,8 +20,11 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 from typer.testing import CliRunner
 
+from netadapt import plugins
 from netadapt.cli.main import app
 from netadapt.data.demo import generate_demo_dataset
+from netadapt.data.sources import DataSplit
+from netadapt.hookspecs import hookimpl
 
 NETADAPT = shutil.which("netadapt")
 TORCHRUN = shutil.which("torchrun")
@@ -149,6 +152,42 @@ def test_eval_of_a_detections_file_equals_pycocotools(tmp_path: Path) -> None:
             assert ours["AP"] == 1.0 and ours["AP50"] == 1.0
         else:
             assert 0 < ours["AP"] < 1
+
+
+class _TinyDataset:
+    """A dataset plugin: COCO-format splits from somewhere only it knows."""
+
+    name = "tiny-gt"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def splits(self, root=None):
+        return {"val": DataSplit(self.root, self.root / "gt.json")}
+
+
+def test_a_plugin_dataset_is_chosen_by_name(tmp_path: Path) -> None:
+    (tmp_path / "gt.json").write_text(json.dumps({
+        "images": [{"id": 1, "file_name": "1.jpg", "width": 100, "height": 100}],
+        "categories": [{"id": 1, "name": "a"}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 10, 30, 30], "area": 900, "iscrowd": 0}],
+    }))
+    (tmp_path / "det.json").write_text(json.dumps([{"image_id": 1, "category_id": 1, "bbox": [10, 10, 30, 30], "score": 1.0}]))
+
+    class Plugin:
+        @staticmethod
+        @hookimpl
+        def register_datasets(register) -> None:
+            register(_TinyDataset.name, _TinyDataset(tmp_path))
+
+    manager = plugins.get_plugin_manager()
+    manager.register(Plugin, name="dataset-plugin")
+    try:
+        result = CliRunner().invoke(app, ["eval", "--dataset", "tiny-gt", "--detections", str(tmp_path / "det.json"), "--json"])
+    finally:
+        manager.unregister(name="dataset-plugin")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["AP"] == pytest.approx(1.0)
 
 
 def _corrupt(data: Path, change) -> None:
