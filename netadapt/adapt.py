@@ -1,0 +1,198 @@
+"""The whole method in one job (``netadapt adapt``; DESIGN §1.3 and §2.3).
+
+remap the base into the super network → search → derive → remap the base into the derived
+architecture → train its detector → evaluate; the base network's own detector is trained and
+evaluated with the same budget for comparison. The run directory holds ``search/``,
+``adapted/`` and ``base/`` (each a full run directory of its stage) and ``report.md`` /
+``report.json`` in the paper's table form: params, MAdds and mAP of the base and the adapted
+network (Table 1), and the cost of each stage in wall-clock hours and, on GPUs, GPU-hours
+(Table 2). With ``resume``, finished stages are kept and an interrupted one continues.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from netadapt import plugins
+from netadapt.data.sources import DataSplit
+from netadapt.detectors.cost import detector_cost
+from netadapt.detectors.model import DetectorSpec, build_detector, init_backbone
+from netadapt.engine import distributed
+from netadapt.engine.config import SearchConfig, TrainConfig
+from netadapt.engine.files import write_json_atomic, write_text_atomic
+from netadapt.engine.train import train_detector
+from netadapt.genotype import Genotype, load_genotype
+from netadapt.search.loop import run_search
+from netadapt.weights import Weights
+
+
+@dataclass
+class NetworkRow:
+    """One row of Table 1."""
+
+    name: str
+    genotype: dict[str, Any]
+    params: float
+    madds: float
+    metrics: dict[str, float]
+
+
+@dataclass
+class AdaptReport:
+    base: str
+    detector: str
+    dataset: str
+    input_size: int
+    device: str
+    world_size: int
+    weights: str
+    networks: list[NetworkRow] = field(default_factory=list)
+    hours: dict[str, float] = field(default_factory=dict)  # stage → wall-clock hours
+
+    @property
+    def gpu_hours(self) -> dict[str, float] | None:
+        return {stage: hours * self.world_size for stage, hours in self.hours.items()} if self.device == "cuda" else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "base": self.base, "detector": self.detector, "dataset": self.dataset, "input_size": self.input_size,
+            "device": self.device, "world_size": self.world_size, "weights": self.weights,
+            "networks": [row.__dict__ for row in self.networks], "hours": self.hours, "gpu_hours": self.gpu_hours,
+        }
+
+    def to_markdown(self) -> str:
+        gpu = self.gpu_hours
+        lines = [
+            "# netadapt adapt report",
+            "",
+            f"Base network **{self.base}** (weights: {self.weights}), detector **{self.detector}**, dataset {self.dataset}, "
+            f"input {self.input_size}×{self.input_size}, {self.world_size} × {self.device}.",
+            "",
+            "## Table 1 — base and adapted network",
+            "",
+            "| network | params | MAdds | mAP | mAP@0.5 | mAP@0.75 |",
+            "|---|---|---|---|---|---|",
+        ]
+        for row in self.networks:
+            m = row.metrics
+            lines.append(
+                f"| {row.name} | {row.params / 1e6:.2f}M | {row.madds / 1e9:.3f}B | {100 * m['AP']:.1f} | {100 * m['AP50']:.1f} | {100 * m['AP75']:.1f} |"
+            )
+        lines += [
+            "",
+            "mAP is COCO's AP@[0.50:0.95] on the validation split (pycocotools); MAdds count the detector's convolutions "
+            "(fvcore), without the input transform and post-processing.",
+            "",
+            "## Table 2 — cost",
+            "",
+            "| stage | wall-clock hours | GPU-hours |",
+            "|---|---|---|",
+        ]
+        for stage in ("search", "final training", "total"):
+            gpu_value = f"{gpu[stage]:.3f}" if gpu else "— (CPU)"
+            lines.append(f"| {stage} | {self.hours[stage]:.3f} ({60 * self.hours[stage]:.1f} min) | {gpu_value} |")
+        extra = [stage for stage in self.hours if stage not in ("search", "final training", "total")]
+        if extra:
+            lines += ["", "Not part of the method's cost: " + ", ".join(f"{stage} {self.hours[stage]:.3f} h" for stage in extra) + "."]
+        adapted = next((row for row in self.networks if row.name.startswith("adapted")), None)
+        if adapted is not None:
+            stages = "\n".join(f"  - {stage}" for stage in _stage_lines(adapted.genotype))
+            lines += ["", "## Adapted architecture", "", "```yaml", "stages:", stages, "```", "",
+                      "α over the search: `search/alpha_history.png`; genotype: `search/genotype.yaml`."]
+        return "\n".join(lines) + "\n"
+
+
+def _stage_lines(genotype: dict[str, Any]) -> list[str]:
+    return [f"[[{c_in}, {c_out}], [{', '.join(ops)}], {stride}]" for (c_in, c_out), ops, stride in genotype["stages"]]
+
+
+def run_adapt(
+    *,
+    base: str,
+    detector: str,
+    weights: Weights | None,
+    splits: dict[str, DataSplit],
+    dataset_name: str,
+    search_config: SearchConfig,
+    train_config: TrainConfig,
+    out_dir: str | Path,
+    resume: bool = False,
+    device: str | None = None,
+    progress: bool = True,
+    cache_dir: Path | None = None,
+    announce=print,
+    extra_hours: dict[str, float] | None = None,
+) -> AdaptReport:
+    """Run the pipeline (see the module docstring); ``extra_hours`` adds stages timed by the caller (demo pretraining)."""
+    out_dir = Path(out_dir)
+    context = distributed.setup(device)
+    try:
+        hours: dict[str, float] = {}
+        search_dir = out_dir / "search"
+        started = time.perf_counter()
+        if resume and (search_dir / "genotype.yaml").is_file():
+            announce(f"Search: done before, {search_dir / 'genotype.yaml'}")
+        else:
+            announce("Search: the base network remapped into the super network, α and weights trained alternately")
+            run_search(
+                base_name=base, detector_name=detector, weights=weights, config=search_config, train_split=splits["train"],
+                out_dir=search_dir, resume=resume, context=context, progress=progress, cache_dir=cache_dir,
+            )
+        hours["search"] = _hours_of(search_dir, "search", started, resume)
+        genotype = load_genotype(search_dir / "genotype.yaml")
+        genotype = Genotype(**{**genotype.__dict__, "input_size": train_config.input_size})
+
+        train_set = splits["train"].open(train=True, input_size=train_config.input_size)
+        val_set = splits["val"].open(train=False, input_size=train_config.input_size)
+        networks = []
+        for name, stage, architecture in (
+            ("adapted (searched)", "final training", genotype),
+            (f"{base} (base)", "base training (for comparison)", plugins.bases().get(base).base_genotype()),
+        ):
+            run_dir = out_dir / ("adapted" if name.startswith("adapted") else "base")
+            spec = DetectorSpec(detector, base, architecture, train_set.class_names, train_config.input_size, {"anchors": train_config.anchors})
+            started = time.perf_counter()
+            if resume and (run_dir / "metrics.json").is_file():
+                metrics = json.loads((run_dir / "metrics.json").read_text())
+            else:
+                announce(f"Training the {name} detector: backbone remapped from the base weights (Section 2.1)")
+                result = train_detector(
+                    spec, train_config, train_set=train_set, val_set=val_set, out_dir=run_dir,
+                    init=(lambda model, spec=spec: init_backbone(model, spec, weights)) if weights is not None else None,
+                    resume=resume, context=context, progress=progress,
+                )
+                metrics = result.metrics
+            hours[stage] = _hours_of(run_dir, stage, started, resume)
+            cost = detector_cost(build_detector(spec), input_size=train_config.input_size)
+            networks.append(NetworkRow(name, architecture.to_dict(), cost["params"], cost["madds"], metrics))
+        hours["total"] = hours["search"] + hours["final training"]
+        hours.update(extra_hours or {})
+        report = AdaptReport(
+            base=base, detector=detector, dataset=dataset_name, input_size=train_config.input_size,
+            device=context.device.type, world_size=context.world_size, weights=weights.source if weights else "random initialisation",
+            networks=networks, hours=hours,
+        )
+        if context.is_main:
+            write_json_atomic(out_dir / "report.json", report.to_dict())
+            write_text_atomic(out_dir / "report.md", report.to_markdown())
+        return report
+    finally:
+        distributed.teardown()
+
+
+def _hours_of(run_dir: Path, stage: str, started: float, resume: bool) -> float:
+    """Wall-clock hours of a stage; a stage finished in an earlier run keeps the time it recorded then."""
+    record = run_dir / "stage_time.json"
+    if resume and record.is_file():
+        return json.loads(record.read_text())["hours"]
+    hours = (time.perf_counter() - started) / 3600
+    if torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_rank() != 0:
+        return hours
+    write_json_atomic(record, {"stage": stage, "hours": hours})
+    return hours
