@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from netadapt import plugins
-from netadapt.engine.files import save_torch_atomic
+from netadapt.engine.files import load_torch_file, save_torch_atomic
 from netadapt.errors import WeightsError
 from netadapt.genotype import Genotype, genotype_from_data
 
@@ -44,12 +44,7 @@ def read_weights(source: str | Path, *, base_name: str) -> Weights:
     if str(source) == "imagenet":
         return Weights(plugins.bases().get(base_name).imagenet_state_dict(), None, f"{base_name} ImageNet weights")
     path = Path(source)
-    if not path.is_file():
-        raise WeightsError(f"{path}: no such weights file (pass a .pth file, a netadapt checkpoint, or 'imagenet')")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise WeightsError(f"{path}: not a readable PyTorch weights file ({type(error).__name__}: {str(error).splitlines()[0]})") from None
+    data = load_torch_file(path, what="PyTorch weights file (pass a .pth file, a netadapt checkpoint, or 'imagenet')")
     if isinstance(data, dict) and data.get("format") == CHECKPOINT_FORMAT:
         if data.get("base") != base_name:
             raise WeightsError(f"{path}: checkpoint is for base {data.get('base')!r}, not {base_name!r}")

@@ -12,12 +12,9 @@ from netadapt.cli.console import print_json, stdout
 
 
 def adapt_command(
-    base: str = typer.Option("mobilenetv2", "--base", help="Base network plugin."),
-    detector: str = typer.Option("ssdlite", "--detector", help="Detector plugin."),
-    weights: str = typer.Option(
-        None, "--weights", help="Base weights: a .pth, a netadapt checkpoint, 'imagenet', or 'none' (random). "
-        "Default on the demo: the base pretrained on demo object crops (cached)."
-    ),
+    base: str = options.BASE,
+    detector: str = options.DETECTOR,
+    weights: str = options.BASE_WEIGHTS,
     data: Path = options.DATA,
     dataset: str = options.DATASET,
     config_file: Path = options.CONFIG,
@@ -32,16 +29,13 @@ def adapt_command(
     from netadapt.adapt import run_adapt
     from netadapt.cli.weights import resolve_base_weights
     from netadapt.data.demo import cache_root
-    from netadapt.engine.config import SearchConfig, TrainConfig, apply_overrides, default_config_file, read_config_file, section_config
+    from netadapt.engine.config import SearchConfig, TrainConfig, dataset_is_demo, load_run_config
     from netadapt.engine.jobs import resolve_splits
 
-    dataset_name = dataset or ("coco" if data else "demo")
-    is_demo = dataset_name == "demo"
-    config_file = config_file or default_config_file(demo=is_demo)
-    sections = apply_overrides(read_config_file(config_file), overrides or [])
-    source = str(config_file or "command line")
-    search_config = section_config(SearchConfig, sections, "search", source=source)
-    train_config = section_config(TrainConfig, sections, "train", source=source)
+    is_demo = dataset_is_demo(dataset, data)
+    dataset_name = dataset or ("demo" if is_demo else "coco")
+    search_config = load_run_config(SearchConfig, "search", config_file=config_file, overrides=overrides or [], demo=is_demo)
+    train_config = load_run_config(TrainConfig, "train", config_file=config_file, overrides=overrides or [], demo=is_demo)
     splits = resolve_splits(dataset, data)
     started = time.perf_counter()
     base_weights = resolve_base_weights(weights, base=base, demo=is_demo)

@@ -15,3 +15,9 @@ QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
 JSON = typer.Option(False, "--json", help="Print the result as JSON.")
 
 
+BASE = typer.Option("mobilenetv2", "--base", help="Base network plugin.")
+DETECTOR = typer.Option("ssdlite", "--detector", help="Detector plugin.")
+BASE_WEIGHTS = typer.Option(
+    None, "--weights", help="Base weights: a .pth, a netadapt checkpoint, 'imagenet', or 'none' (random). "
+    "Default on the demo: the base pretrained on demo object crops (cached)."
+)

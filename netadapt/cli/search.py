@@ -11,12 +11,9 @@ from netadapt.cli.console import human, print_json, stdout
 
 
 def search_command(
-    base: str = typer.Option("mobilenetv2", "--base", help="Base network plugin."),
-    detector: str = typer.Option("ssdlite", "--detector", help="Detector plugin."),
-    weights: str = typer.Option(
-        None, "--weights", help="Base weights: a .pth, a netadapt checkpoint, 'imagenet', or 'none' (random). "
-        "Default on the demo: the base pretrained on demo object crops."
-    ),
+    base: str = options.BASE,
+    detector: str = options.DETECTOR,
+    weights: str = options.BASE_WEIGHTS,
     space: str = typer.Option(None, "--space", help="Search space: a registered name (fna) or a YAML file [config: search.space]."),
     strategy: str = typer.Option(None, "--strategy", help="Search strategy plugin [config: search.strategy]."),
     data: Path = options.DATA,
@@ -32,14 +29,12 @@ def search_command(
 ) -> None:
     """Search an architecture for the detector, starting from the base network's weights; write OUT/genotype.yaml."""
     from netadapt.cli.weights import resolve_base_weights
-    from netadapt.engine.config import SearchConfig, apply_overrides, default_config_file, read_config_file, section_config
+    from netadapt.engine.config import SearchConfig, dataset_is_demo, load_run_config
     from netadapt.engine.jobs import resolve_splits, run_search_job
 
-    is_demo = (dataset or ("coco" if data else "demo")) == "demo"
-    config_file = config_file or default_config_file(demo=is_demo)
-    flags = [f"search.{name}={value}" for name, value in (("epochs", epochs), ("space", space), ("strategy", strategy)) if value is not None]
-    sections = apply_overrides(read_config_file(config_file), [*(overrides or []), *flags])
-    config = section_config(SearchConfig, sections, "search", source=str(config_file or "command line"))
+    is_demo = dataset_is_demo(dataset, data)
+    flags = {"epochs": epochs, "space": space, "strategy": strategy}
+    config = load_run_config(SearchConfig, "search", config_file=config_file, overrides=overrides or [], flags=flags, demo=is_demo)
     splits = resolve_splits(dataset, data)
     source = None if resume else resolve_base_weights(weights, base=base, demo=is_demo)
     result = run_search_job(

@@ -13,12 +13,9 @@ from netadapt.cli.console import print_json, stdout
 def train_command(
     genotype_file: Path = typer.Argument(None, help="Genotype YAML [default: the base network's own].", show_default=False),
     checkpoint: Path = typer.Option(None, "--checkpoint", help="A `netadapt remap` checkpoint: its genotype and weights."),
-    base: str = typer.Option("mobilenetv2", "--base", help="Base network plugin."),
-    weights: str = typer.Option(
-        None, "--weights", help="Base weights to remap: a .pth, a netadapt checkpoint, 'imagenet', or 'none' (random). "
-        "Default on the demo: the base pretrained on demo object crops."
-    ),
-    detector: str = typer.Option("ssdlite", "--detector", help="Detector plugin."),
+    base: str = options.BASE,
+    weights: str = options.BASE_WEIGHTS,
+    detector: str = options.DETECTOR,
     data: Path = options.DATA,
     dataset: str = options.DATASET,
     config_file: Path = options.CONFIG,
@@ -34,18 +31,16 @@ def train_command(
 ) -> None:
     """Train a detector on a COCO-format dataset (default: the embedded demo) and evaluate it."""
     from netadapt.cli.weights import resolve_base_weights
-    from netadapt.engine.config import TrainConfig, apply_overrides, default_config_file, read_config_file, section_config
+    from netadapt.engine.config import TrainConfig, dataset_is_demo, load_run_config
     from netadapt.engine.jobs import TrainJob, resolve_splits, run_train_job
     from netadapt.errors import ConfigError
     from netadapt.genotype import load_genotype
     from netadapt.plugins import bases
     from netadapt.weights import read_weights
 
-    is_demo = (dataset or ("coco" if data else "demo")) == "demo"
-    config_file = config_file or default_config_file(demo=is_demo)
-    flags = [f"train.{name}={value}" for name, value in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr)) if value is not None]
-    sections = apply_overrides(read_config_file(config_file), [*(overrides or []), *flags])
-    config = section_config(TrainConfig, sections, "train", source=str(config_file or "command line"))
+    is_demo = dataset_is_demo(dataset, data)
+    flags = {"epochs": epochs, "batch_size": batch_size, "lr": lr}
+    config = load_run_config(TrainConfig, "train", config_file=config_file, overrides=overrides or [], flags=flags, demo=is_demo)
     if checkpoint is not None and (genotype_file is not None or weights is not None):
         raise ConfigError("--checkpoint carries its genotype and weights: give no GENOTYPE and no --weights with it")
     if checkpoint is not None:

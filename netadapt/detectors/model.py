@@ -13,11 +13,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 from netadapt import plugins
-from netadapt.engine.files import save_torch_atomic
+from netadapt.engine.files import load_torch_file, save_torch_atomic
 from netadapt.errors import WeightsError
 from netadapt.genotype import Genotype, genotype_from_data
 from netadapt.remap.base import remap_base
@@ -93,12 +92,7 @@ def save_detector(path: str | Path, spec: DetectorSpec, model: nn.Module) -> Non
 def load_detector(path: str | Path) -> tuple[nn.Module, DetectorSpec]:
     """Rebuild a detector from a checkpoint written by ``netadapt train`` (``model.pth`` or ``last.pth``)."""
     path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"{path}: no such checkpoint")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise WeightsError(f"{path}: not a readable checkpoint ({type(error).__name__})") from None
+    data = load_torch_file(path, what="detector checkpoint")
     if not isinstance(data, dict) or "spec" not in data or data.get("format") not in (DETECTOR_FORMAT, "netadapt-train"):
         raise WeightsError(f"{path}: not a netadapt detector checkpoint (write one with `netadapt train`)")
     spec = DetectorSpec.from_dict(data["spec"], source=str(path))

@@ -155,6 +155,7 @@ class SearchConfig:
 
     space: str = "fna"  # a registered search space or a space YAML file
     strategy: str = "darts"
+    sample_k: int = 1  # strategy "sampled": candidates run per layer and step
     cost_model: str = "madds"
     input_size: int = 320
     anchors: str = "fna"
@@ -188,7 +189,7 @@ class SearchConfig:
     log_every: int = 10
 
     def validate(self, source: str) -> None:
-        for name in ("input_size", "batch_size", "epochs", "lr", "alpha_lr", "alpha_temperature", "checkpoint_every", "log_every"):
+        for name in ("input_size", "batch_size", "epochs", "lr", "alpha_lr", "alpha_temperature", "checkpoint_every", "log_every", "sample_k"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{source}: search.{name} must be positive, got {getattr(self, name)}")
         if not 0 < self.alpha_fraction < 1:
@@ -202,3 +203,19 @@ class SearchConfig:
         for name, allowed in {"optimizer": ("rmsprop", "sgd", "adamw"), "lr_schedule": ("cosine", "step"), "anchors": ("fna", "torchvision")}.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{source}: search.{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+
+
+def dataset_is_demo(dataset: str | None, data: Path | None) -> bool:
+    """Commands use the ``demo`` dataset when given neither a dataset plugin nor a folder."""
+    return (dataset or ("coco" if data is not None else "demo")) == "demo"
+
+
+def load_run_config(
+    kind: type[C], section: str, *, config_file: Path | None, overrides: Sequence[str] = (), flags: Mapping[str, Any] | None = None, demo: bool
+) -> C:
+    """A section of the config file (the demo's packaged one on demo data by default), ``--set``
+    overrides, then explicit command-line flags (``None`` values are not given)."""
+    config_file = config_file or default_config_file(demo=demo)
+    given = [f"{section}.{name}={value}" for name, value in (flags or {}).items() if value is not None]
+    sections = apply_overrides(read_config_file(config_file), [*overrides, *given])
+    return section_config(kind, sections, section, source=str(config_file or "command line"))

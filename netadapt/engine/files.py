@@ -50,3 +50,31 @@ def save_torch_atomic(obj: Any, path: str | Path) -> None:
 
     with atomic_path(path) as temporary:
         torch.save(obj, temporary)
+
+
+def load_torch_file(path: str | Path, *, what: str) -> Any:
+    """``torch.load(path, weights_only=True)`` on CPU; a missing or unreadable file is one WeightsError line."""
+    import torch
+
+    from netadapt.errors import WeightsError
+
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: no such {what}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # pickle, zip and torch errors alike mean "not such a file"
+        detail = str(error).splitlines()[0] if str(error) else ""
+        raise WeightsError(f"{path}: not a readable {what} ({type(error).__name__}{': ' + detail if detail else ''})") from None
+
+
+def load_resume_state(path: Path, *, format: str) -> dict[str, Any] | None:
+    """The resumable state a run left in ``path`` (``None`` if there is none), checked to be of ``format``."""
+    from netadapt.errors import WeightsError
+
+    if not path.is_file():
+        return None
+    state = load_torch_file(path, what="checkpoint to resume from")
+    if not isinstance(state, dict) or state.get("format") != format or "iteration" not in state:
+        raise WeightsError(f"{path}: not a {format} checkpoint, cannot resume from it")
+    return state

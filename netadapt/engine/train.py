@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
@@ -27,11 +26,10 @@ from netadapt.detectors.model import DetectorSpec, build_detector, detector_chec
 from netadapt.engine import distributed
 from netadapt.engine.config import SearchConfig, TrainConfig
 from netadapt.engine.evaluate import evaluate_detector
-from netadapt.engine.files import save_torch_atomic
+from netadapt.engine.files import load_resume_state, save_torch_atomic
 from netadapt.engine.progress import TrainingProgress
 from netadapt.engine.runlog import RunLog
 from netadapt.engine.sampling import ResumableBatchSampler, SeededSamples
-from netadapt.errors import WeightsError
 
 TRAIN_FORMAT = "netadapt-train"
 
@@ -90,7 +88,7 @@ def train_detector(
     checkpoint_path = out_dir / "last.pth"
     torch.manual_seed(config.seed)
     model = build_detector(spec)
-    state = _load_training_state(checkpoint_path) if resume else None
+    state = load_resume_state(checkpoint_path, format=TRAIN_FORMAT) if resume else None
     if state is not None:
         model.load_state_dict(state["model"])
     elif init is not None:
@@ -186,15 +184,3 @@ def _save_training_state(path: Path, spec, config, model, optimizer, schedule, i
         "iteration": iteration,
     }
     save_torch_atomic(state, path)
-
-
-def _load_training_state(path: Path) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise WeightsError(f"{path}: cannot resume from this checkpoint ({type(error).__name__})") from None
-    if not isinstance(state, dict) or state.get("format") != TRAIN_FORMAT:
-        raise WeightsError(f"{path}: not a netadapt training checkpoint")
-    return state

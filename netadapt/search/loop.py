@@ -34,12 +34,11 @@ from netadapt.data.coco import collate_detection
 from netadapt.data.sources import DataSplit
 from netadapt.engine import distributed
 from netadapt.engine.config import SearchConfig
-from netadapt.engine.files import save_torch_atomic, write_json_atomic, write_text_atomic
+from netadapt.engine.files import load_resume_state, save_torch_atomic, write_json_atomic, write_text_atomic
 from netadapt.engine.progress import TrainingProgress
 from netadapt.engine.sampling import ResumableBatchSampler, SeededSamples
 from netadapt.engine.runlog import RunLog
 from netadapt.engine.train import batch_to_device, lr_factor, make_optimizer
-from netadapt.errors import WeightsError
 from netadapt.genotype import Genotype, save_genotype
 from netadapt.search.cost_table import build_cost_table, expected_cost
 from netadapt.search.derive import derive_genotype
@@ -86,7 +85,7 @@ def run_search(
     context = context or distributed.Context()
     out_dir = Path(out_dir)
     state_path = out_dir / "last.pth"
-    state = _load_state(state_path) if resume else None
+    state = load_resume_state(state_path, format=SEARCH_FORMAT) if resume else None
     torch.manual_seed(config.seed)
     space = load_search_space(config.space)
     strategy = plugins.strategies().get(config.strategy)
@@ -284,15 +283,3 @@ def _history_csv(rows: list[list]) -> str:
 
 def _short(ops: list[str]) -> str:
     return " ".join(op.replace("_", "") for op in ops)
-
-
-def _load_state(path: Path) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise WeightsError(f"{path}: cannot resume from this checkpoint ({type(error).__name__})") from None
-    if not isinstance(state, dict) or state.get("format") != SEARCH_FORMAT or "iteration" not in state:
-        raise WeightsError(f"{path}: not a netadapt search checkpoint")
-    return state
