@@ -42,7 +42,8 @@ def test_pretraining_writes_a_torchvision_state_dict(tiny_weights) -> None:
     reference.load_state_dict(state_dict, strict=True)
     assert state_dict["classifier.1.weight"].shape[0] == len(DEMO_CLASSES)
     # BN statistics were updated by training in train mode.
-    assert not torch.equal(state_dict["features.0.1.running_mean"], torch.zeros_like(state_dict["features.0.1.running_mean"]))
+    running_mean = state_dict["features.0.1.running_mean"]
+    assert not torch.equal(running_mean, torch.zeros_like(running_mean))
     assert sorted(p.name for p in result.path.parent.iterdir()) == [result.path.name]  # no temporary file left
 
 

@@ -60,9 +60,10 @@ class PretrainSettings:
     ``crop_size`` 96: the crops then hold objects 43-77 px across, the middle of the demo
     detection images' range (16-107 px at 320²), and MobileNetV2's stride-32 output is still a
     3×3 map, so the last stage learns spatial features rather than a 1×1 summary; 128 px costs
-    twice the time per image for no gain in accuracy here. 300 crops per class for 8 epochs
-    (1,800 crops, 225 steps of 64) train in about 3 min on 2 CPU cores; 50 held-out crops per
-    class (drawn from another seed) measure the accuracy.
+    twice the time per image, and 96 px already classifies the held-out crops all but perfectly.
+    300 crops per class for 8 epochs (1,800 crops, 224 steps of 64) train in about 3 min on 2
+    CPU cores and reach 100% held-out accuracy from epoch 4 on; 50 held-out crops per class
+    (drawn from another seed) measure it.
     """
 
     width_mult: float = 1.0
@@ -202,10 +203,8 @@ def pretrained_demo_base(
             "the demo adapts a classification-pretrained network, as the paper does."
         )
     result = pretrain_base_classifier(base_name, out=path, progress=progress, **asdict(settings))
-    write_json_atomic(
-        path.with_suffix(".json"),
-        {"base": base_name, "generator_version": GENERATOR_VERSION, "recipe_version": RECIPE_VERSION, **result.to_dict()},
-    )
+    record = {"base": base_name, "generator_version": GENERATOR_VERSION, "recipe_version": RECIPE_VERSION}
+    write_json_atomic(path.with_suffix(".json"), {**record, **result.to_dict()})
     return path
 
 
@@ -264,8 +263,10 @@ def _train(
     )
     loss_function = nn.CrossEntropyLoss()
     accuracy = 0.0
+    shown: dict[str, object] = {}  # the bar's status: epoch, loss, accuracy, held-out accuracy
     with TrainingProgress(total=settings.epochs * steps_per_epoch, enabled=progress, description="pretrain") as bar:
         for epoch in range(settings.epochs):
+            shown["epoch"] = f"{epoch + 1}/{settings.epochs}"
             network.train()
             order = torch.randperm(len(labels))
             correct = seen = 0
@@ -282,10 +283,11 @@ def _train(
                 correct += int((logits.argmax(1) == targets).sum())
                 seen += len(targets)
                 accuracy = correct / seen
-                bar.update(epoch * steps_per_epoch + step + 1, epoch=f"{epoch + 1}/{settings.epochs}", loss=loss.item(), acc=accuracy)
-            if progress:
-                val_accuracy = _accuracy(network, val_images, val_labels, batch_size=settings.batch_size)
-                bar.update((epoch + 1) * steps_per_epoch, epoch=f"{epoch + 1}/{settings.epochs}", loss=loss.item(), acc=accuracy, val_acc=val_accuracy)
+                shown.update(loss=loss.item(), acc=accuracy)
+                bar.update(epoch * steps_per_epoch + step + 1, **shown)
+            if progress:  # shown only: the held-out crops never steer training
+                shown["val_acc"] = _accuracy(network, val_images, val_labels, batch_size=settings.batch_size)
+                bar.update((epoch + 1) * steps_per_epoch, **shown)
     return accuracy
 
 
