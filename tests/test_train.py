@@ -215,3 +215,15 @@ def test_bad_data_is_one_clear_error_and_writes_nothing(kind: str, tmp_path: Pat
     assert result.exit_code == 2, result.output
     assert "error: " in result.output and message in result.output and "train.json" in result.output + message
     assert not out.exists()
+
+
+def test_learning_rate_warm_up_and_step_decay_at_1_based_epochs() -> None:
+    from netadapt.engine.config import TrainConfig
+    from netadapt.engine.train import lr_factor
+
+    config = TrainConfig(lr_schedule="step", lr_milestones=[3], lr_gamma=0.1, warmup_iterations=10, warmup_factor=0.0, epochs=4)
+    factor = [lr_factor(it, config=config, total_iterations=40, iterations_per_epoch=10) for it in range(40)]
+    assert factor[0] == 0.0 and factor[5] == 0.5 and factor[10] == factor[19] == 1.0
+    assert factor[20] == pytest.approx(0.1) and factor[39] == pytest.approx(0.1)  # epoch 3 starts at iteration 20
+    cosine = TrainConfig(lr_schedule="cosine", warmup_iterations=0, epochs=4)
+    assert lr_factor(20, config=cosine, total_iterations=40, iterations_per_epoch=10) == pytest.approx(0.5)

@@ -60,7 +60,8 @@ def lr_factor(iteration: int, *, config: TrainConfig | SearchConfig, total_itera
         factor = config.warmup_factor + (1 - config.warmup_factor) * iteration / config.warmup_iterations
     if config.lr_schedule == "cosine":
         return factor * 0.5 * (1 + math.cos(math.pi * min(iteration, total_iterations) / total_iterations))
-    passed = sum(iteration >= milestone * iterations_per_epoch for milestone in config.lr_milestones)
+    # Milestones are 1-based epochs, like alpha_start_epoch: "÷10 at epoch 22" acts from epoch 22's first iteration.
+    passed = sum(iteration >= (milestone - 1) * iterations_per_epoch for milestone in config.lr_milestones)
     return factor * config.lr_gamma**passed
 
 
