@@ -83,11 +83,14 @@ def draw_alpha_history(rows: list[list], path: str | Path) -> None:
                 axis.plot(epochs, probabilities, style, color=colour, label=op, linewidth=1.2)
             axis.set_title(f"stage {stage}, layer {column + 1}", fontsize=7)
             axis.tick_params(labelsize=6)
-    handles, labels = next((axis.get_legend_handles_labels() for axis in axes.flat if axis.lines), ([], []))
-    figure.legend(handles, labels, loc="lower center", ncol=len(labels) or 1, fontsize=7, frameon=False)
-    figure.supxlabel("epoch", fontsize=8)
+    legend: dict[str, object] = {}  # every op once, whichever panel has it (the first layer of a stage has no skip)
+    for axis in axes.flat:
+        for handle, label in zip(*axis.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    figure.legend(list(legend.values()), list(legend), loc="lower center", ncol=len(legend) or 1, fontsize=7, frameon=False)
     figure.supylabel("softmax(α)", fontsize=8)
-    figure.tight_layout(rect=(0, 0.05, 1, 1))
+    figure.suptitle("op probabilities per searched layer over the search epochs", fontsize=9)
+    figure.tight_layout(rect=(0, 0.04, 1, 1))
     with atomic_path(path) as temporary:
         figure.savefig(temporary, format="png", dpi=120)
     plt.close(figure)
