@@ -201,7 +201,7 @@ BAD_DATA = {
     "unknown_image": (lambda d: _corrupt(d, lambda a: a["annotations"][0].update(image_id=999)), "image id 999"),
     "unknown_category": (lambda d: _corrupt(d, lambda a: a["annotations"][0].update(category_id=77)), "category id 77"),
     "missing_image": (lambda d: (d / "images" / "train" / "000002.jpg").unlink(), "000002.jpg"),
-    "unreadable_image": (lambda d: (d / "images" / "train" / "000001.jpg").write_bytes(b"garbage"), "000001.jpg"),
+    "unreadable_image": (lambda d: (d / "images" / "train" / "000001.jpg").write_bytes(b"garbage"), "000001.jpg: cannot decode image (image id 1)"),
 }
 
 
@@ -213,7 +213,7 @@ def test_bad_data_is_one_clear_error_and_writes_nothing(kind: str, tmp_path: Pat
     out = tmp_path / "run"
     result = CliRunner().invoke(app, ["train", "--data", str(data), *TINY, "--epochs", "1", "--out", str(out), "--quiet"])
     assert result.exit_code == 2, result.output
-    assert "error: " in result.output and message in result.output and "train.json" in result.output + message
+    assert result.output.startswith("error: ") and message in result.output
     assert not out.exists()
 
 
