@@ -36,7 +36,7 @@ def search_command(
     flags = {"epochs": epochs, "space": space, "strategy": strategy}
     config = load_run_config(SearchConfig, "search", config_file=config_file, overrides=overrides or [], flags=flags, demo=is_demo)
     splits = resolve_splits(dataset, data)
-    source = None if resume else resolve_base_weights(weights, base=base, demo=is_demo)
+    source = resolve_base_weights(weights, base=base, demo=is_demo)
     result = run_search_job(
         base=base, detector=detector, weights=source, splits=splits, config=config, out_dir=out, resume=resume,
         device=device, progress=not quiet,
