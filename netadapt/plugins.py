@@ -35,6 +35,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "netadapt.data.sources",
     "netadapt.search.space",
     "netadapt.search.darts",
+    "netadapt.search.sampled",
 )
 
 T = TypeVar("T")

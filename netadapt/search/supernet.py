@@ -33,12 +33,25 @@ from netadapt.search.space import SearchSpace
 
 
 class MixedOp(nn.Module):
-    """Eq. 3: Σ_o w_o · o(x) over candidate blocks (``skip`` is ``nn.Identity``)."""
+    """Eq. 3: Σ_o w_o · o(x) over candidate blocks (``skip`` is ``nn.Identity``).
+
+    A candidate whose weight is exactly zero adds nothing to the sum and is not run: with a
+    one-hot (or k-hot) weight vector, as the ``sampled`` strategy gives, one step costs the
+    compute and memory of one network. A weight that is numerically zero but carries a gradient
+    (a straight-through sample: ``0 - soft.detach() + soft``) is skipped too; it then gets no
+    gradient from the task loss, which is what the ``sampled`` strategy's estimator defines
+    (:mod:`netadapt.search.sampled`). Softmax weights (``darts``) are not zero (float32
+    underflows only at α gaps of about 100·T), so every candidate runs: Eq. 3 as it stands.
+    Which candidates run is read from the weights once, when they are set, so the forward pass
+    never waits on the device.
+    """
 
     def __init__(self, candidates: dict[str, nn.Module]) -> None:
         super().__init__()
         self.candidates = nn.ModuleDict(candidates)
-        self.op_weights: torch.Tensor | None = None
+        self._op_weights: torch.Tensor | None = None
+        self._active: tuple[int, ...] = ()  # indices of the candidates with a non-zero weight
+        self._alone = False  # one candidate, weight exactly 1 and no gradient: its output as it is
 
     @property
     def names(self) -> list[str]:
@@ -49,26 +62,53 @@ class MixedOp(nn.Module):
         """The widest candidate's expansion width (the stride-16 tap's channels)."""
         return max(getattr(op, "hidden_channels", 0) for op in self.candidates.values())
 
+    @property
+    def op_weights(self) -> torch.Tensor | None:
+        return self._op_weights
+
+    @op_weights.setter
+    def op_weights(self, weights: torch.Tensor | None) -> None:
+        active: tuple[int, ...] = ()
+        alone = False
+        if weights is not None:
+            if weights.shape != (len(self.candidates),):
+                raise ValueError(f"MixedOp over {len(self.candidates)} candidates got op weights of shape {tuple(weights.shape)}")
+            values = weights.detach().tolist()
+            active = tuple(i for i, value in enumerate(values) if value != 0)
+            if not active:
+                raise ValueError(f"MixedOp over {', '.join(self.candidates)}: every op weight is zero")
+            alone = len(active) == 1 and values[active[0]] == 1 and not weights.requires_grad
+        self._op_weights, self._active, self._alone = weights, active, alone
+
     def _weights(self) -> torch.Tensor:
-        if self.op_weights is None:
+        if self._op_weights is None:
             raise RuntimeError("MixedOp has no op weights: call SuperNetwork.set_op_weights first")
-        return self.op_weights
+        return self._op_weights
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weights = self._weights()
-        return sum(weight * op(x) for weight, op in zip(weights, self.candidates.values()))
+        weights, ops = self._weights(), list(self.candidates.values())
+        if self._alone:
+            return ops[self._active[0]](x)
+        out = None
+        for i in self._active:
+            term = weights[i] * ops[i](x)
+            out = term if out is None else out + term
+        return out
 
     def forward_with_expansion(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        weights = self._weights()
+        """The output and Σ_o w_o · e_o(x) over the expansion outputs, zero-padded to the widest."""
+        weights, ops = self._weights(), list(self.candidates.values())
         width = self.hidden_channels
-        out, expanded = 0, 0
-        for weight, op in zip(weights, self.candidates.values()):
-            op_out, op_expanded = op.forward_with_expansion(x)
+        out = expanded = None
+        for i in self._active:
+            op_out, op_expanded = ops[i].forward_with_expansion(x)
+            if not self._alone:
+                op_out, op_expanded = weights[i] * op_out, weights[i] * op_expanded
             padding = width - op_expanded.shape[1]
             if padding:
                 op_expanded = nn.functional.pad(op_expanded, (0, 0, 0, 0, 0, padding))
-            out = out + weight * op_out
-            expanded = expanded + weight * op_expanded
+            out = op_out if out is None else out + op_out
+            expanded = op_expanded if expanded is None else expanded + op_expanded
         return out, expanded
 
 
