@@ -49,7 +49,9 @@ def _log(run: Path) -> list[dict]:
 
 def test_short_training_lowers_the_loss_and_evaluates(tiny_data: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
-    result = netadapt("train", "--data", str(tiny_data), *TINY, "--epochs", "6", "--lr", "0.01", "--out", str(run), "--json")
+    result = netadapt(
+        "train", "--data", str(tiny_data), *TINY, "--epochs", "6", "--lr", "0.01", "--set", "train.optimizer=rmsprop", "--out", str(run), "--json"
+    )
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     losses = [record["loss"] for record in _log(run) if "loss" in record]

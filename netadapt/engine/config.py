@@ -29,11 +29,12 @@ class TrainConfig:
     anchors: str = "fna"
     batch_size: int = 16
     epochs: int = 10
-    # Optimiser: "rmsprop" (FNA's retraining: RMSProp, eps 1.0, momentum 0.9, wd 4e-5), "sgd" or "adamw".
-    optimizer: str = "rmsprop"
-    lr: float = 0.02
+    # Optimiser: "adamw" (fast on short runs), "rmsprop" (FNA's retraining: eps 1.0, momentum 0.9,
+    # wd 4e-5; examples/configs/coco_*.yaml) or "sgd".
+    optimizer: str = "adamw"
+    lr: float = 0.002
     momentum: float = 0.9
-    weight_decay: float = 4e-5
+    weight_decay: float = 1e-4
     rmsprop_eps: float = 1.0
     # Linear warm-up from lr * warmup_factor over warmup_iterations, then the schedule.
     warmup_iterations: int = 100
