@@ -58,7 +58,12 @@ def register_remap_rules(register: Callable[[type, Any], None]) -> None:
 
 @hookspec
 def register_strategies(register: Callable[[str, Any], None]) -> None:
-    """Register search strategies: ``register(name, strategy)`` (``darts`` built in)."""
+    """Register search strategies: ``register(name, strategy)`` (``darts`` and ``sampled`` built in).
+
+    A strategy gives the op weights of the weight step (``weight_step_weights``, no gradient to α)
+    and of the α step (``alpha_step_weights``, differentiable in α); see ``netadapt.search.darts``.
+    An optional ``for_config(search_config)`` returns the strategy configured for a run.
+    """
 
 
 @hookspec

@@ -89,6 +89,8 @@ def run_search(
     torch.manual_seed(config.seed)
     space = load_search_space(config.space)
     strategy = plugins.strategies().get(config.strategy)
+    if hasattr(strategy, "for_config"):  # a strategy with settings of its own (sampled: search.sample_k)
+        strategy = strategy.for_config(config)
     dataset = train_split.open(train=True, input_size=config.input_size)
     weight_half, alpha_half = split_halves(len(dataset), alpha_fraction=config.alpha_fraction, seed=config.split_seed)
 
