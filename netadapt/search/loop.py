@@ -168,8 +168,7 @@ def run_search(
                 schedule.step()
                 record: dict[str, Any] = {"iteration": iteration + 1, "epoch": epoch + 1, "lr": schedule.get_last_lr()[0], "loss": float(task_loss.detach())}
                 if epoch + 1 >= config.alpha_start_epoch:
-                    record |= _alpha_step(model, supernet, arch, strategy, alpha_optimizer, next(alpha_batches), costs, config, context, generator)
-                    optimizer.zero_grad(set_to_none=True)  # the α step's weight gradients are not used
+                    record |= _alpha_step(detector, supernet, arch, strategy, alpha_optimizer, next(alpha_batches), costs, config, context, generator)
                 iteration += 1
                 cost_now = _expected_cost_now(arch, costs, config)
                 record["expected_cost"] = cost_now
@@ -214,16 +213,22 @@ def run_search(
     return SearchResult(out_dir, genotype, iteration, time.perf_counter() - started, cost_now, table.cost_of(best), table.unit)
 
 
-def _alpha_step(model, supernet: SuperNetwork, arch: ArchitectureParameters, strategy, alpha_optimizer, batch, costs, config: SearchConfig, context, generator) -> dict[str, float]:
-    """One α step: L_task + λ · log_τ(cost(α)) on an α-half batch (Eq. 3); α gradients averaged over ranks."""
+def _alpha_step(detector, supernet: SuperNetwork, arch: ArchitectureParameters, strategy, alpha_optimizer, batch, costs, config: SearchConfig, context, generator) -> dict[str, float]:
+    """One α step: L_task + λ · log_τ(cost(α)) on an α-half batch (Eq. 3); α gradients averaged over ranks.
+
+    Only α's gradient is computed (``torch.autograd.grad``): the weights' gradients, which the α step
+    does not use, are never formed. The detector runs outside its DDP wrapper here, so DDP's
+    gradient reduction stays with the weight step; α is all-reduced by hand.
+    """
     images, targets = batch
     op_weights = strategy.alpha_step_weights(arch, temperature=config.alpha_temperature, generator=generator)
     supernet.set_op_weights(op_weights)
-    task_loss = _task_loss(model, images, targets, context.device)
+    task_loss = _task_loss(detector, images, targets, context.device)
     cost = expected_cost(op_weights, costs)
     cost_loss = config.cost_lambda * torch.log(cost) / math.log(config.cost_log_base)
-    alpha_optimizer.zero_grad(set_to_none=True)
-    (task_loss + cost_loss).backward()
+    alphas = list(arch.parameters())
+    for alpha, grad in zip(alphas, torch.autograd.grad(task_loss + cost_loss, alphas)):
+        alpha.grad = grad
     if context.distributed:
         for alpha in arch.parameters():
             dist.all_reduce(alpha.grad)
