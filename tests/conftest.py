@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -42,3 +45,15 @@ def randomize_batch_norm(network: torch.nn.Module, *, seed: int = 0) -> None:
                 module.running_var.copy_(torch.rand(size, generator=generator) + 0.5)
                 module.weight.copy_(torch.rand(size, generator=generator) + 0.5)
                 module.bias.copy_(torch.rand(size, generator=generator) - 0.5)
+
+
+def kill_at_first_checkpoint(command: list[str], run: Path, *, timeout: float = 300) -> None:
+    """Start ``command`` (a run writing to ``run``), SIGKILL it as soon as ``run/last.pth`` exists,
+    and check that it really died mid-run (it did not finish first)."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    while not (run / "last.pth").exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, f"{' '.join(command[:2])} finished before it could be killed"

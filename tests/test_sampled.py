@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -22,6 +20,7 @@ from netadapt.search.darts import DartsStrategy
 from netadapt.search.sampled import SampledStrategy
 from netadapt.search.space import FNA_SPACE
 from netadapt.search.supernet import ArchitectureParameters, build_supernet
+from tests.conftest import kill_at_first_checkpoint
 
 NETADAPT = shutil.which("netadapt")
 TORCHRUN = shutil.which("torchrun")
@@ -211,16 +210,9 @@ def test_a_sampled_search_resumes_after_sigkill_with_the_same_alpha(tiny_data: P
     assert all(not torch.allclose(a, 1e-3 * torch.randn(a.numel(), generator=initial)) for a in trained)
 
     run = tmp_path / "killed"
-    process = subprocess.Popen(
-        [NETADAPT, "search", "--data", str(tiny_data), "--weights", "none", "--out", str(run), "--quiet", *flags],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    kill_at_first_checkpoint(
+        [NETADAPT, "search", "--data", str(tiny_data), "--weights", "none", "--out", str(run), "--quiet", *flags], run
     )
-    deadline = time.monotonic() + 300
-    while not (run / "last.pth").exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert process.returncode == -signal.SIGKILL, "the search finished before it could be killed"
     assert not (run / "genotype.yaml").exists()
     resumed = _search(tiny_data, run, *flags, "--resume")
     assert resumed.returncode == 0, resumed.stderr

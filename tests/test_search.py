@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +19,7 @@ from netadapt.genotype import load_genotype
 from netadapt.hookspecs import hookimpl
 from netadapt.search.darts import DartsStrategy
 from netadapt.search.loop import run_search
+from tests.conftest import kill_at_first_checkpoint
 
 NETADAPT = shutil.which("netadapt")
 TORCHRUN = shutil.which("torchrun")
@@ -79,16 +78,9 @@ def test_resume_after_sigkill_gives_the_same_alpha(tiny_data: Path, tmp_path: Pa
     straight = search(tiny_data, tmp_path / "straight", *flags)
     assert straight.returncode == 0, straight.stderr
     run = tmp_path / "killed"
-    process = subprocess.Popen(
-        [NETADAPT, "search", "--data", str(tiny_data), "--weights", "none", "--out", str(run), "--quiet", *flags],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    kill_at_first_checkpoint(
+        [NETADAPT, "search", "--data", str(tiny_data), "--weights", "none", "--out", str(run), "--quiet", *flags], run
     )
-    deadline = time.monotonic() + 300
-    while not (run / "last.pth").exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert process.returncode == -signal.SIGKILL, "the search finished before it could be killed"
     assert not (run / "genotype.yaml").exists()
     resumed = search(tiny_data, run, *flags, "--resume")
     assert resumed.returncode == 0, resumed.stderr

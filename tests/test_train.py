@@ -9,9 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -25,6 +23,7 @@ from netadapt.cli.main import app
 from netadapt.data.demo import generate_demo_dataset
 from netadapt.data.sources import DataSplit
 from netadapt.hookspecs import hookimpl
+from tests.conftest import kill_at_first_checkpoint
 
 NETADAPT = shutil.which("netadapt")
 TORCHRUN = shutil.which("torchrun")
@@ -87,13 +86,7 @@ def test_resume_after_sigkill_ends_with_the_same_weights(tiny_data: Path, tmp_pa
     assert straight.returncode == 0, straight.stderr
 
     run = tmp_path / "killed"
-    process = subprocess.Popen([NETADAPT, *args, "--out", str(run)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while not (run / "last.pth").exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert process.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    kill_at_first_checkpoint([NETADAPT, *args, "--out", str(run)], run)
     assert not (run / "model.pth").exists()
     killed_at = torch.load(run / "last.pth", weights_only=True)["iteration"]
     assert 2 <= killed_at < 12
