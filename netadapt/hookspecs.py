@@ -34,8 +34,9 @@ def register_search_spaces(register: Callable[[str, Any], None]) -> None:
 
 @hookspec
 def register_cost_models(register: Callable[[str, Any], None]) -> None:
-    """Register cost models: ``register(name, model)``; ``model.measure(network, input_size)``
-    gives a ``netadapt.cost.CostReport`` (``madds`` with fvcore and ``params`` are built in)."""
+    """Register cost models: ``register(name, model)``; ``model.measure(module, inputs)`` gives a
+    ``netadapt.cost.Cost`` (total and per module path; see ``netadapt.cost.CostModel``).
+    ``madds`` (fvcore) and ``params`` are built in."""
 
 
 @hookspec
