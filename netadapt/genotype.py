@@ -1,4 +1,4 @@
-"""Architectures as data: genotypes of the MobileNetV2 family (DESIGN §1.1).
+"""Architectures as data: genotypes of the MobileNet (inverted-residual) family (DESIGN §1.1).
 
 A genotype is a list of stages, each written as the paper writes it::
 
@@ -35,15 +35,17 @@ MAX_STAGES = 32
 MAX_INPUT_SIZE = 4096
 ALLOWED_STRIDES = (1, 2)
 
-_OP_PATTERN = re.compile(r"k(?P<kernel>\d+)_e(?P<expansion>\d+)")
+_OP_PATTERN = re.compile(r"k(?P<kernel>\d+)_e(?P<expansion>\d+(?:\.\d{1,2})?)(?P<se>_se)?(?P<hs>_hs)?")
 
 
 @dataclass(frozen=True)
 class Op:
-    """One layer's operation: an MBConv block (``kernel``, ``expansion``) or ``skip``."""
+    """One layer's operation: an MBConv block or ``skip`` (see :func:`parse_op` for the fields)."""
 
     kernel: int | None = None
-    expansion: int | None = None
+    expansion: int | float | None = None  # an int when whole (6), a float otherwise (2.5)
+    se: bool = False  # squeeze-and-excitation after the depthwise conv
+    hswish: bool = False  # Hardswish activations instead of the base's default
 
     @property
     def is_skip(self) -> bool:
@@ -51,7 +53,9 @@ class Op:
 
     @property
     def name(self) -> str:
-        return "skip" if self.is_skip else f"k{self.kernel}_e{self.expansion}"
+        if self.is_skip:
+            return "skip"
+        return f"k{self.kernel}_e{self.expansion:g}" + ("_se" if self.se else "") + ("_hs" if self.hswish else "")
 
     def __str__(self) -> str:
         return self.name
@@ -65,12 +69,20 @@ def parse_op(text: object) -> Op:
 
     Grammar::
 
-        op        := "skip" | "k" KERNEL "_e" EXPANSION
+        op        := "skip" | "k" KERNEL "_e" EXPANSION [ "_se" ] [ "_hs" ]
         KERNEL    := odd integer, 1 <= KERNEL <= 15     (depthwise kernel size)
-        EXPANSION := integer, 1 <= EXPANSION <= 16      (hidden width = EXPANSION * c_in)
+        EXPANSION := number with at most two decimals, 1 <= EXPANSION <= 16
+                     (hidden width = EXPANSION * c_in, rounded to channels by the base network)
+        "_se"     := squeeze-and-excitation on the hidden features after the depthwise conv
+        "_hs"     := Hardswish activations in the block instead of the base's default
 
     Examples: ``k3_e6`` (MobileNetV2's block), ``k5_e3``, ``k3_e1`` (no expansion conv), ``skip``
-    (identity). Raises ``ValueError`` with the reason; callers add the position.
+    (identity); MobileNetV3's blocks ``k5_e3_se``, ``k3_e2.5_hs`` (80 → 200 hidden channels),
+    ``k5_e6_se_hs``. The suffixes, when both present, come in this order; an expansion is
+    written in its shortest form (``e6``, not ``e6.0``), which is the op's :attr:`Op.name`.
+    A base network builds the features its family has and refuses the others
+    (MobileNetV2: no ``_se``, no ``_hs``, whole expansions only). Raises ``ValueError`` with the
+    reason; callers add the position.
     """
     if not isinstance(text, str):
         raise ValueError(f"op must be a string such as 'k3_e6' or 'skip', got {text!r}")
@@ -78,13 +90,18 @@ def parse_op(text: object) -> Op:
         return SKIP
     match = _OP_PATTERN.fullmatch(text)
     if match is None:
-        raise ValueError(f"unknown op {text!r} (expected 'skip' or 'k<kernel>_e<expansion>', e.g. 'k5_e6')")
-    kernel, expansion = int(match["kernel"]), int(match["expansion"])
+        raise ValueError(f"unknown op {text!r} (expected 'skip' or 'k<kernel>_e<expansion>[_se][_hs]', e.g. 'k5_e6')")
+    kernel, expansion = int(match["kernel"]), float(match["expansion"])
     if kernel % 2 == 0 or not 1 <= kernel <= MAX_KERNEL:
         raise ValueError(f"unknown op {text!r}: kernel must be odd and in 1..{MAX_KERNEL}")
     if not 1 <= expansion <= MAX_EXPANSION:
         raise ValueError(f"unknown op {text!r}: expansion must be in 1..{MAX_EXPANSION}")
-    return Op(kernel=kernel, expansion=expansion)
+    return Op(
+        kernel=kernel,
+        expansion=int(expansion) if expansion.is_integer() else expansion,
+        se=match["se"] is not None,
+        hswish=match["hs"] is not None,
+    )
 
 
 @dataclass(frozen=True)
@@ -107,7 +124,8 @@ class Stage:
 
 @dataclass(frozen=True)
 class Genotype:
-    """A whole architecture of the MobileNetV2 family (stem → stages → 1×1 head conv)."""
+    """A whole architecture of the MobileNet family (stem → stages → 1×1 head conv); ``base`` names
+    the base network that builds it."""
 
     stages: tuple[Stage, ...]
     base: str = "mobilenetv2"

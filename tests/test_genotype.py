@@ -82,3 +82,15 @@ def test_with_ops_changes_depth_and_validates(mobilenetv2_yaml: Path) -> None:
 def test_metadata_types_are_checked() -> None:
     with pytest.raises(GenotypeError, match="field 'input_size'"):
         genotype_from_data({"input_size": "big", "stages": [[[32, 16], ["k3_e1"], 1]]}, source="x.yaml")
+
+
+def test_squeeze_excitation_hardswish_and_fractional_expansions() -> None:
+    op = parse_op("k3_e2.3_se_hs")
+    assert op == Op(kernel=3, expansion=2.3, se=True, hswish=True) and op.name == "k3_e2.3_se_hs"
+    assert parse_op("k5_e6_hs") == Op(5, 6, hswish=True) and parse_op("k5_e3_se").name == "k5_e3_se"
+    assert parse_op("k5_e6.0").name == "k5_e6" and isinstance(parse_op("k5_e6.0").expansion, int)
+    genotype = genotype_from_data({"stages": [[[16, 80], ["k3_e6_hs", "k3_e2.5_hs", "skip"], 2]]})
+    assert genotype_from_data(genotype.to_dict()) == genotype
+    for text, reason in [("k3_e2.345", "unknown op"), ("k3_e6_hs_se", "unknown op"), ("k3_e0.5", "expansion"), ("k3_e6_sq", "unknown op")]:
+        with pytest.raises(ValueError, match=reason):
+            parse_op(text)

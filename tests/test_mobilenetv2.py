@@ -9,8 +9,8 @@ import torch
 import torchvision
 
 from netadapt import plugins
-from netadapt.errors import WeightsError
-from netadapt.genotype import load_genotype
+from netadapt.errors import GenotypeError, WeightsError
+from netadapt.genotype import load_genotype, parse_op
 from tests.conftest import randomize_batch_norm
 
 
@@ -60,3 +60,13 @@ def test_imagenet_weights_offline_say_to_pass_a_file(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
     with pytest.raises(WeightsError, match="pass it with --weights PATH"):
         plugins.bases().get("mobilenetv2").imagenet_state_dict()
+
+
+@pytest.mark.parametrize(("op", "reason"), [("k3_e6_se", "squeeze-excitation"), ("k5_e6_hs", "Hardswish"), ("k3_e2.5", "fractional expansion")])
+def test_ops_outside_the_family_are_refused_naming_the_layer(op: str, reason: str) -> None:
+    base = plugins.bases().get("mobilenetv2")
+    genotype = base.base_genotype()
+    ops = [list(stage.ops) for stage in genotype.stages]
+    ops[3][2] = parse_op(op)
+    with pytest.raises(GenotypeError, match=rf"^base mobilenetv2 cannot build stage 4, op 3 \({op}\): .*{reason}[^\n]*$"):
+        base.build(genotype.with_ops(ops))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from netadapt.bases.mobilenetv2 import DepthwiseConv2d
+from netadapt.bases.mobilenet import DepthwiseConv2d
 from netadapt.errors import RemapError
 from netadapt.hookspecs import hookimpl
 
