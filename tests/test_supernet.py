@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -9,12 +10,13 @@ import torch
 
 from netadapt import plugins
 from netadapt.errors import ConfigError
-from netadapt.genotype import load_genotype
+from netadapt.engine.config import SearchConfig
+from netadapt.genotype import SKIP, Op, load_genotype
 from netadapt.hookspecs import hookimpl
 from netadapt.remap import remap_network
 from netadapt.search.cost_table import build_cost_table, expected_cost
 from netadapt.search.derive import derive_genotype
-from netadapt.search.space import FNA_SPACE, SearchSpace, load_search_space
+from netadapt.search.space import FNA_SPACE, SearchSpace, default_space_name, load_search_space
 from netadapt.search.supernet import ArchitectureParameters, build_supernet
 from tests.conftest import randomize_batch_norm
 
@@ -129,3 +131,29 @@ def test_a_plugin_search_space_builds_a_super_network(base_and_supernet) -> None
     supernet = build_supernet("mobilenetv2", space, base, genotype)
     assert len(supernet.layers) == 10 and all(len(layer.candidates) in (2, 3) for layer in supernet.layers)
     assert supernet.tap_channels == {"stride16": 288, "stride32": 1280}  # the widest candidate is e3
+
+
+@dataclass(frozen=True)
+class _KernelPerStageSpace(SearchSpace):
+    """Layers with candidates of their own: k3 in even stages, k5 in odd ones (0-based)."""
+
+    def layer_candidates(self, stage_index: int, layer_index: int) -> tuple[Op, ...]:
+        kernel = 5 if stage_index % 2 else 3
+        return (Op(kernel, 3), Op(kernel, 6)) + ((SKIP,) if layer_index > 0 else ())
+
+
+def test_layers_with_candidates_of_their_own_get_their_own_blocks(base_and_supernet) -> None:
+    genotype, base, _ = base_and_supernet
+    space = _KernelPerStageSpace(name="per-stage", depths=(1, 2, 2, 2, 2, 2, 1), candidates=("k3_e3",))
+    supernet = build_supernet("mobilenetv2", space, base, genotype)
+    for layer, mixed in zip(supernet.layers, supernet.mixed_ops):
+        assert mixed.names == [op.name for op in layer.candidates]
+        for op, block in zip(layer.candidates, mixed.candidates.values()):
+            if not op.is_skip:
+                expand, depthwise = block.conv[0][0], block.conv[1][0]
+                assert depthwise.kernel_size == (op.kernel, op.kernel) and expand.out_channels == op.expansion * expand.in_channels
+
+
+def test_a_search_uses_the_space_of_the_base_unless_one_is_named() -> None:
+    assert SearchConfig().space is None
+    assert default_space_name("mobilenetv2") == "fna"

@@ -11,7 +11,9 @@ A base network (registered through ``register_bases``) is an object with:
   each genotype layer, ``None`` for ``skip``), which parameter remapping aligns on;
 - ``classifier_key`` — the state-dict key of the classifier's weight (its rows are the classes);
 - ``imagenet_state_dict() -> dict[str, Tensor]`` — ImageNet weights through torchvision's weights
-  API (needs the network or a populated torch hub cache).
+  API (needs the network or a populated torch hub cache);
+- optionally ``default_search_space`` — the registered search space ``netadapt search`` uses for
+  this base when neither ``--space`` nor the config names one (``fna`` when absent).
 """
 
 from __future__ import annotations

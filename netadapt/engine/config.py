@@ -154,7 +154,7 @@ class SearchConfig:
     ``examples/configs/demo.yaml`` scales it down for the embedded demo on 2 CPU cores.
     """
 
-    space: str = "fna"  # a registered search space or a space YAML file
+    space: str | None = None  # a registered search space or a space YAML file; None: the base's default (fna)
     strategy: str = "darts"
     sample_k: int = 1  # strategy "sampled": candidates run per layer and step
     cost_model: str = "madds"

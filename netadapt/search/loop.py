@@ -42,7 +42,7 @@ from netadapt.engine.train import batch_to_device, lr_factor, make_optimizer
 from netadapt.genotype import Genotype, save_genotype
 from netadapt.search.cost_table import build_cost_table, expected_cost
 from netadapt.search.derive import derive_genotype
-from netadapt.search.space import load_search_space
+from netadapt.search.space import default_space_name, load_search_space
 from netadapt.search.supernet import ArchitectureParameters, SuperNetwork, build_supernet
 from netadapt.weights import Weights, build_with_weights
 
@@ -87,7 +87,7 @@ def run_search(
     state_path = out_dir / "last.pth"
     state = load_resume_state(state_path, format=SEARCH_FORMAT) if resume else None
     torch.manual_seed(config.seed)
-    space = load_search_space(config.space)
+    space = load_search_space(config.space or default_space_name(base_name))
     strategy = plugins.strategies().get(config.strategy)
     if hasattr(strategy, "for_config"):  # a strategy with settings of its own (sampled: search.sample_k)
         strategy = strategy.for_config(config)

@@ -63,6 +63,14 @@ FNA_SPACE = SearchSpace(
 )
 
 
+def default_space_name(base_name: str) -> str:
+    """The space a search of ``base_name`` uses when neither ``--space`` nor the config names one:
+    the base network's ``default_search_space`` attribute (see :mod:`netadapt.bases`), else ``fna``."""
+    from netadapt import plugins
+
+    return getattr(plugins.bases().get(base_name), "default_search_space", FNA_SPACE.name)
+
+
 def load_search_space(source: str | Path) -> SearchSpace:
     """A registered space by name, or a space YAML file."""
     from netadapt import plugins

@@ -5,7 +5,8 @@ The base network is expanded to the search space's depths; every searched layer 
 ``w = softmax(α)`` in the DARTS strategy. Every candidate's weights are remapped from the base
 network (Section 2.1): for each candidate op ``o`` a network with ``o`` on every searched layer
 is built and filled by :func:`netadapt.remap.remap_network` (depth Eq. 1, kernel Eq. 2, width),
-and its blocks become the candidates ``o`` of the mixed ops. Each candidate keeps its own
+and its blocks become the candidates ``o`` of the mixed ops (where layers have candidates of
+their own, network j holds every layer's j-th candidate, :func:`choice_genotype`). Each candidate keeps its own
 remapped BatchNorm, so with one-hot weights on the base's ops (and ``skip`` where the base is
 shallower) the super network computes exactly what the base network does.
 
@@ -183,6 +184,20 @@ def skeleton_genotype(base_genotype: Genotype, space: SearchSpace, op: Op | None
     return base_genotype.with_ops(ops_per_stage)
 
 
+def choice_genotype(skeleton: Genotype, space: SearchSpace, choice: int) -> Genotype | None:
+    """The skeleton with every searched layer's ``choice``-th candidate (0-based); a layer whose
+    ``choice``-th candidate is ``skip``, or that has fewer, keeps its op. ``None`` if no layer changes."""
+    ops_per_stage, changed = [], False
+    for s, stage in enumerate(skeleton.stages):
+        ops = list(stage.ops)
+        for i in range(len(ops) if space.is_searched(s) else 0):
+            candidates = space.layer_candidates(s, i)
+            if choice < len(candidates) and not candidates[choice].is_skip:
+                ops[i], changed = candidates[choice], True
+        ops_per_stage.append(ops)
+    return skeleton.with_ops(ops_per_stage) if changed else None
+
+
 def build_supernet(base_name: str, space: SearchSpace, source: nn.Module, source_genotype: Genotype) -> SuperNetwork:
     """The super network of ``space`` with every candidate remapped from ``source``.
 
@@ -190,12 +205,16 @@ def build_supernet(base_name: str, space: SearchSpace, source: nn.Module, source
     """
     base = plugins.bases().get(base_name)
     skeleton = skeleton_genotype(source_genotype, space)
-    distinct = {op for s, stage in enumerate(skeleton.stages) if space.is_searched(s) for i in range(len(stage.ops)) for op in space.layer_candidates(s, i)}
-    blocks: dict[Op, nn.Module] = {}
-    for op in sorted((op for op in distinct if not op.is_skip), key=lambda o: o.name):
-        candidate_network = base.build(skeleton_genotype(source_genotype, space, op))
-        remap_network(source, candidate_network)
-        blocks[op] = candidate_network
+    searched = [(s, i) for s, stage in enumerate(skeleton.stages) if space.is_searched(s) for i in range(len(stage.ops))]
+    # Network j holds every searched layer's j-th candidate (one network per op when all layers
+    # share the candidates, as in ``fna``); its blocks become the mixed ops' candidates.
+    choices: list[nn.Module | None] = []
+    for choice in range(max((len(space.layer_candidates(s, i)) for s, i in searched), default=0)):
+        genotype = choice_genotype(skeleton, space, choice)
+        candidate_network = base.build(genotype) if genotype is not None else None
+        if candidate_network is not None:
+            remap_network(source, candidate_network)
+        choices.append(candidate_network)
     network = base.build(skeleton)
     remap_network(source, network)
     network.classifier = nn.Identity()  # a super network serves the target task; the classifier is not searched
@@ -206,7 +225,7 @@ def build_supernet(base_name: str, space: SearchSpace, source: nn.Module, source
         for i in range(len(stage.ops)):
             path = network.layer_paths[s][i]
             candidates = space.layer_candidates(s, i)
-            mixed = MixedOp({op.name: nn.Identity() if op.is_skip else blocks[op].get_submodule(path) for op in candidates})
+            mixed = MixedOp({op.name: nn.Identity() if op.is_skip else choices[j].get_submodule(path) for j, op in enumerate(candidates)})
             network.set_submodule(path, mixed)
             layers.append(SearchedLayer(s, i, path, candidates))
     return SuperNetwork(network, layers, base=base_name, space=space, skeleton=skeleton)
