@@ -1,16 +1,23 @@
-"""Cost models: fvcore MAdds and parameters, per stage and in total; cost models are plugins."""
+"""Cost models: fvcore MAdds and parameters, per stage and in total; cost models are plugins; the search's cost table."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 
 from netadapt import plugins
-from netadapt.cost import Cost
+from netadapt.cost import Cost, cost_model_for, format_cost
 from netadapt.cost.breakdown import genotype_cost
+from netadapt.engine.config import SearchConfig
+from netadapt.errors import ConfigError
 from netadapt.genotype import load_genotype
 from netadapt.hookspecs import hookimpl
+from netadapt.search.cost_table import build_cost_table, derived_cost
+from netadapt.search.derive import derive_genotype
+from netadapt.search.space import SearchSpace
+from netadapt.search.supernet import build_supernet
 
 
 def test_stages_and_parts_add_up_to_the_total(paper_yaml: Path) -> None:
@@ -55,3 +62,67 @@ def test_a_plugin_cost_model_replaces_the_builtin(mobilenetv2_yaml: Path) -> Non
     finally:
         manager.unregister(name="cost-plugin")
     assert breakdown.total_madds == breakdown.total_params / 2
+
+
+# The search's cost table and a cost model's optional members (netadapt.cost's docstring).
+
+TINY_SPACE = SearchSpace(name="tiny", depths=(1, 2, 2, 2, 2, 2, 1), candidates=("k3_e3", "k5_e6"))
+
+
+@pytest.fixture(scope="module")
+def tiny_supernet():
+    torch.manual_seed(0)
+    base = plugins.bases().get("mobilenetv2")
+    genotype = base.base_genotype()
+    return build_supernet("mobilenetv2", TINY_SPACE, base.build(genotype), genotype).eval()
+
+
+class _KeyedParams:
+    """Parameters, counting its measurements, with a ``cache_key`` the test sets."""
+
+    name, unit = "keyed", "params"
+
+    def __init__(self, key: str | None) -> None:
+        self.key, self.measured = key, 0
+
+    def cache_key(self) -> str | None:
+        return self.key
+
+    def measure(self, module: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> Cost:
+        self.measured += 1
+        return plugins.cost_models().get("params").measure(module, inputs)
+
+
+def test_the_cost_table_cache_is_keyed_by_the_models_cache_key(tiny_supernet, tmp_path: Path) -> None:
+    candidates = sum(len(layer.candidates) - (layer.layer > 0) for layer in tiny_supernet.layers)  # skip is not measured
+    first = _KeyedParams("device A")
+    table = build_cost_table(tiny_supernet, input_size=64, cost_model=first, cache_dir=tmp_path)
+    again = _KeyedParams("device A")
+    assert build_cost_table(tiny_supernet, input_size=64, cost_model=again, cache_dir=tmp_path) == table
+    assert (first.measured, again.measured) == (candidates, 0)
+    other = _KeyedParams("device B")  # another device or table file: never the cached table
+    build_cost_table(tiny_supernet, input_size=64, cost_model=other, cache_dir=tmp_path)
+    assert other.measured == candidates and len(list(tmp_path.iterdir())) == 2
+    uncached = [_KeyedParams(None), _KeyedParams(None)]  # None: the model keeps its own cache
+    for model in uncached:
+        build_cost_table(tiny_supernet, input_size=64, cost_model=model, cache_dir=tmp_path)
+    assert [model.measured for model in uncached] == [candidates, candidates] and len(list(tmp_path.iterdir())) == 2
+
+
+def test_predicted_and_measured_madds_of_the_derived_layers_agree(tiny_supernet) -> None:
+    table = build_cost_table(tiny_supernet, input_size=64)
+    best = [layer.candidates[-1].name for layer in tiny_supernet.layers]  # k5_e6 first in a stage, skip after
+    genotype = derive_genotype(tiny_supernet.skeleton, tiny_supernet.layers, best, space_name=TINY_SPACE.name)
+    cost = derived_cost(genotype, table, best, space=TINY_SPACE, cost_model=plugins.cost_models().get("madds"))
+    assert cost.predicted == table.cost_of(best) > 0
+    assert abs(cost.measured - cost.predicted) < 1  # fvcore on the derived network's stages 2-6 counts what the table sums
+    assert "stages 2, 3, 4, 5, 6" in cost.scope and cost.to_dict()["measured"] == cost.measured
+    unmeasured = derived_cost(genotype, table, best, space=TINY_SPACE, cost_model=plugins.cost_models().get("madds"), measure=False)
+    assert unmeasured.measured is None and unmeasured.to_dict()["measured_how"].startswith("not measured")
+
+
+def test_only_a_model_with_for_config_takes_a_cost_table() -> None:
+    assert cost_model_for(SearchConfig(cost_model="params")) is not None
+    with pytest.raises(ConfigError, match="search.cost_table: cost model 'madds' takes no settings"):
+        cost_model_for(SearchConfig(cost_table="phone.json"))
+    assert format_cost(300.77e6, "MAdds") == "300.77M MAdds" and format_cost(3.2149, "ms") == "3.21 ms"

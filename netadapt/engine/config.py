@@ -158,6 +158,10 @@ class SearchConfig:
     strategy: str = "darts"
     sample_k: int = 1  # strategy "sampled": candidates run per layer and step
     cost_model: str = "madds"
+    # A cost table measured elsewhere (e.g. latency on the target phone), read instead of measuring,
+    # and the cost model's own settings (latency: threads, warmup, repeats); both go to its for_config.
+    cost_table: str | None = None
+    cost_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     input_size: int = 320
     anchors: str = "fna"
     batch_size: int = 32
@@ -201,6 +205,8 @@ class SearchConfig:
             raise ConfigError(f"{source}: search.alpha_start_epoch must be ≥ 1 (1-based), got {self.alpha_start_epoch}")
         if len(self.alpha_betas) != 2:
             raise ConfigError(f"{source}: search.alpha_betas must be two numbers")
+        if not isinstance(self.cost_options, dict):
+            raise ConfigError(f"{source}: search.cost_options must be a mapping, got {self.cost_options!r}")
         for name, allowed in {"optimizer": ("rmsprop", "sgd", "adamw"), "lr_schedule": ("cosine", "step"), "anchors": ("fna", "torchvision")}.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{source}: search.{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")

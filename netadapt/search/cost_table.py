@@ -1,10 +1,16 @@
 """The cost table of a super network and the expected cost of α (DESIGN §1.3, step 2).
 
 Each candidate of each searched layer is counted once with a cost model (fvcore MAdds by
-default) on its real input at the search input size; the table is cached on disk, keyed by
-base, space, input size and cost model. The expected cost is differentiable in the op weights:
+default) on its real input at the search input size, on the device the super network is on;
+the table is cached on disk, keyed by base, space, input size, cost model and the model's
+``cache_key()`` (a device, a table file; a model whose key is ``None`` keeps its own cache and
+the table is not cached here). The expected cost is differentiable in the op weights:
 cost(α) = Σ_layers Σ_o w_o · cost_o, w = softmax(α) (skip costs 0). As in FNA's code, only the
 searched layers are counted: the rest of the network is a constant the search cannot change.
+
+After the search, the derived architecture's cost is given both ways, over the same layers
+(:class:`DerivedCost`): *predicted*, the sum of the table entries of the chosen ops, and
+*measured*, the cost model run on the derived network's searched layers.
 """
 
 from __future__ import annotations
@@ -13,11 +19,15 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from netadapt import __version__, plugins
+from netadapt.cost import CostModel
 from netadapt.engine.files import write_json_atomic
+from netadapt.genotype import Genotype
+from netadapt.search.space import SearchSpace
 from netadapt.search.supernet import SuperNetwork
 
 TABLE_VERSION = 1
@@ -43,33 +53,105 @@ def expected_cost(op_weights: list[torch.Tensor], table: list[torch.Tensor]) -> 
     return sum((weights * costs).sum() for weights, costs in zip(op_weights, table, strict=True))
 
 
-def build_cost_table(supernet: SuperNetwork, *, input_size: int, model_name: str = "madds", cache_dir: Path | None = None) -> CostTable:
-    """Count every candidate on its real input shape (cached under ``cache_dir`` when given)."""
+def build_cost_table(
+    supernet: SuperNetwork, *, input_size: int, cost_model: CostModel | str = "madds", cache_dir: Path | None = None
+) -> CostTable:
+    """Count every candidate on its real input shape (cached under ``cache_dir`` when given and the model allows)."""
+    if isinstance(cost_model, str):
+        cost_model = plugins.cost_models().get(cost_model)
+    model_key = cost_model.cache_key() if hasattr(cost_model, "cache_key") else ""
     key = hashlib.sha256(
-        json.dumps([TABLE_VERSION, __version__, supernet.base, supernet.space.fingerprint(), supernet.skeleton.to_dict(), input_size, model_name]).encode()
+        json.dumps([TABLE_VERSION, __version__, supernet.base, supernet.space.fingerprint(), supernet.skeleton.to_dict(), input_size, cost_model.name, model_key]).encode()
     ).hexdigest()[:16]
-    cache_file = cache_dir / f"cost-{supernet.base}-{supernet.space.name}-{input_size}-{model_name}-{key}.json" if cache_dir else None
+    cached = cache_dir is not None and model_key is not None
+    cache_file = cache_dir / f"cost-{supernet.base}-{supernet.space.name}-{input_size}-{cost_model.name}-{key}.json" if cached else None
     if cache_file is not None and cache_file.is_file():
         data = json.loads(cache_file.read_text())
         return CostTable(**data)
-    cost_model = plugins.cost_models().get(model_name)
     shapes = _input_shapes(supernet, input_size)
+    device = _device_of(supernet)
     costs = []
     for layer, mixed in zip(supernet.layers, supernet.mixed_ops):
-        inputs = (torch.zeros(shapes[layer.path]),)
+        inputs = (torch.zeros(shapes[layer.path], device=device),)
         costs.append({name: (0.0 if op_is_identity(op) else float(cost_model.measure(op, inputs).total)) for name, op in mixed.candidates.items()})
-    table = CostTable(model=model_name, unit=cost_model.unit, input_size=input_size, costs=costs)
+    table = CostTable(model=cost_model.name, unit=cost_model.unit, input_size=input_size, costs=costs)
     if cache_file is not None:
         write_json_atomic(cache_file, table.__dict__)
     return table
+
+
+@dataclass
+class DerivedCost:
+    """The cost of a derived architecture's searched layers, predicted from the table and measured."""
+
+    model: str
+    unit: str
+    scope: str  # which layers, at which input
+    predicted: float  # Σ of the chosen ops' table entries (skip: 0)
+    measured: float | None  # the cost model run on those layers; None: the model measures nothing here
+    source: str  # where the costs come from (the model's describe(), else its name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.__dict__,
+            "predicted_from": "the cost table: the sum of the chosen op's entry of every searched layer (skip: 0)",
+            "measured_how": "the cost model run on the derived network's searched layers (one chain per run of consecutive "
+            "searched stages, on each chain's real input)" if self.measured is not None else "not measured: the cost model only reads a table",
+        }
+
+
+def derived_cost(
+    genotype: Genotype, table: CostTable, best_ops: list[str], *, space: SearchSpace, cost_model: CostModel,
+    device: torch.device | str = "cpu", measure: bool = True,
+) -> DerivedCost:
+    """Predicted and (with ``measure``, where the model can) measured cost of the searched layers of ``genotype``,
+    derived with ``best_ops``; the network is measured on ``device``."""
+    searched = [s + 1 for s in range(len(genotype.stages)) if space.is_searched(s)]
+    scope = f"the searched layers (stages {', '.join(map(str, searched))}) of the derived network at {table.input_size}×{table.input_size}, batch 1"
+    measured = None
+    if measure and getattr(cost_model, "measures", True):
+        network = plugins.bases().get(genotype.base).build(genotype).to(device)
+        measured = sum(cost_model.measure(chain, (torch.zeros(shape, device=device),)).total for chain, shape in searched_chains(network, space, table.input_size))
+    source = cost_model.describe() if hasattr(cost_model, "describe") else cost_model.name
+    return DerivedCost(cost_model.name, cost_model.unit, scope, table.cost_of(best_ops), measured, source)
+
+
+def searched_chains(network: torch.nn.Module, space: SearchSpace, input_size: int) -> list[tuple[torch.nn.Sequential, tuple[int, ...]]]:
+    """The searched layers of a built network as chains of consecutive searched stages, with each chain's input shape."""
+    chains: list[list[str]] = []
+    previous = None
+    for s, paths in enumerate(network.layer_paths):
+        if not space.is_searched(s):
+            continue
+        present = [path for path in paths if path is not None]  # skip layers are identities
+        if previous == s - 1 and chains:
+            chains[-1] += present
+        else:
+            chains.append(present)
+        previous = s
+    firsts = {chain[0] for chain in chains if chain}
+    shapes = _input_shapes_of(network, {path: network.get_submodule(path) for path in firsts}, input_size)
+    return [(torch.nn.Sequential(*(network.get_submodule(path) for path in chain)), shapes[chain[0]]) for chain in chains if chain]
 
 
 def op_is_identity(op: torch.nn.Module) -> bool:
     return isinstance(op, torch.nn.Identity)
 
 
+def _device_of(module: torch.nn.Module) -> torch.device:
+    parameter = next(module.parameters(), None)
+    return parameter.device if parameter is not None else torch.device("cpu")
+
+
 def _input_shapes(supernet: SuperNetwork, input_size: int) -> dict[str, tuple[int, ...]]:
-    """The input shape of every searched layer, from one forward pass."""
+    """The input shape of every searched layer, from one forward pass (uniform op weights)."""
+    device = _device_of(supernet)
+    supernet.set_op_weights([torch.full((len(layer.candidates),), 1.0 / len(layer.candidates), device=device) for layer in supernet.layers])
+    return _input_shapes_of(supernet, {layer.path: mixed for layer, mixed in zip(supernet.layers, supernet.mixed_ops)}, input_size)
+
+
+def _input_shapes_of(network: torch.nn.Module, modules: dict[str, torch.nn.Module], input_size: int) -> dict[str, tuple[int, ...]]:
+    """The input shape of each of ``modules`` (path → module inside ``network``) in one plain forward pass."""
     shapes: dict[str, tuple[int, ...]] = {}
 
     def record(path: str):
@@ -78,15 +160,14 @@ def _input_shapes(supernet: SuperNetwork, input_size: int) -> dict[str, tuple[in
 
         return hook
 
-    hooks = [mixed.register_forward_pre_hook(record(layer.path)) for layer, mixed in zip(supernet.layers, supernet.mixed_ops)]
-    supernet.set_op_weights([torch.full((len(layer.candidates),), 1.0 / len(layer.candidates)) for layer in supernet.layers])
+    hooks = [module.register_forward_pre_hook(record(path)) for path, module in modules.items()]
+    was_training = network.training
+    network.eval()
     try:
         with torch.no_grad():
-            was_training = supernet.training
-            supernet.eval()
-            supernet(torch.zeros(1, 3, input_size, input_size))  # the plain forward calls every layer
-            supernet.train(was_training)
+            network(torch.zeros(1, 3, input_size, input_size, device=_device_of(network)))  # the plain forward calls every layer
     finally:
+        network.train(was_training)
         for hook in hooks:
             hook.remove()
     return shapes

@@ -4,14 +4,19 @@ The training set is split once, deterministically (``split_seed``), into a half 
 and a half for α steps (``alpha_fraction``); the split is recorded in ``split.json``. Each
 iteration takes a weight step on the weight half with the op weights the strategy gives
 (detached from α); from ``alpha_start_epoch`` on it also takes an α step on the α half, with loss
-``L_task + λ · log_τ(cost(α))`` (Eq. 3), cost(α) the expected cost of :mod:`cost_table`.
+``L_task + λ · log_τ(cost(α))`` (Eq. 3), cost(α) the expected cost of :mod:`cost_table`, whose
+table the cost model (``search.cost_model``, configured by ``search.cost_table`` and
+``search.cost_options``) fills on the run's device, on rank 0 only (a measured table, such as
+latency, differs between measurements; every rank must use the same one).
 
 The run directory holds ``genotype.yaml`` (the derived architecture, list format),
 ``alpha_history.csv`` (op probabilities of every layer at the end of every epoch),
 ``alpha_history.png`` (the same, plotted), ``supernet.pth`` (the super network, α and cost
-table), ``log.jsonl``, ``split.json`` and ``last.pth`` (the resumable state). A resumed run on
-CPU ends with the same α as an uninterrupted one. Under ``torchrun`` the weights are synchronised
-by DDP and the α gradients by an all-reduce, so α stays identical on every rank.
+table), ``cost.json`` (the derived architecture's searched layers: cost predicted from the table
+and measured, :class:`~netadapt.search.cost_table.DerivedCost`), ``log.jsonl``, ``split.json``
+and ``last.pth`` (the resumable state). A resumed run on CPU ends with the same α as an
+uninterrupted one. Under ``torchrun`` the weights are synchronised by DDP and the α gradients by
+an all-reduce, so α stays identical on every rank.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 
 from netadapt import plugins
+from netadapt.cost import cost_model_for, format_cost
 from netadapt.data.coco import collate_detection
 from netadapt.data.sources import DataSplit
 from netadapt.engine import distributed
@@ -40,7 +46,7 @@ from netadapt.engine.sampling import ResumableBatchSampler, SeededSamples
 from netadapt.engine.runlog import RunLog
 from netadapt.engine.train import batch_to_device, lr_factor, make_optimizer
 from netadapt.genotype import Genotype, save_genotype
-from netadapt.search.cost_table import build_cost_table, expected_cost
+from netadapt.search.cost_table import DerivedCost, build_cost_table, derived_cost, expected_cost
 from netadapt.search.derive import derive_genotype
 from netadapt.search.space import default_space_name, load_search_space
 from netadapt.search.supernet import ArchitectureParameters, SuperNetwork, build_supernet
@@ -56,8 +62,16 @@ class SearchResult:
     iterations: int
     seconds: float
     expected_cost: float
-    derived_cost: float  # the searched layers of the derived architecture, from the cost table
-    cost_unit: str
+    cost: DerivedCost  # the searched layers of the derived architecture: predicted from the table, measured
+
+    @property
+    def derived_cost(self) -> float:
+        """The searched layers of the derived architecture, from the cost table (``cost.predicted``)."""
+        return self.cost.predicted
+
+    @property
+    def cost_unit(self) -> str:
+        return self.cost.unit
 
 
 def split_halves(size: int, *, alpha_fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -89,6 +103,7 @@ def run_search(
     torch.manual_seed(config.seed)
     space = load_search_space(config.space or default_space_name(base_name))
     strategy = plugins.strategies().get(config.strategy)
+    cost_model = cost_model_for(config)
     if hasattr(strategy, "for_config"):  # a strategy with settings of its own (sampled: search.sample_k)
         strategy = strategy.for_config(config)
     dataset = train_split.open(train=True, input_size=config.input_size)
@@ -105,12 +120,13 @@ def run_search(
         supernet, num_classes=dataset.num_classes, input_size=config.input_size, anchors=config.anchors
     )
     arch = ArchitectureParameters(supernet.layers, generator=torch.Generator().manual_seed(config.seed))
-    table = build_cost_table(supernet, input_size=config.input_size, model_name=config.cost_model, cache_dir=cache_dir)
     if state is not None:
         detector.load_state_dict(state["detector"])
         arch.load_state_dict(state["alpha"])
     detector.to(context.device)
     arch.to(context.device)
+    table = build_cost_table(supernet, input_size=config.input_size, cost_model=cost_model, cache_dir=cache_dir) if context.is_main else None
+    table = distributed.broadcast_object(table, context)
     costs = table.tensors(context.device)
     model: nn.Module = detector
     if context.distributed:
@@ -173,7 +189,7 @@ def run_search(
                 cost_now = _expected_cost_now(arch, costs, config)
                 record["expected_cost"] = cost_now
                 record["loss"] = distributed.mean_across_ranks(record["loss"], context)
-                bar.update(iteration, epoch=epoch + 1, loss=record["loss"], cost=f"{cost_now / 1e6:.0f}M", arch=_short(arch.best_ops()))
+                bar.update(iteration, epoch=epoch + 1, loss=record["loss"], cost=format_cost(cost_now, table.unit), arch=_short(arch.best_ops()))
                 if iteration % config.log_every == 0 or iteration == end:
                     log.write(record)
                 if iteration % iterations_per_epoch == 0:
@@ -199,8 +215,10 @@ def run_search(
     best = arch.best_ops()
     genotype = derive_genotype(supernet.skeleton, supernet.layers, best, space_name=space.name)
     genotype = Genotype(**{**genotype.__dict__, "input_size": config.input_size})
+    cost = derived_cost(genotype, table, best, space=space, cost_model=cost_model, device=context.device, measure=context.is_main)
     if context.is_main:
         save_genotype(genotype, out_dir / "genotype.yaml")
+        write_json_atomic(out_dir / "cost.json", cost.to_dict() | {"expected": cost_now})
         write_text_atomic(out_dir / "alpha_history.csv", _history_csv(history))
         from netadapt.plots import draw_alpha_history
 
@@ -210,7 +228,7 @@ def run_search(
             "skeleton": supernet.skeleton.to_dict(), "alpha": arch.state_dict(), "candidates": arch.candidate_names,
             "cost_table": table.__dict__, "detector_state": detector.state_dict(), "genotype": genotype.to_dict(),
         }, out_dir / "supernet.pth")
-    return SearchResult(out_dir, genotype, iteration, time.perf_counter() - started, cost_now, table.cost_of(best), table.unit)
+    return SearchResult(out_dir, genotype, iteration, time.perf_counter() - started, cost_now, cost)
 
 
 def _alpha_step(detector, supernet: SuperNetwork, arch: ArchitectureParameters, strategy, alpha_optimizer, batch, costs, config: SearchConfig, context, generator) -> dict[str, float]:
