@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
 
 from netadapt.cli import options
-from netadapt.cli.console import human, print_json, stdout
+from netadapt.cli.console import print_json, stdout
 
 
 def search_command(
@@ -16,6 +17,10 @@ def search_command(
     weights: str = options.BASE_WEIGHTS,
     space: str = typer.Option(None, "--space", help="Search space: a registered name (fna) or a YAML file [config: search.space]."),
     strategy: str = typer.Option(None, "--strategy", help="Search strategy plugin [config: search.strategy]."),
+    cost: str = typer.Option(None, "--cost", help="Cost model of the cost term: madds, params or a plugin's (latency) [config: search.cost_model]."),
+    cost_table: Path = typer.Option(
+        None, "--cost-table", help="A cost table measured elsewhere (e.g. on the target device), read instead of measuring [config: search.cost_table]."
+    ),
     data: Path = options.DATA,
     dataset: str = options.DATASET,
     config_file: Path = options.CONFIG,
@@ -29,11 +34,12 @@ def search_command(
 ) -> None:
     """Search an architecture for the detector, starting from the base network's weights; write OUT/genotype.yaml."""
     from netadapt.cli.weights import resolve_base_weights
+    from netadapt.cost import format_cost
     from netadapt.engine.config import SearchConfig, dataset_is_demo, load_run_config
     from netadapt.engine.jobs import resolve_splits, run_search_job
 
     is_demo = dataset_is_demo(dataset, data)
-    flags = {"epochs": epochs, "space": space, "strategy": strategy}
+    flags = {"epochs": epochs, "space": space, "strategy": strategy, "cost_model": cost, "cost_table": json.dumps(str(cost_table)) if cost_table else None}
     config = load_run_config(SearchConfig, "search", config_file=config_file, overrides=overrides or [], flags=flags, demo=is_demo)
     splits = resolve_splits(dataset, data)
     source = resolve_base_weights(weights, base=base, demo=is_demo)
@@ -49,14 +55,19 @@ def search_command(
         "seconds": round(result.seconds, 1),
         "expected_cost": result.expected_cost,
         "derived_cost": result.derived_cost,
+        "measured_cost": result.cost.measured,
+        "cost_model": result.cost.model,
         "cost_unit": result.cost_unit,
+        "cost": str(result.out_dir / "cost.json"),
     }
     if json_:
         print_json(summary)
         return
     stdout.print(result.genotype.to_yaml().split("stages:")[1].strip(), markup=False)
+    measured = format_cost(result.cost.measured, result.cost_unit) if result.cost.measured is not None else "not measured here"
     stdout.print(
-        f"Searched {result.iterations} iterations in {result.seconds:.0f} s; searched layers of the derived architecture: "
-        f"{human(result.derived_cost)} {result.cost_unit} → {summary['genotype']}",
+        f"Searched {result.iterations} iterations in {result.seconds:.0f} s → {summary['genotype']}\n"
+        f"Cost ({result.cost.source}) of {result.cost.scope}: predicted {format_cost(result.derived_cost, result.cost_unit)} "
+        f"(sum of the cost table's entries), measured {measured}",
         markup=False,
     )
