@@ -6,7 +6,9 @@ evaluated with the same budget for comparison. The run directory holds ``search/
 ``adapted/`` and ``base/`` (each a full run directory of its stage) and ``report.md`` /
 ``report.json`` in the paper's table form: params, MAdds and mAP of the base and the adapted
 network (Table 1), and the cost of each stage in wall-clock hours and, on GPUs, GPU-hours
-(Table 2). With ``resume``, finished stages are kept and an interrupted one continues.
+(Table 2), and the cost the search's cost model (MAdds, latency, ...) gives the adapted network's
+searched layers, predicted from its cost table and measured (``search/cost.json``). With
+``resume``, finished stages are kept and an interrupted one continues.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 import torch
 
 from netadapt import plugins
+from netadapt.cost import format_cost
 from netadapt.data.sources import DataSplit
 from netadapt.detectors.cost import detector_cost
 from netadapt.detectors.model import DetectorSpec, build_detector, init_backbone
@@ -54,6 +57,7 @@ class AdaptReport:
     weights: str
     networks: list[NetworkRow] = field(default_factory=list)
     hours: dict[str, float] = field(default_factory=dict)  # stage → wall-clock hours
+    search_cost: dict[str, Any] | None = None  # search/cost.json: the searched layers, predicted and measured
 
     @property
     def gpu_hours(self) -> dict[str, float] | None:
@@ -64,6 +68,7 @@ class AdaptReport:
             "base": self.base, "detector": self.detector, "dataset": self.dataset, "input_size": self.input_size,
             "device": self.device, "world_size": self.world_size, "weights": self.weights,
             "networks": [row.__dict__ for row in self.networks], "hours": self.hours, "gpu_hours": self.gpu_hours,
+            "search_cost": self.search_cost,
         }
 
     def to_markdown(self) -> str:
@@ -100,12 +105,24 @@ class AdaptReport:
         extra = [stage for stage in self.hours if stage not in ("search", "final training", "total")]
         if extra:
             lines += ["", "Not part of the method's cost: " + ", ".join(f"{stage} {self.hours[stage]:.3f} h" for stage in extra) + "."]
+        if self.search_cost is not None:
+            lines += ["", "## The search's cost model", "", _search_cost_line(self.search_cost)]
         adapted = next((row for row in self.networks if row.name.startswith("adapted")), None)
         if adapted is not None:
             stages = "\n".join(f"  - {stage}" for stage in _stage_lines(adapted.genotype))
             lines += ["", "## Adapted architecture", "", "```yaml", "stages:", stages, "```", "",
                       "α over the search: `search/alpha_history.png`; genotype: `search/genotype.yaml`."]
         return "\n".join(lines) + "\n"
+
+
+def _search_cost_line(cost: dict[str, Any]) -> str:
+    measured = (
+        f"measured **{format_cost(cost['measured'], cost['unit'])}** ({cost['measured_how']})" if cost["measured"] is not None else cost["measured_how"]
+    )
+    return (
+        f"Cost model **{cost['model']}** ({cost['source']}), for {cost['scope']}: predicted "
+        f"**{format_cost(cost['predicted'], cost['unit'])}** ({cost['predicted_from']}); {measured}."
+    )
 
 
 def _stage_lines(genotype: dict[str, Any]) -> list[str]:
@@ -177,6 +194,7 @@ def run_adapt(
             base=base, detector=detector, dataset=dataset_name, input_size=train_config.input_size,
             device=context.device.type, world_size=context.world_size, weights=weights.source if weights else "random initialisation",
             networks=networks, hours=hours,
+            search_cost=json.loads((search_dir / "cost.json").read_text()) if (search_dir / "cost.json").is_file() else None,
         )
         if context.is_main:
             write_json_atomic(out_dir / "report.json", report.to_dict())

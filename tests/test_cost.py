@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from netadapt import plugins
+from netadapt.adapt import AdaptReport
 from netadapt.cost import Cost, cost_model_for, format_cost
 from netadapt.cost.breakdown import genotype_cost
 from netadapt.engine.config import SearchConfig
@@ -119,6 +120,12 @@ def test_predicted_and_measured_madds_of_the_derived_layers_agree(tiny_supernet)
     assert "stages 2, 3, 4, 5, 6" in cost.scope and cost.to_dict()["measured"] == cost.measured
     unmeasured = derived_cost(genotype, table, best, space=TINY_SPACE, cost_model=plugins.cost_models().get("madds"), measure=False)
     assert unmeasured.measured is None and unmeasured.to_dict()["measured_how"].startswith("not measured")
+    # netadapt adapt's report shows both, for whatever cost model the search used (search/cost.json).
+    report = AdaptReport("mobilenetv2", "ssdlite", "demo", 64, "cpu", 1, "none", hours=dict.fromkeys(("search", "final training", "total"), 0.0))
+    report.search_cost = cost.to_dict()
+    markdown = report.to_markdown()
+    assert f"predicted **{format_cost(cost.predicted, 'MAdds')}**" in markdown and f"measured **{format_cost(cost.measured, 'MAdds')}**" in markdown
+    assert report.to_dict()["search_cost"]["predicted"] == cost.predicted
 
 
 def test_only_a_model_with_for_config_takes_a_cost_table() -> None:
