@@ -1,0 +1,96 @@
+"""Our MobileNetV3 is torchvision's mobilenet_v3_large when built from the base genotype; taps; weights; plugin."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+
+from netadapt import plugins
+from netadapt.errors import WeightsError
+from netadapt.genotype import load_genotype, parse_op
+from netadapt_mobilenetv3.network import MobileNetV3Base
+from tests.conftest import randomize_batch_norm
+
+BASE = plugins.bases().get("mobilenetv3")
+
+
+def test_the_plugin_registers_the_base_and_its_search_space() -> None:
+    assert isinstance(BASE, MobileNetV3Base)
+    assert plugins.bases().owner("mobilenetv3") == "mobilenetv3"  # the entry point, not a built-in
+    assert BASE.default_search_space in plugins.search_spaces()
+
+
+@pytest.mark.parametrize("width_mult", [1.0, 0.5])
+def test_torchvision_equivalence(large_yaml: Path, width_mult: float) -> None:
+    torch.manual_seed(0)
+    reference = torchvision.models.mobilenet_v3_large(weights=None, width_mult=width_mult).eval()
+    randomize_batch_norm(reference)
+    genotype = load_genotype(large_yaml) if width_mult == 1.0 else BASE.base_genotype(width_mult=width_mult)
+    ours = BASE.build(genotype).eval()
+    assert list(ours.state_dict()) == list(reference.state_dict())
+    ours.load_state_dict(reference.state_dict(), strict=True)
+    images = torch.randn(2, 3, 96, 96)
+    with torch.no_grad():
+        assert (ours(images) - reference(images)).abs().max() < 1e-5
+
+
+def test_the_example_genotype_is_the_base_genotype(large_yaml: Path) -> None:
+    genotype = load_genotype(large_yaml)
+    assert genotype == BASE.base_genotype() and genotype.head_channels == 960
+    assert genotype.stages[3].ops[2] == parse_op("k3_e2.3_hs")
+    network = BASE.build(genotype)
+    assert network.features[9].hidden_channels == 184 and network.features[8].hidden_channels == 200
+    assert network.features[4].block[2].fc1.out_channels == 24  # squeeze: make_divisible(72 // 4, 8)
+
+
+def test_taps_are_the_features_of_torchvisions_ssdlite(tmp_path: Path, large_yaml: Path) -> None:
+    reference = torchvision.models.mobilenet_v3_large(weights=None).eval()
+    randomize_batch_norm(reference)
+    network = BASE.build(load_genotype(large_yaml)).eval()
+    network.load_state_dict(reference.state_dict())
+    images = torch.randn(1, 3, 128, 128)
+    with torch.no_grad():
+        taps = network.forward_taps(images)
+        # ssdlite320_mobilenet_v3_large's C4: the expansion output of features[13], the first stride-32 block.
+        expected16 = reference.features[13].block[0](reference.features[:13](images))
+        expected32 = reference.features(images)
+    assert list(taps) == ["stride16", "stride32"]
+    assert torch.equal(taps["stride16"], expected16) and torch.equal(taps["stride32"], expected32)
+    assert taps["stride16"].shape == (1, 672, 8, 8) and taps["stride32"].shape == (1, 960, 4, 4)
+    assert network.tap_channels == {"stride16": 672, "stride32": 960}
+
+    narrow = tmp_path / "narrow.yaml"
+    narrow.write_text(large_yaml.read_text().replace("[[112, 160], [k5_e6_se_hs,", "[[112, 160], [k7_e3_se_hs,"))
+    assert BASE.build(load_genotype(narrow)).tap_channels == {"stride16": 336, "stride32": 960}
+
+
+def test_any_genotype_of_the_family_builds_and_runs(large_yaml: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other.yaml"
+    other.write_text(
+        "base: mobilenetv3\nhead_channels: 640\nstages:\n"
+        "  - [[16, 16], [k3_e1_hs], 1]\n"
+        "  - [[16, 24], [k7_e6, skip, k5_e3_se], 2]\n"
+        "  - [[24, 40], [k3_e2.5_se], 2]\n"
+        "  - [[40, 80], [k5_e6_hs, k3_e3_hs, skip], 2]\n"
+        "  - [[80, 112], [k7_e6_se_hs], 1]\n"
+        "  - [[112, 160], [k3_e4_se_hs, k7_e6_se_hs, k5_e6_se_hs, k5_e3_se_hs, k3_e6_se_hs], 2]\n"
+    )
+    network = BASE.build(load_genotype(other), num_classes=7).eval()
+    assert network.layer_paths[1] == ["features.2", None, "features.4"] and network.last_channels == 640
+    assert isinstance(network.features[1].block[0][2], torch.nn.Hardswish)  # k3_e1_hs: no expansion conv
+    with torch.no_grad():
+        assert network(torch.randn(1, 3, 64, 64)).shape == (1, 7)
+
+
+def test_imagenet_weights_offline_say_to_pass_a_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty hub cache: a download must be attempted
+
+    def offline(*args, **kwargs):
+        raise OSError("Network is unreachable")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    with pytest.raises(WeightsError, match="ImageNet weights for mobilenetv3 .* pass it with --weights PATH"):
+        BASE.imagenet_state_dict()
