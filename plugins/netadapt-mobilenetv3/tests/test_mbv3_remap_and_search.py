@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from netadapt import plugins
+from netadapt.errors import RemapError
 from netadapt.genotype import SKIP, Genotype
 from netadapt.remap import remap_network
 from netadapt.search.space import default_space_name, load_search_space
@@ -72,6 +73,16 @@ def test_narrower_blocks_take_the_first_channels_and_squeeze_with_them(source) -
     assert torch.equal(block[2].fc1.weight, reference[2].fc1.weight[:64, :240])
     assert torch.equal(block[1][0].weight, reference[1][0].weight[:240])
     assert target.layer_paths[5] == ["features.13", None, "features.15"]
+
+
+@pytest.mark.parametrize("change", ["add squeeze-excitation", "drop squeeze-excitation"])
+def test_blocks_with_and_without_squeeze_excitation_do_not_correspond(source, change: str) -> None:
+    ops = _ops(BASE.base_genotype())
+    stage = 1 if change.startswith("add") else 2
+    ops[stage] = [replace(op, se=not op.se) for op in ops[stage]]
+    target = BASE.build(BASE.base_genotype().with_ops(ops))
+    with pytest.raises(RemapError, match=r"^target layer 'features\.[234]\.block\.2\.\w+' .* has no counterpart"):
+        remap_network(source, target)
 
 
 def test_the_default_space_keeps_each_stages_style_and_computes_its_source_exactly() -> None:
