@@ -78,8 +78,8 @@ def parse_op(text: object) -> Op:
 
     Examples: ``k3_e6`` (MobileNetV2's block), ``k5_e3``, ``k3_e1`` (no expansion conv), ``skip``
     (identity); MobileNetV3's blocks ``k5_e3_se``, ``k3_e2.5_hs`` (80 → 200 hidden channels),
-    ``k5_e6_se_hs``. The suffixes, when both present, come in this order; an expansion is
-    written in its shortest form (``e6``, not ``e6.0``), which is the op's :attr:`Op.name`.
+    ``k5_e6_se_hs``. The suffixes, when both present, come in this order. ``e6.0`` reads as
+    ``e6``: :attr:`Op.name` writes an expansion in its shortest form.
     A base network builds the features its family has and refuses the others
     (MobileNetV2: no ``_se``, no ``_hs``, whole expansions only). Raises ``ValueError`` with the
     reason; callers add the position.
