@@ -6,7 +6,7 @@ evaluated with the same budget for comparison. The run directory holds ``search/
 ``adapted/`` and ``base/`` (each a full run directory of its stage) and ``report.md`` /
 ``report.json`` in the paper's table form: params, MAdds and mAP of the base and the adapted
 network (Table 1), and the cost of each stage in wall-clock hours and, on GPUs, GPU-hours
-(Table 2), and the cost the search's cost model (MAdds, latency, ...) gives the adapted network's
+(Table 2), and the cost the search's cost model (MAdds, or a plugin's) gives the adapted network's
 searched layers, predicted from its cost table and measured (``search/cost.json``). With
 ``resume``, finished stages are kept and an interrupted one continues.
 """

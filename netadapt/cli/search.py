@@ -17,7 +17,7 @@ def search_command(
     weights: str = options.BASE_WEIGHTS,
     space: str = typer.Option(None, "--space", help="Search space: a registered name (fna) or a YAML file [config: search.space]."),
     strategy: str = typer.Option(None, "--strategy", help="Search strategy plugin [config: search.strategy]."),
-    cost: str = typer.Option(None, "--cost", help="Cost model of the cost term: madds, params or a plugin's (latency) [config: search.cost_model]."),
+    cost: str = typer.Option(None, "--cost", help="Cost model of the cost term: madds, params, or one a plugin registers [config: search.cost_model]."),
     cost_table: Path = typer.Option(
         None, "--cost-table", help="A cost table measured elsewhere (e.g. on the target device), read instead of measuring [config: search.cost_table]."
     ),

@@ -158,8 +158,8 @@ class SearchConfig:
     strategy: str = "darts"
     sample_k: int = 1  # strategy "sampled": candidates run per layer and step
     cost_model: str = "madds"
-    # A cost table measured elsewhere (e.g. latency on the target phone), read instead of measuring,
-    # and the cost model's own settings (latency: threads, warmup, repeats); both go to its for_config.
+    # A cost table measured elsewhere (e.g. on the target phone), read instead of measuring, and the
+    # cost model's own settings (e.g. a timing model's thread count); both go to its for_config.
     cost_table: str | None = None
     cost_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     input_size: int = 320

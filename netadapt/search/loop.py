@@ -7,7 +7,7 @@ iteration takes a weight step on the weight half with the op weights the strateg
 ``L_task + λ · log_τ(cost(α))`` (Eq. 3), cost(α) the expected cost of :mod:`cost_table`, whose
 table the cost model (``search.cost_model``, configured by ``search.cost_table`` and
 ``search.cost_options``) fills on the run's device, on rank 0 only (a measured table, such as
-latency, differs between measurements; every rank must use the same one).
+timings, differs between measurements; every rank must use the same one).
 
 The run directory holds ``genotype.yaml`` (the derived architecture, list format),
 ``alpha_history.csv`` (op probabilities of every layer at the end of every epoch),
