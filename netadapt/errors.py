@@ -32,3 +32,7 @@ class DataError(NetadaptError):
 
 class ConfigError(NetadaptError, ValueError):
     """A configuration file or option is invalid (names the file and field)."""
+
+
+class ExportError(NetadaptError):
+    """A detector cannot be exported, or the exported model does not reproduce it (``netadapt export``)."""

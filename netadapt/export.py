@@ -1,0 +1,335 @@
+"""Export an adapted detector's core — backbone and head — to ONNX or TorchScript (``netadapt export``).
+
+The exported graph is the part of a torchvision detector that is one fixed computation: the
+backbone (base network and extra layers) and the head, i.e.
+:class:`netadapt.detectors.cost.CoreForward`, the same forward the cost model counts. What
+torchvision's ``SSD`` does around it — resizing and normalisation before, box decoding, scoring
+and NMS after — is data-dependent, so it is left to the runtime and written down here; the
+reference functions :func:`preprocess` and :func:`postprocess` reproduce it and are tested
+against the PyTorch detector.
+
+**Input** ``images``: float32 ``[N, 3, S, S]``, ``S`` the checkpoint's input size. ONNX fixes
+``N = 1`` unless exported with ``dynamic_batch`` (``--dynamic-batch``; the export then takes
+longer: torch.export traces the batch symbolically); the traced TorchScript takes any ``N``. Preprocessing (:func:`preprocess`), as ``netadapt predict``/``eval`` and the
+detector's ``GeneralizedRCNNTransform`` do it:
+
+1. decode the image as RGB and resize it to ``S × S`` (bilinear, antialiased — torchvision's
+   ``transforms.v2.Resize``); the aspect ratio is not kept;
+2. scale to [0, 1] (uint8 / 255);
+3. normalise per channel: ``(x - mean) / std``, ``mean``/``std`` from the metadata
+   (``image_mean``/``image_std``; SSDLite: 0.5 and 0.5, i.e. [-1, 1]).
+
+**Outputs**, in this order (ONNX output names; TorchScript returns the tuple):
+
+- ``bbox_regression`` ``[N, A, 4]`` — box deltas (dx, dy, dw, dh) per anchor;
+- ``cls_logits`` ``[N, A, C]`` — class logits per anchor, ``C`` classes with the background
+  at index 0;
+- ``anchors`` ``[A, 4]`` — the default boxes (x1, y1, x2, y2) in pixels of the ``S × S``
+  input. They depend only on ``S``, which is fixed, so they are a constant output of the graph:
+  the model file is self-contained and cannot be paired with the anchors of another input size.
+
+**Post-processing** (:func:`postprocess`; torchvision's ``SSD.postprocess_detections`` then
+``GeneralizedRCNNTransform.postprocess``), per image:
+
+1. decode every anchor's box with the box coder's weights ``(wx, wy, ww, wh)`` (SSDLite:
+   10, 10, 5, 5): with the anchor's centre ``(ax, ay)`` and size ``(aw, ah)``,
+   ``cx = dx/wx·aw + ax``, ``cy = dy/wy·ah + ay``, ``w = exp(min(dw/ww, clip))·aw``,
+   ``h = exp(min(dh/wh, clip))·ah`` with ``clip = log(1000/16)``; corners ``cx ± w/2``,
+   ``cy ± h/2``; clip the boxes to ``[0, S]``;
+2. scores = softmax of the logits over the classes;
+3. for each class but the background: keep the anchors scoring above ``score_thresh``, then the
+   ``topk_candidates`` best of them;
+4. NMS per class (IoU ``nms_thresh``) over all kept boxes, then the ``detections_per_img`` best;
+5. scale boxes from ``S × S`` back to the original image: x by ``width/S``, y by ``height/S``.
+
+The numbers (``input_size``, ``image_mean``, ``image_std``, ``class_names``, the box weights and
+thresholds, the output names) travel inside the model file as JSON (:func:`export_info`): ONNX
+metadata property ``netadapt``, TorchScript extra file ``netadapt.json``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import math
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+from torchvision.models.detection import _utils as det_utils  # BoxCoder: torchvision's SSD uses it; no public alias
+from torchvision.models.detection.image_list import ImageList
+from torchvision.models.detection.ssd import SSD
+from torchvision.ops import batched_nms, clip_boxes_to_image
+from torchvision.transforms.v2 import functional as F
+
+from netadapt.detectors.cost import CoreForward
+from netadapt.engine.files import atomic_path
+from netadapt.errors import ExportError
+
+if TYPE_CHECKING:
+    from netadapt.detectors.model import DetectorSpec
+
+FORMATS = ("onnx", "torchscript")
+EXPORT_FORMAT = "netadapt-export"
+EXPORT_VERSION = 1
+DEFAULT_TOLERANCE = 1e-4
+ONNX_METADATA_KEY = "netadapt"
+TORCHSCRIPT_METADATA_FILE = "netadapt.json"
+INSTALL_HINT = "pip install 'netadapt[export]'"
+
+
+class ExportedCore(nn.Module):
+    """The detector's :class:`CoreForward` plus its (constant) anchors as the last output."""
+
+    def __init__(self, model: nn.Module, anchors: torch.Tensor) -> None:
+        super().__init__()
+        self.core = CoreForward(model)
+        self.register_buffer("anchors", anchors)
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return (*self.core(images), self.anchors)
+
+
+def export_info(model: nn.Module, spec: DetectorSpec) -> dict[str, Any]:
+    """What a runtime needs besides the graph (module docstring), read from the built detector.
+
+    ``spec`` is the checkpoint's :class:`~netadapt.detectors.model.DetectorSpec`. Only detectors
+    that post-process as torchvision's ``SSD`` does (softmax scores) are supported.
+    """
+    if not isinstance(model, SSD):
+        raise ExportError(
+            f"detector {spec.detector!r} ({type(model).__name__}): export supports torchvision SSD detectors only"
+        )
+    size = spec.input_size
+    return {
+        "format": EXPORT_FORMAT,
+        "version": EXPORT_VERSION,
+        "detector": spec.detector,
+        "base": spec.base,
+        "class_names": list(spec.class_names),
+        "input_size": size,
+        "image_mean": [float(value) for value in model.transform.image_mean],
+        "image_std": [float(value) for value in model.transform.image_std],
+        "outputs": [*_head_output_names(model, size), "anchors"],
+        "postprocess": {
+            "scores": "softmax",
+            "box_weights": [float(value) for value in model.box_coder.weights],
+            "box_clip": float(model.box_coder.bbox_xform_clip),
+            "score_thresh": float(model.score_thresh),
+            "topk_candidates": int(model.topk_candidates),
+            "nms_thresh": float(model.nms_thresh),
+            "detections_per_img": int(model.detections_per_img),
+        },
+    }
+
+
+def _features(model: nn.Module, images: torch.Tensor) -> list[torch.Tensor]:
+    features = model.backbone(images)
+    return [features] if isinstance(features, torch.Tensor) else list(features.values())
+
+
+@torch.no_grad()
+def _head_output_names(model: nn.Module, size: int) -> list[str]:
+    """The head's output keys, in the order :class:`CoreForward` returns their tensors."""
+    return list(model.head(_features(model, torch.zeros(1, 3, size, size))))
+
+
+@torch.no_grad()
+def detector_anchors(model: nn.Module, size: int) -> torch.Tensor:
+    """The detector's default boxes ``[A, 4]`` (x1, y1, x2, y2 pixels) for an ``size × size`` input."""
+    images = torch.zeros(1, 3, size, size)
+    return model.anchor_generator(ImageList(images, [(size, size)]), _features(model, images))[0]
+
+
+def preprocess(image: torch.Tensor, info: Mapping[str, Any]) -> torch.Tensor:
+    """A uint8 RGB image ``[3, H, W]`` as the exported graph's input ``[1, 3, S, S]`` (module docstring)."""
+    size = info["input_size"]
+    resized = F.to_dtype(F.resize(image, [size, size], antialias=True), torch.float32, scale=True)
+    return F.normalize(resized, mean=info["image_mean"], std=info["image_std"])[None]
+
+
+def postprocess(
+    outputs: Mapping[str, Any], info: Mapping[str, Any], *, image_sizes: Sequence[tuple[int, int]] | None = None
+) -> list[dict[str, torch.Tensor]]:
+    """Detections from the exported graph's raw ``outputs`` (name → array), as torchvision's SSD gives them.
+
+    ``info`` is the model's metadata (:func:`export_info`); ``image_sizes`` the original
+    ``(height, width)`` of each image, to scale the boxes back to (default: the ``S × S`` input).
+    Returns per image ``{"boxes": [K, 4] (x1, y1, x2, y2), "scores": [K], "labels": [K]}``,
+    best first. The steps are those of the module docstring.
+    """
+    settings = info["postprocess"]
+    size = info["input_size"]
+    regression = torch.as_tensor(outputs["bbox_regression"])
+    scores = torch.as_tensor(outputs["cls_logits"]).softmax(dim=-1)
+    anchors = torch.as_tensor(outputs["anchors"])
+    coder = det_utils.BoxCoder(settings["box_weights"], bbox_xform_clip=settings["box_clip"])
+    detections = []
+    for index, (deltas, image_scores) in enumerate(zip(regression, scores)):
+        boxes = clip_boxes_to_image(coder.decode_single(deltas, anchors), (size, size))
+        kept_boxes, kept_scores, kept_labels = [], [], []
+        for label in range(1, image_scores.shape[-1]):  # 0 is the background
+            score = image_scores[:, label]
+            above = score > settings["score_thresh"]
+            score, order = score[above].topk(min(settings["topk_candidates"], int(above.sum())))
+            kept_boxes.append(boxes[above][order])
+            kept_scores.append(score)
+            kept_labels.append(torch.full_like(order, label))
+        boxes, image_scores, labels = torch.cat(kept_boxes), torch.cat(kept_scores), torch.cat(kept_labels)
+        keep = batched_nms(boxes, image_scores, labels, settings["nms_thresh"])[: settings["detections_per_img"]]
+        boxes = boxes[keep]
+        if image_sizes is not None:
+            height, width = image_sizes[index]
+            boxes = boxes * torch.tensor([width / size, height / size] * 2, dtype=boxes.dtype)
+        detections.append({"boxes": boxes, "scores": image_scores[keep], "labels": labels[keep]})
+    return detections
+
+
+def require_format(format: str) -> None:
+    """Check that ``format`` is known and its packages are installed (before any work is done)."""
+    if format not in FORMATS:
+        raise ExportError(f"unknown export format {format!r}; known: {', '.join(FORMATS)}")
+    if format == "onnx":
+        for package in ("onnx", "onnxruntime", "onnxscript"):
+            try:
+                importlib.import_module(package)
+            except ImportError:
+                raise ExportError(f"ONNX export needs the package {package!r}: {INSTALL_HINT}") from None
+
+
+class _AnchorsOutputNotice(logging.Filter):
+    """Drops onnx_ir's warning that the ``anchors`` initializer is not deduplicated: it is a graph output by design."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "is a graph input or output" not in record.getMessage()
+
+
+def _write_onnx(module: ExportedCore, sample: torch.Tensor, path: Path, info: dict[str, Any], *, dynamic_batch: bool) -> None:
+    # The torch.export-based exporter (dynamo=True, which needs onnxscript) is torch's default since 2.9;
+    # the TorchScript-based one (dynamo=False) is deprecated and warns so.
+    notice = _AnchorsOutputNotice()
+    deduplication = logging.getLogger("onnx_ir.passes.common.initializer_deduplication")
+    deduplication.addFilter(notice)
+    try:
+        program = torch.onnx.export(
+            module,
+            (sample,),
+            dynamo=True,
+            input_names=["images"],
+            output_names=info["outputs"],
+            dynamic_shapes={"images": {0: torch.export.Dim("batch")}} if dynamic_batch else None,
+            verbose=False,
+        )
+    finally:
+        deduplication.removeFilter(notice)
+    program.model.metadata_props[ONNX_METADATA_KEY] = json.dumps(info)
+    program.save(path, external_data=False)
+
+
+def _run_onnx(path: Path, images: torch.Tensor) -> list[torch.Tensor]:
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return [torch.from_numpy(array) for array in session.run(None, {"images": images.numpy()})]
+
+
+def _write_torchscript(module: ExportedCore, sample: torch.Tensor, path: Path, info: dict[str, Any], *, dynamic_batch: bool) -> None:
+    # The trace reads the batch size from the tensors' shapes, so the module takes any batch: nothing to do
+    # for ``dynamic_batch``.
+    with warnings.catch_warnings():  # recent torch marks TorchScript deprecated; C++ and mobile runtimes still load it
+        warnings.filterwarnings("ignore", message=r".*torch\.jit\..* is deprecated", category=FutureWarning)
+        traced = torch.jit.trace(module, (sample,))
+        torch.jit.save(traced, str(path), _extra_files={TORCHSCRIPT_METADATA_FILE: json.dumps(info)})
+
+
+def _run_torchscript(path: Path, images: torch.Tensor) -> list[torch.Tensor]:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*torch\.jit\..* is deprecated", category=FutureWarning)
+        loaded = torch.jit.load(str(path), map_location="cpu")
+    with torch.no_grad():
+        return list(loaded(images))
+
+
+_WRITERS = {"onnx": (_write_onnx, _run_onnx), "torchscript": (_write_torchscript, _run_torchscript)}
+
+
+def demo_image() -> Path:
+    """The image the export is checked on by default: the first validation image of the demo dataset."""
+    from netadapt.data.demo import demo_dataset_dir
+
+    return demo_dataset_dir() / "images" / "val" / "000001.jpg"
+
+
+def read_info(path: str | Path) -> dict[str, Any]:
+    """The metadata (:func:`export_info`) stored in an exported ONNX or TorchScript file."""
+    path = Path(path)
+    if path.suffix == ".onnx":
+        import onnx
+
+        props = {prop.key: prop.value for prop in onnx.load(str(path), load_external_data=False).metadata_props}
+        return json.loads(props[ONNX_METADATA_KEY])
+    files = {TORCHSCRIPT_METADATA_FILE: ""}
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*torch\.jit\..* is deprecated", category=FutureWarning)
+        torch.jit.load(str(path), map_location="cpu", _extra_files=files)
+    return json.loads(files[TORCHSCRIPT_METADATA_FILE])
+
+
+def export_detector(
+    model: nn.Module,
+    spec: DetectorSpec,
+    out: str | Path,
+    *,
+    format: str,
+    image: torch.Tensor,
+    tolerance: float = DEFAULT_TOLERANCE,
+    dynamic_batch: bool = False,
+) -> dict[str, Any]:
+    """Write ``model``'s core to ``out`` in ``format`` and check it on ``image`` (uint8 RGB ``[3, H, W]``).
+
+    The exported file is run (onnxruntime / ``torch.jit.load``) on the preprocessed image and
+    compared with the PyTorch core; if any output differs by more than ``tolerance`` an
+    :class:`ExportError` is raised and nothing is written (the file is renamed into place only
+    after the check). ``dynamic_batch`` gives the ONNX graph a dynamic batch axis (module
+    docstring). ``model`` is put in eval mode on the CPU. Returns ``{"format", "out", "outputs":
+    {name: shape}, "max_abs_diff": {name: diff}, "max_abs_diff_all", "tolerance", "seconds"}``.
+    """
+    require_format(format)
+    if not (tolerance >= 0 and math.isfinite(tolerance)):
+        raise ExportError(f"tolerance must be a finite number ≥ 0, got {tolerance!r}")
+    started = time.perf_counter()
+    model = model.eval().cpu()
+    info = export_info(model, spec)
+    module = ExportedCore(model, detector_anchors(model, spec.input_size)).eval()
+    images = preprocess(image, info)
+    with torch.no_grad():
+        expected = module(images)
+    write, run = _WRITERS[format]
+    out = Path(out)
+    with atomic_path(out) as temporary:
+        write(module, images, temporary, info, dynamic_batch=dynamic_batch)
+        actual = run(temporary, images)
+        differences = {
+            name: float((got.to(want.dtype) - want).abs().max()) if got.shape == want.shape else math.inf
+            for name, got, want in zip(info["outputs"], actual, expected, strict=True)
+        }
+        worst = max(differences, key=differences.get)
+        if not differences[worst] <= tolerance:
+            raise ExportError(
+                f"{out}: the exported {format} model differs from PyTorch by {differences[worst]:.3g} in "
+                f"{worst!r} (tolerance {tolerance:g}); nothing written"
+            )
+    return {
+        "format": format,
+        "out": str(out),
+        "outputs": {name: list(tensor.shape) for name, tensor in zip(info["outputs"], expected)},
+        "max_abs_diff": differences,
+        "max_abs_diff_all": differences[worst],
+        "tolerance": tolerance,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
