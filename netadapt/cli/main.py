@@ -9,7 +9,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from netadapt import __version__
-from netadapt.cli import adapt, cost, data, eval, plugins, predict, remap, search, show, train
+from netadapt.cli import adapt, cost, data, eval, export, plugins, predict, remap, search, show, train
 from netadapt.cli.console import stderr
 from netadapt.errors import NetadaptError
 
@@ -59,6 +59,7 @@ app.command("train")(train.train_command)
 app.command("eval")(eval.eval_command)
 app.command("predict")(predict.predict_command)
 app.command("adapt")(adapt.adapt_command)
+app.command("export")(export.export_command)
 app.add_typer(data.app, name="data")
 
 

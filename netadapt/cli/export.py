@@ -1,0 +1,65 @@
+"""``netadapt export``: a detector checkpoint as an ONNX or TorchScript model, checked against PyTorch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+
+from netadapt.cli import options
+from netadapt.cli.console import print_json, stdout
+
+SUFFIXES = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
+
+
+def export_command(
+    checkpoint: Path = typer.Argument(..., help="Detector checkpoint (model.pth or last.pth of `netadapt train`/`adapt`).", show_default=False),
+    format: str = typer.Option("onnx", "--format", help="onnx (needs `pip install 'netadapt\\[export]'`) or torchscript (traced, torch.jit.save)."),
+    out: Path = typer.Option(None, "--out", help="Output file \\[default: next to the checkpoint, <name>.onnx or <name>.torchscript.pt]."),
+    image: Path = typer.Option(None, "--image", help="Image to check the export on \\[default: an image of the demo dataset]."),
+    tolerance: float = typer.Option(1e-4, "--tolerance", help="Largest absolute difference allowed between the exported model's outputs and PyTorch's."),
+    dynamic_batch: bool = typer.Option(False, "--dynamic-batch", help="ONNX: a dynamic batch axis instead of batch 1 (slower export). TorchScript takes any batch."),
+    json_: bool = options.JSON,
+) -> None:
+    """Export a detector's backbone + head; check it against PyTorch on an image.
+
+    \b
+    Input   images [N, 3, S, S] float32, S = the checkpoint's input size
+            (ONNX: N = 1 unless --dynamic-batch). Preprocess: RGB, resize
+            to S×S (bilinear, antialiased), /255, (x - mean) / std per
+            channel (SSDLite: mean 0.5, std 0.5).
+    Output  bbox_regression [N, A, 4]; cls_logits [N, A, C], class 0 the
+            background; anchors [A, 4], x1 y1 x2 y2 pixels of the S×S input.
+    Post-process each image as torchvision's SSD does
+    (netadapt.export.postprocess): decode the boxes from the anchors with
+    the box coder weights (SSDLite 10, 10, 5, 5) and clip them to S×S;
+    softmax over the classes; for each class but the background keep
+    scores > score_thresh, at most topk_candidates; NMS per class
+    (nms_thresh); keep the best detections_per_img; scale the boxes to
+    the original image size.
+    The file holds these numbers as JSON (ONNX metadata 'netadapt',
+    TorchScript extra file 'netadapt.json').
+
+    Nothing is written if the check fails (one error line, exit code 2).
+    """
+    from netadapt.detectors.model import load_detector
+    from netadapt.engine.predict import read_image
+    from netadapt.export import demo_image, export_detector, require_format
+
+    require_format(format)  # a missing package is reported before the checkpoint is read
+    model, spec = load_detector(checkpoint)
+    picture = read_image(image or demo_image())
+    out = out or checkpoint.with_name(checkpoint.stem + SUFFIXES[format])
+    report = export_detector(model, spec, out, format=format, image=picture, tolerance=tolerance, dynamic_batch=dynamic_batch)
+    report["checkpoint"], report["image"] = str(checkpoint), str(image or demo_image())
+    if json_:
+        print_json(report)
+        return
+    shapes = ", ".join(f"{name} {tuple(shape)}" for name, shape in report["outputs"].items())
+    stdout.print(f"Exported {escape(str(checkpoint))} → [bold]{escape(report['out'])}[/] ({format}: {escape(shapes)})", soft_wrap=True)
+    stdout.print(
+        f"Check on {escape(report['image'])}: max abs difference to PyTorch {report['max_abs_diff_all']:.2e} "
+        f"(tolerance {tolerance:g})",
+        soft_wrap=True,
+    )
