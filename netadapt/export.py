@@ -115,7 +115,7 @@ def export_info(model: nn.Module, spec: DetectorSpec) -> dict[str, Any]:
         "input_size": size,
         "image_mean": [float(value) for value in model.transform.image_mean],
         "image_std": [float(value) for value in model.transform.image_std],
-        "outputs": [*_head_output_names(model, size), "anchors"],
+        "outputs": [*_probe(model, size)[0], "anchors"],
         "postprocess": {
             "scores": "softmax",
             "box_weights": [float(value) for value in model.box_coder.weights],
@@ -128,22 +128,26 @@ def export_info(model: nn.Module, spec: DetectorSpec) -> dict[str, Any]:
     }
 
 
-def _features(model: nn.Module, images: torch.Tensor) -> list[torch.Tensor]:
-    features = model.backbone(images)
-    return [features] if isinstance(features, torch.Tensor) else list(features.values())
-
-
 @torch.no_grad()
-def _head_output_names(model: nn.Module, size: int) -> list[str]:
-    """The head's output keys, in the order :class:`CoreForward` returns their tensors."""
-    return list(model.head(_features(model, torch.zeros(1, 3, size, size))))
+def _probe(model: nn.Module, size: int) -> tuple[list[str], torch.Tensor]:
+    """The head's output names (in :class:`CoreForward`'s order) and the anchors ``[A, 4]`` for a
+    ``size × size`` input, from one forward pass in eval mode (the model's mode is restored)."""
+    training = model.training
+    model.eval()
+    try:
+        images = torch.zeros(1, 3, size, size)
+        features = model.backbone(images)
+        features = [features] if isinstance(features, torch.Tensor) else list(features.values())
+        names = list(model.head(features))
+        anchors = model.anchor_generator(ImageList(images, [(size, size)]), features)[0]
+    finally:
+        model.train(training)
+    return names, anchors
 
 
-@torch.no_grad()
 def detector_anchors(model: nn.Module, size: int) -> torch.Tensor:
-    """The detector's default boxes ``[A, 4]`` (x1, y1, x2, y2 pixels) for an ``size × size`` input."""
-    images = torch.zeros(1, 3, size, size)
-    return model.anchor_generator(ImageList(images, [(size, size)]), _features(model, images))[0]
+    """The detector's default boxes ``[A, 4]`` (x1, y1, x2, y2 pixels) for a ``size × size`` input."""
+    return _probe(model, size)[1]
 
 
 def preprocess(image: torch.Tensor, info: Mapping[str, Any]) -> torch.Tensor:
@@ -161,7 +165,9 @@ def postprocess(
     ``info`` is the model's metadata (:func:`export_info`); ``image_sizes`` the original
     ``(height, width)`` of each image, to scale the boxes back to (default: the ``S × S`` input).
     Returns per image ``{"boxes": [K, 4] (x1, y1, x2, y2), "scores": [K], "labels": [K]}``,
-    best first. The steps are those of the module docstring.
+    best first. The steps are those of the module docstring. On PyTorch's own raw outputs the
+    result equals the detector's bit for bit; on another runtime's, whose outputs differ by float
+    noise (~1e-7), detections whose scores tie to that precision may swap places.
     """
     settings = info["postprocess"]
     size = info["input_size"]

@@ -1,0 +1,214 @@
+"""``netadapt export``: ONNX and TorchScript exports of a detector checkpoint, run and post-processed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from netadapt import export
+from netadapt.cli.main import app
+from netadapt.data.demo import GENERATOR_VERSION, generate_demo_dataset
+from netadapt.detectors.cost import CoreForward
+from netadapt.detectors.model import DetectorSpec, build_detector, load_detector, save_detector
+from netadapt.engine.predict import detect, read_image
+from netadapt.errors import ExportError
+from netadapt.genotype import genotype_from_data
+
+SIZE = 96
+# One op per stage: the smallest genotype of the MobileNetV2 family, so that export stays quick.
+TINY_STAGES = [
+    [[32, 16], ["k3_e1"], 1],
+    [[16, 24], ["k5_e3"], 2],
+    [[24, 32], ["k3_e3"], 2],
+    [[32, 64], ["k7_e3"], 2],
+    [[64, 96], ["k3_e3"], 1],
+    [[96, 160], ["k5_e6"], 2],
+    [[160, 320], ["k3_e3"], 1],
+]
+# 20 detections of the candidates scoring above 0.3: their scores lie far enough apart (checked:
+# > 1e-6) that float noise between runtimes (~1e-7) cannot reorder them.
+OPTIONS = {"anchors": "fna", "score_thresh": 0.3, "detections_per_img": 20}
+
+
+def netadapt(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "netadapt.cli", *args], capture_output=True, text=True, timeout=300, env=env
+    )
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A detector checkpoint as ``netadapt train`` writes it, of a random detector whose outputs vary
+    with the image: its BN statistics are those of one batch of noise images (with the initial
+    statistics the activations saturate, and many anchors tie)."""
+    spec = DetectorSpec(
+        "ssdlite", "mobilenetv2", genotype_from_data(TINY_STAGES), ["background", "circle", "square"], SIZE, OPTIONS
+    )
+    torch.manual_seed(0)
+    model = build_detector(spec)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.momentum = None  # running statistics = those of the batch below
+    with torch.no_grad():
+        CoreForward(model.train())(torch.randn(8, 3, SIZE, SIZE))
+    path = tmp_path_factory.mktemp("export") / "model.pth"
+    save_detector(path, spec, model)
+    return path
+
+
+@pytest.fixture(scope="module")
+def demo_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A netadapt cache whose demo dataset is two 128-px images: the default check image comes from it."""
+    cache = tmp_path_factory.mktemp("cache")
+    generate_demo_dataset(cache / f"demo-v{GENERATOR_VERSION}-seed0", num_train=1, num_val=1, image_size=128)
+    return cache
+
+
+def _run_onnx(path: Path, images: torch.Tensor) -> dict[str, np.ndarray]:
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [output.name for output in session.get_outputs()]
+    return dict(zip(names, session.run(None, {"images": images.numpy()})))
+
+
+def _torch_outputs(model: torch.nn.Module, info: dict, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    module = export.ExportedCore(model, export.detector_anchors(model, SIZE)).eval()
+    with torch.no_grad():
+        return dict(zip(info["outputs"], module(images)))
+
+
+def _assert_same_detections(got: dict[str, torch.Tensor], want: dict[str, torch.Tensor]) -> None:
+    assert len(want["labels"]) > 3, "the reference detector must detect something for the test to mean anything"
+    gaps = want["scores"].sort().values.diff()
+    assert gaps.min() > 1e-6, "scores that tie to float noise may swap places between runtimes"
+    assert torch.equal(got["labels"], want["labels"])
+    torch.testing.assert_close(got["scores"], want["scores"], atol=1e-5, rtol=0)
+    torch.testing.assert_close(got["boxes"], want["boxes"], atol=1e-3, rtol=0)
+
+
+def test_onnx_export_matches_pytorch_and_postprocesses_to_its_detections(
+    checkpoint: Path, demo_cache: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "model.onnx"
+    result = netadapt("export", str(checkpoint), "--format", "onnx", "--out", str(out), env=os.environ | {"NETADAPT_CACHE": str(demo_cache)})
+    assert result.returncode == 0, result.stderr
+    assert "max abs difference to PyTorch" in result.stdout and "demo-v" in result.stdout  # the default image
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]  # no temporary file left
+
+    model, spec = load_detector(checkpoint)
+    model.eval()
+    info = export.read_info(out)
+    assert info == export.export_info(model, spec)
+    assert info["outputs"] == ["bbox_regression", "cls_logits", "anchors"] and info["class_names"] == spec.class_names
+
+    image = read_image(demo_cache / f"demo-v{GENERATOR_VERSION}-seed0" / "images" / "val" / "000001.jpg")
+    images = export.preprocess(image, info)
+    got = _run_onnx(out, images)
+    want = _torch_outputs(model, info, images)
+    for name in info["outputs"]:
+        assert got[name].shape == tuple(want[name].shape)
+        assert np.abs(got[name] - want[name].numpy()).max() <= 1e-4, name
+    assert want["anchors"].shape == (want["cls_logits"].shape[1], 4)
+
+    (detections,) = export.postprocess(got, info, image_sizes=[tuple(image.shape[-2:])])
+    _assert_same_detections(detections, detect(model, image, input_size=SIZE))
+
+
+@pytest.mark.slow  # the symbolic batch makes torch.export ~10 s slower
+def test_onnx_export_with_a_dynamic_batch_runs_any_batch(checkpoint: Path, demo_cache: Path, tmp_path: Path) -> None:
+    out = tmp_path / "model.onnx"
+    image_path = demo_cache / f"demo-v{GENERATOR_VERSION}-seed0" / "images" / "val" / "000001.jpg"
+    result = CliRunner().invoke(app, ["export", str(checkpoint), "--dynamic-batch", "--out", str(out), "--image", str(image_path)])
+    assert result.exit_code == 0, result.output
+    model, _ = load_detector(checkpoint)
+    info = export.read_info(out)
+    images = export.preprocess(read_image(image_path), info)
+    batch = torch.cat([images, images.flip(-1), images.flip(-2)])
+    got, want = _run_onnx(out, batch), _torch_outputs(model.eval(), info, batch)
+    for name in info["outputs"]:
+        assert got[name].shape == tuple(want[name].shape)
+        assert np.abs(got[name] - want[name].numpy()).max() <= 1e-4, name
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
+def test_torchscript_export_matches_pytorch_and_postprocesses_to_its_detections(
+    checkpoint: Path, demo_cache: Path, tmp_path: Path
+) -> None:
+    image_path = demo_cache / f"demo-v{GENERATOR_VERSION}-seed0" / "images" / "train" / "000001.jpg"
+    out = tmp_path / "model.pt"
+    result = CliRunner().invoke(app, ["export", str(checkpoint), "--format", "torchscript", "--out", str(out), "--image", str(image_path), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["image"] == str(image_path) and report["max_abs_diff_all"] <= 1e-4
+    assert set(report["max_abs_diff"]) == {"bbox_regression", "cls_logits", "anchors"}
+
+    model, spec = load_detector(checkpoint)
+    model.eval()
+    info = export.read_info(out)
+    assert info == export.export_info(model, spec)
+    image = read_image(image_path)
+    images = export.preprocess(image, info)
+    with torch.no_grad():
+        got = dict(zip(info["outputs"], torch.jit.load(str(out))(torch.cat([images, images]))))
+    want = _torch_outputs(model, info, images)
+    for name in ("bbox_regression", "cls_logits"):
+        torch.testing.assert_close(got[name], torch.cat([want[name], want[name]]), atol=1e-4, rtol=0)
+    torch.testing.assert_close(got["anchors"], want["anchors"], atol=0, rtol=0)
+
+    (detections,) = export.postprocess({name: value[:1] if name != "anchors" else value for name, value in got.items()}, info, image_sizes=[tuple(image.shape[-2:])])
+    _assert_same_detections(detections, detect(model, image, input_size=SIZE))
+
+
+def test_corrupt_checkpoint_is_one_error_line_and_writes_nothing(checkpoint: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "model.pth"
+    bad.write_bytes(checkpoint.read_bytes()[:5000])  # cut short, as by a full disk
+    result = CliRunner().invoke(app, ["export", str(bad), "--format", "onnx", "--out", str(tmp_path / "model.onnx")])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {bad}: not a readable detector checkpoint"), result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pth"]
+
+    missing = CliRunner().invoke(app, ["export", str(tmp_path / "nothing.pth"), "--format", "torchscript"])
+    assert missing.exit_code == 2 and missing.output == f"error: {tmp_path / 'nothing.pth'}: no such detector checkpoint\n"
+
+
+def test_without_onnxruntime_onnx_export_says_what_to_install(
+    checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # what an environment without it gives: ImportError
+    result = CliRunner().invoke(app, ["export", str(checkpoint), "--out", str(tmp_path / "model.onnx")])
+    assert result.exit_code == 2, result.output
+    assert result.output == "error: ONNX export needs the package 'onnxruntime': pip install 'netadapt[export]'\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_export_that_does_not_reproduce_pytorch_is_not_written(
+    checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write, run = export._WRITERS["torchscript"]
+
+    def drifting(path: Path, images: torch.Tensor) -> list[torch.Tensor]:
+        bbox_regression, cls_logits, anchors = run(path, images)
+        return [bbox_regression, cls_logits + 1e-3, anchors]
+
+    monkeypatch.setitem(export._WRITERS, "torchscript", (write, drifting))
+    model, spec = load_detector(checkpoint)
+    image = torch.randint(0, 256, (3, 80, 120), dtype=torch.uint8)
+    with pytest.raises(ExportError, match=r"differs from PyTorch by 0\.001 in 'cls_logits' \(tolerance 0\.0001\); nothing written"):
+        export.export_detector(model, spec, tmp_path / "model.pt", format="torchscript", image=image)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_only_ssd_style_detectors_are_exported(checkpoint: Path) -> None:
+    _, spec = load_detector(checkpoint)
+    with pytest.raises(ExportError, match=r"detector 'ssdlite' \(Sequential\): export supports torchvision SSD detectors only"):
+        export.export_info(torch.nn.Sequential(), spec)
