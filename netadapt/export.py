@@ -8,10 +8,17 @@ and NMS after — is data-dependent, so it is left to the runtime and written do
 reference functions :func:`preprocess` and :func:`postprocess` reproduce it and are tested
 against the PyTorch detector.
 
+ONNX is written by torch's torch.export-based exporter (``dynamo=True``: torch's default since
+2.9; it needs onnxscript); the TorchScript-based one (``dynamo=False``) is deprecated. TorchScript
+is a trace (``torch.jit.trace``): the core has no data-dependent control flow, so the trace is
+the whole computation. Before the file is renamed into place, it is run (onnxruntime /
+``torch.jit.load``) on a real image and compared with PyTorch (:func:`export_detector`).
+
 **Input** ``images``: float32 ``[N, 3, S, S]``, ``S`` the checkpoint's input size. ONNX fixes
 ``N = 1`` unless exported with ``dynamic_batch`` (``--dynamic-batch``; the export then takes
-longer: torch.export traces the batch symbolically); the traced TorchScript takes any ``N``. Preprocessing (:func:`preprocess`), as ``netadapt predict``/``eval`` and the
-detector's ``GeneralizedRCNNTransform`` do it:
+longer: torch.export traces the batch symbolically); the traced TorchScript takes any ``N``.
+Preprocessing (:func:`preprocess`), as ``netadapt predict``/``eval`` and the detector's
+``GeneralizedRCNNTransform`` do it:
 
 1. decode the image as RGB and resize it to ``S × S`` (bilinear, antialiased — torchvision's
    ``transforms.v2.Resize``); the aspect ratio is not kept;
