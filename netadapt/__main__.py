@@ -1,0 +1,5 @@
+"""``python -m netadapt``: the command line."""
+
+from netadapt.cli.main import main
+
+main()
