@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from netadapt.cli import options
-from netadapt.cli.console import print_json, stdout
+from netadapt.cli.console import print_json, stderr, stdout
 
 
 def adapt_command(
@@ -43,7 +43,7 @@ def adapt_command(
     report = run_adapt(
         base=base, detector=detector, weights=base_weights, splits=splits, dataset_name=dataset_name,
         search_config=search_config, train_config=train_config, out_dir=out, resume=resume, device=device,
-        progress=not quiet, cache_dir=cache_root() / "cost_tables", announce=lambda m: stdout.print(m, markup=False),
+        progress=not quiet, cache_dir=cache_root() / "cost_tables", announce=lambda m: (stderr if json_ else stdout).print(m, markup=False),  # --json: stdout is JSON only
         extra_hours=extra,
     )
     if json_:

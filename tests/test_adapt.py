@@ -1,0 +1,82 @@
+"""``netadapt adapt``, the whole method in one command, as a user runs it (real subprocess)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from netadapt.data.demo import generate_demo_dataset
+from netadapt.genotype import load_genotype
+
+NETADAPT = shutil.which("netadapt")
+pytestmark = pytest.mark.skipif(NETADAPT is None, reason="the netadapt script is not installed")
+
+TINY_CONFIG = {
+    "search": {
+        "input_size": 64, "batch_size": 4, "epochs": 2, "alpha_start_epoch": 1, "workers": 0, "warmup_iterations": 1,
+        "lr_milestones": [], "checkpoint_every": 2, "log_every": 1, "alpha_lr": 0.05,
+    },
+    "train": {"input_size": 64, "batch_size": 4, "epochs": 1, "workers": 0, "warmup_iterations": 1, "log_every": 1, "checkpoint_every": 2},
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return generate_demo_dataset(tmp_path_factory.mktemp("data") / "demo", num_train=8, num_val=4, image_size=64, seed=3)
+
+
+def adapt(data: Path, out: Path, config: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [NETADAPT, "adapt", "--data", str(data), "--weights", "none", "--config", str(config), "--out", str(out), "--quiet", *extra],
+        capture_output=True, text=True, timeout=600,
+    )
+
+
+def test_adapt_writes_the_report_and_resumes_by_stage(tiny_data: Path, tmp_path: Path) -> None:
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(TINY_CONFIG))
+    out = tmp_path / "run"
+    result = adapt(tiny_data, out, config, "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    report = json.loads((out / "report.json").read_text())
+    assert json.loads(result.stdout)["networks"] == report["networks"]
+    rows = {"adapted" if row["name"].startswith("adapted") else "base": row for row in report["networks"]}
+    assert len(report["networks"]) == 2 and set(rows) == {"base", "adapted"}
+    for row in rows.values():
+        assert row["params"] > 0 and row["madds"] > 0
+        assert 0.0 <= row["metrics"]["AP"] <= 1.0  # COCOeval ran (-1 would mean no ground truth)
+    # The adapted row is the searched architecture, remapped and trained: its genotype is the one derived.
+    derived = load_genotype(out / "search" / "genotype.yaml")
+    assert rows["adapted"]["genotype"]["stages"] == derived.to_dict()["stages"]
+    assert set(report["hours"]) >= {"search", "final training", "total"}
+    assert report["hours"]["total"] >= report["hours"]["search"] + report["hours"]["final training"] - 1e-9
+    assert report["search_cost"]["predicted"] > 0
+
+    markdown = (out / "report.md").read_text()
+    assert "## Table 1" in markdown and "## Table 2" in markdown
+    for stage in ("search", "final training", "total"):
+        assert f"| {stage} |" in markdown
+    for name in ("search/alpha_history.png", "adapted/model.pth", "base/model.pth"):
+        assert (out / name).is_file(), name
+
+    # A finished stage is kept on --resume: the search is not run again.
+    before = (out / "search" / "supernet.pth").stat().st_mtime_ns
+    resumed = adapt(tiny_data, out, config, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert (out / "search" / "supernet.pth").stat().st_mtime_ns == before
+    assert "Search: done before" in resumed.stdout
+
+
+def test_adapt_rejects_a_bad_config_in_one_line_and_writes_nothing(tiny_data: Path, tmp_path: Path) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text(yaml.safe_dump({"search": {"epochs": -1}}))
+    result = adapt(tiny_data, tmp_path / "run", config)
+    assert result.returncode != 0
+    assert len(result.stderr.strip().splitlines()) == 1 and "search.epochs" in result.stderr, result.stderr
+    assert not (tmp_path / "run").exists()
