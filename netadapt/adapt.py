@@ -25,7 +25,7 @@ from netadapt import plugins
 from netadapt.cost import format_cost
 from netadapt.data.sources import DataSplit
 from netadapt.detectors.cost import detector_cost
-from netadapt.detectors.model import DetectorSpec, build_detector, init_backbone
+from netadapt.detectors.model import DetectorSpec, build_detector, init_backbone, options_from_config
 from netadapt.engine import distributed
 from netadapt.engine.config import SearchConfig, TrainConfig
 from netadapt.engine.files import write_json_atomic, write_text_atomic
@@ -173,7 +173,7 @@ def run_adapt(
             (f"{base} (base)", "base training (for comparison)", plugins.bases().get(base).base_genotype()),
         ):
             run_dir = out_dir / ("adapted" if name.startswith("adapted") else "base")
-            spec = DetectorSpec(detector, base, architecture, train_set.class_names, train_config.input_size, {"anchors": train_config.anchors})
+            spec = DetectorSpec(detector, base, architecture, train_set.class_names, train_config.input_size, options_from_config(detector, train_config))
             started = time.perf_counter()
             if resume and (run_dir / "metrics.json").is_file():
                 metrics = json.loads((run_dir / "metrics.json").read_text())

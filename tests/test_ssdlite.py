@@ -17,7 +17,11 @@ from netadapt.bases.mobilenetv2 import MobileNetV2Base
 from netadapt.detectors import Detector
 from netadapt.detectors import ssdlite
 from netadapt.detectors.cost import detector_cost
+from netadapt.detectors.model import DetectorSpec, build_detector, options_from_config
+from netadapt.engine.config import SearchConfig, TrainConfig, section_config
+from netadapt.errors import ConfigError
 from netadapt.genotype import genotype_from_data, load_genotype
+from netadapt.hookspecs import hookimpl
 
 GENOTYPES = Path(__file__).resolve().parents[1] / "examples" / "genotypes"
 MOBILENETV2 = GENOTYPES / "mobilenetv2.yaml"
@@ -204,3 +208,39 @@ def test_backbone_without_taps() -> None:
         ssdlite.build_ssdlite(network, num_classes=3)
     with pytest.raises(ValueError, match="no detector taps"):
         ssdlite.build_ssdlite(torchvision.models.mobilenet_v2(), num_classes=3)
+
+
+class _PlainDetector:
+    """A detector plugin without ``options_from_config``: only ``detector_options`` reach it."""
+
+    name = "plain-ssdlite"
+
+    def build(self, backbone, *, num_classes, input_size=320, **options):
+        return ssdlite.SSDLiteDetector().build(backbone, num_classes=num_classes, input_size=input_size, **options)
+
+
+class _PlainPlugin:
+    @hookimpl
+    def register_detectors(self, register) -> None:
+        register(_PlainDetector.name, _PlainDetector())
+
+
+def test_run_configs_give_detector_options(detector: Detector) -> None:
+    assert options_from_config("ssdlite", TrainConfig()) == {"anchors": "fna"}
+    config = SearchConfig(anchors="torchvision", detector_options={"score_thresh": 0.1, "detections_per_img": 50})
+    assert options_from_config("ssdlite", config) == {"anchors": "torchvision", "score_thresh": 0.1, "detections_per_img": 50}
+    manager = plugins.get_plugin_manager()
+    plugin = _PlainPlugin()
+    manager.register(plugin, name="plain-ssdlite")
+    try:
+        assert options_from_config("plain-ssdlite", config) == {"score_thresh": 0.1, "detections_per_img": 50}
+        genotype = load_genotype(MOBILENETV2)
+        spec = DetectorSpec("plain-ssdlite", "mobilenetv2", genotype, ["__background__", "a"], 96, options_from_config("plain-ssdlite", config))
+        model = build_detector(spec)
+        assert (model.score_thresh, model.detections_per_img) == (0.1, 50)
+        with pytest.raises(ConfigError, match=r"detector 'plain-ssdlite': unknown ssdlite option\(s\) antlers"):
+            build_detector(DetectorSpec("plain-ssdlite", "mobilenetv2", genotype, ["__background__", "a"], 96, {"antlers": 1}))
+    finally:
+        manager.unregister(plugin)
+    with pytest.raises(ConfigError, match="train.detector_options must be a mapping"):
+        section_config(TrainConfig, {"train": {"detector_options": 3}}, "train", source="test.yaml")

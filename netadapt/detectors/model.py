@@ -4,7 +4,7 @@ A detector checkpoint (``netadapt train`` writes ``model.pth``) is a plain dict,
 ``torch.load(..., weights_only=True)``::
 
     {"format": "netadapt-detector", "version": 1, "spec": DetectorSpec.to_dict(),
-     "state_dict": {key: tensor}}   # keys: backbone.body.<base key>, backbone.extras.*, head.*
+     "state_dict": {key: tensor}}   # keys: backbone.body.<base key>, backbone.<other layers>.*, head.*
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from torch import nn
 
 from netadapt import plugins
 from netadapt.engine.files import load_torch_file, save_torch_atomic
-from netadapt.errors import WeightsError
+from netadapt.errors import ConfigError, WeightsError
 from netadapt.genotype import Genotype, genotype_from_data
 from netadapt.remap.base import remap_base
 from netadapt.weights import Weights, load_state_dict_strict
@@ -54,13 +54,28 @@ class DetectorSpec:
             raise WeightsError(f"{source}: not a netadapt detector spec ({error})") from None
 
 
+def options_from_config(detector: str, config: Any) -> dict[str, Any]:
+    """The build options a run config (``TrainConfig`` or ``SearchConfig``) gives detector plugin ``detector``.
+
+    Those its optional ``options_from_config`` takes from the config (``ssdlite``: ``anchors``),
+    then ``config.detector_options`` as given (``--set train.detector_options={...}``).
+    """
+    method = getattr(plugins.detectors().get(detector), "options_from_config", None)
+    return (dict(method(config)) if method is not None else {}) | dict(config.detector_options)
+
+
+def build_detector_on(body: nn.Module, detector: str, *, num_classes: int, input_size: int, options: dict[str, Any]) -> nn.Module:
+    """Detector plugin ``detector`` on ``body`` (a base or super network); a bad option is a ConfigError naming it."""
+    try:
+        return plugins.detectors().get(detector).build(body, num_classes=num_classes, input_size=input_size, **options)
+    except ValueError as error:
+        raise ConfigError(f"detector {detector!r}: {error}") from None
+
+
 def build_detector(spec: DetectorSpec) -> nn.Module:
     """A randomly initialised detector of ``spec`` (base network, then the detector on its taps)."""
     body = plugins.bases().get(spec.base).build(spec.genotype)
-    try:
-        return plugins.detectors().get(spec.detector).build(body, num_classes=spec.num_classes, input_size=spec.input_size, **spec.options)
-    except ValueError as error:
-        raise WeightsError(f"detector {spec.detector!r}: {error}") from None
+    return build_detector_on(body, spec.detector, num_classes=spec.num_classes, input_size=spec.input_size, options=spec.options)
 
 
 def init_backbone(model: nn.Module, spec: DetectorSpec, weights: Weights) -> int:

@@ -34,7 +34,6 @@ The anchor generator and the transform hold no tensors.
 from __future__ import annotations
 
 import inspect
-import math
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -47,6 +46,7 @@ from torchvision.models.detection.ssd import SSD
 from torchvision.models.detection.ssdlite import SSDLiteHead
 from torchvision.ops.misc import Conv2dNormActivation
 
+from netadapt.detectors.common import check_detection_options, take_over_body
 from netadapt.hookspecs import hookimpl
 
 NAME = "ssdlite"
@@ -100,10 +100,8 @@ class SSDLiteBackbone(nn.Module):
     ``body`` is any network with ``forward_taps(x) -> OrderedDict[str, Tensor]`` and
     ``tap_channels: dict[str, int]`` holding two taps, strides 16 and 32, in that order (a base
     network of :mod:`netadapt.bases`). It is kept as ``self.body``, so its state-dict keys appear
-    as ``backbone.body.<key>`` in the detector. Detection does not use the body's classification
-    head: the module at attribute ``classifier`` (if the body has one; ``None`` keeps it) is
-    replaced by ``nn.Identity`` — in place, the detector takes the body over — so that its
-    parameters are neither trained, counted nor saved.
+    as ``backbone.body.<key>`` in the detector; its classifier is dropped
+    (:func:`netadapt.detectors.common.take_over_body`).
 
     ``forward`` returns an ``OrderedDict``: the taps under their own names, then ``extra1`` ..
     ``extra4`` (at 320×320: 20, 10, 5, 3, 2 and 1 pixels square). ``out_channels`` lists the
@@ -118,19 +116,9 @@ class SSDLiteBackbone(nn.Module):
         norm_layer: Callable[..., nn.Module] | None = None,
     ) -> None:
         super().__init__()
-        if not callable(getattr(body, "forward_taps", None)) or not isinstance(getattr(body, "tap_channels", None), dict):
-            raise ValueError(
-                f"backbone {type(body).__name__} has no detector taps: it needs forward_taps(x) and a tap_channels dict"
-            )
-        if len(body.tap_channels) != 2:
-            raise ValueError(
-                f"backbone {type(body).__name__} must expose two taps (strides 16 and 32), got tap_channels={body.tap_channels}"
-            )
+        self.tap_names = take_over_body(body, classifier=classifier)
         norm_layer = norm_layer or DEFAULT_NORM_LAYER
-        if classifier is not None and isinstance(getattr(body, classifier, None), nn.Module):
-            setattr(body, classifier, nn.Identity())
         self.body = body
-        self.tap_names = list(body.tap_channels)
         channels = [body.tap_channels[name] for name in self.tap_names]
         in_channels = [channels[-1], *EXTRA_CHANNELS[:-1]]
         self.extras = nn.ModuleList(
@@ -210,22 +198,12 @@ def build_ssdlite(
         norm_layer: normalisation of the extras and head; torchvision's ssdlite BN
             (eps 0.001, momentum 0.03) by default.
     """
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(f"num_classes must be an integer ≥ 2 (the background counts), got {num_classes!r}")
-    if isinstance(input_size, bool) or not isinstance(input_size, int) or input_size <= 0:
-        raise ValueError(f"input_size must be a positive integer, got {input_size!r}")
+    check_detection_options(
+        num_classes=num_classes, input_size=input_size, score_thresh=score_thresh, nms_thresh=nms_thresh,
+        detections_per_img=detections_per_img, topk_candidates=topk_candidates, image_mean=image_mean, image_std=image_std,
+    )
     if anchors not in ANCHOR_SCHEMES:
         raise ValueError(f"unknown anchor scheme {anchors!r}; known: {', '.join(ANCHOR_SCHEMES)}")
-    if not 0.0 <= score_thresh < 1.0:
-        raise ValueError(f"score_thresh must lie in [0, 1), got {score_thresh!r}")
-    if not 0.0 < nms_thresh <= 1.0:
-        raise ValueError(f"nms_thresh must lie in (0, 1], got {nms_thresh!r}")
-    for name, value in (("detections_per_img", detections_per_img), ("topk_candidates", topk_candidates)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    for name, value in (("image_mean", image_mean), ("image_std", image_std)):
-        if len(value) != 3 or (name == "image_std" and min(value) <= 0) or not all(map(math.isfinite, value)):
-            raise ValueError(f"{name} must be three finite numbers (std positive), got {value!r}")
 
     norm_layer = norm_layer or DEFAULT_NORM_LAYER
     features = SSDLiteBackbone(backbone, classifier=classifier, norm_layer=norm_layer)
@@ -264,6 +242,10 @@ class SSDLiteDetector:
         if unknown:
             raise ValueError(f"unknown {NAME} option(s) {', '.join(unknown)}; known: {', '.join(BUILD_OPTIONS)}")
         return build_ssdlite(backbone, num_classes=num_classes, input_size=input_size, **options)
+
+    def options_from_config(self, config: Any) -> dict[str, Any]:
+        """The anchor scheme of a run config (``train.anchors`` / ``search.anchors``)."""
+        return {"anchors": config.anchors}
 
 
 @hookimpl

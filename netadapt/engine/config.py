@@ -26,7 +26,9 @@ class TrainConfig:
     """Detector training (``netadapt train``); defaults suit the embedded demo on 2 CPU cores."""
 
     input_size: int = 320
-    anchors: str = "fna"
+    anchors: str = "fna"  # ssdlite's anchor scheme
+    # Build options of the detector plugin (e.g. {score_thresh: 0.01}); the plugin checks them.
+    detector_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     batch_size: int = 16
     epochs: int = 10
     # Optimiser: "adamw" (fast on short runs), "rmsprop" (FNA's retraining: eps 1.0, momentum 0.9,
@@ -61,6 +63,8 @@ class TrainConfig:
                 raise ConfigError(f"{source}: train.{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
         if self.workers < 0 or self.warmup_iterations < 0 or self.grad_clip < 0:
             raise ConfigError(f"{source}: train.workers, warmup_iterations and grad_clip must not be negative")
+        if not isinstance(self.detector_options, dict):
+            raise ConfigError(f"{source}: train.detector_options must be a mapping, got {self.detector_options!r}")
 
 
 PACKAGED_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -163,7 +167,8 @@ class SearchConfig:
     cost_table: str | None = None
     cost_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     input_size: int = 320
-    anchors: str = "fna"
+    anchors: str = "fna"  # ssdlite's anchor scheme
+    detector_options: dict[str, Any] = dataclasses.field(default_factory=dict)  # as train.detector_options
     batch_size: int = 32
     epochs: int = 24
     alpha_start_epoch: int = 20  # 1-based: α updates from this epoch on
@@ -205,6 +210,8 @@ class SearchConfig:
             raise ConfigError(f"{source}: search.alpha_start_epoch must be ≥ 1 (1-based), got {self.alpha_start_epoch}")
         if len(self.alpha_betas) != 2:
             raise ConfigError(f"{source}: search.alpha_betas must be two numbers")
+        if not isinstance(self.detector_options, dict):
+            raise ConfigError(f"{source}: search.detector_options must be a mapping, got {self.detector_options!r}")
         if not isinstance(self.cost_options, dict):
             raise ConfigError(f"{source}: search.cost_options must be a mapping, got {self.cost_options!r}")
         for name, allowed in {"optimizer": ("rmsprop", "sgd", "adamw"), "lr_schedule": ("cosine", "step"), "anchors": ("fna", "torchvision")}.items():

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from netadapt import plugins
 from netadapt.data.sources import DataSplit
-from netadapt.detectors.model import DetectorSpec, init_backbone, load_detector
+from netadapt.detectors.model import DetectorSpec, init_backbone, load_detector, options_from_config
 from netadapt.engine import distributed
 from netadapt.engine.config import SearchConfig, TrainConfig
 from netadapt.engine.evaluate import evaluate_detector
@@ -58,7 +58,7 @@ def run_train_job(
             genotype=job.genotype,
             class_names=train_set.class_names,
             input_size=job.config.input_size,
-            options={"anchors": job.config.anchors},
+            options=options_from_config(job.detector, job.config),
         )
 
         def init(model) -> None:

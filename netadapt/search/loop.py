@@ -38,6 +38,7 @@ from netadapt import plugins
 from netadapt.cost import cost_model_for, format_cost
 from netadapt.data.coco import collate_detection
 from netadapt.data.sources import DataSplit
+from netadapt.detectors.model import build_detector_on, options_from_config
 from netadapt.engine import distributed
 from netadapt.engine.config import SearchConfig
 from netadapt.engine.files import load_resume_state, save_torch_atomic, write_json_atomic, write_text_atomic
@@ -116,8 +117,8 @@ def run_search(
         source = plugins.bases().get(base_name).build(source_genotype)
     supernet = build_supernet(base_name, space, source, source_genotype)
     del source
-    detector = plugins.detectors().get(detector_name).build(
-        supernet, num_classes=dataset.num_classes, input_size=config.input_size, anchors=config.anchors
+    detector = build_detector_on(
+        supernet, detector_name, num_classes=dataset.num_classes, input_size=config.input_size, options=options_from_config(detector_name, config)
     )
     arch = ArchitectureParameters(supernet.layers, generator=torch.Generator().manual_seed(config.seed))
     if state is not None:

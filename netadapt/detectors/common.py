@@ -1,0 +1,66 @@
+"""What every detector on a netadapt base network shares: the body's taps and the common options.
+
+- :func:`take_over_body` checks that a base network has the two detector taps (strides 16 and
+  32, see :mod:`netadapt.bases`) and drops its classifier, so that the detector can keep it as
+  ``backbone.body``;
+- :func:`check_detection_options` checks the options torchvision's single-stage detection
+  models share (classes, input size, test-time thresholds, input normalisation) and raises
+  ``ValueError`` naming a bad value, as a builder with keyword-only arguments should.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from torch import nn
+
+
+def take_over_body(body: nn.Module, *, classifier: str | None = "classifier") -> list[str]:
+    """The names of ``body``'s two detector taps (stride 16 first); its classifier dropped.
+
+    ``body`` needs ``forward_taps(x) -> OrderedDict[str, Tensor]`` and ``tap_channels: dict[str,
+    int]`` with two taps. Detection does not use the body's classification head: the module at
+    attribute ``classifier`` (if the body has one; ``None`` keeps it) is replaced by
+    ``nn.Identity`` — in place, the detector takes the body over — so that its parameters are
+    neither trained, counted nor saved.
+    """
+    if not callable(getattr(body, "forward_taps", None)) or not isinstance(getattr(body, "tap_channels", None), dict):
+        raise ValueError(
+            f"backbone {type(body).__name__} has no detector taps: it needs forward_taps(x) and a tap_channels dict"
+        )
+    if len(body.tap_channels) != 2:
+        raise ValueError(
+            f"backbone {type(body).__name__} must expose two taps (strides 16 and 32), got tap_channels={body.tap_channels}"
+        )
+    if classifier is not None and isinstance(getattr(body, classifier, None), nn.Module):
+        setattr(body, classifier, nn.Identity())
+    return list(body.tap_channels)
+
+
+def check_detection_options(
+    *,
+    num_classes: int,
+    input_size: int,
+    score_thresh: float,
+    nms_thresh: float,
+    detections_per_img: int,
+    topk_candidates: int,
+    image_mean: Sequence[float],
+    image_std: Sequence[float],
+) -> None:
+    """Raise ``ValueError`` naming the first bad value among the shared detector options."""
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(f"num_classes must be an integer ≥ 2 (the background counts), got {num_classes!r}")
+    if isinstance(input_size, bool) or not isinstance(input_size, int) or input_size <= 0:
+        raise ValueError(f"input_size must be a positive integer, got {input_size!r}")
+    if not 0.0 <= score_thresh < 1.0:
+        raise ValueError(f"score_thresh must lie in [0, 1), got {score_thresh!r}")
+    if not 0.0 < nms_thresh <= 1.0:
+        raise ValueError(f"nms_thresh must lie in (0, 1], got {nms_thresh!r}")
+    for name, value in (("detections_per_img", detections_per_img), ("topk_candidates", topk_candidates)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    for name, value in (("image_mean", image_mean), ("image_std", image_std)):
+        if len(value) != 3 or (name == "image_std" and min(value) <= 0) or not all(map(math.isfinite, value)):
+            raise ValueError(f"{name} must be three finite numbers (std positive), got {value!r}")
