@@ -41,7 +41,7 @@ Checkpoint key layout of the detector (``RetinaNet.state_dict()``)::
                                               stride-32 taps
     backbone.fpn.layer_blocks.{0,1}.0.*       3×3 output convs: P4, P5
     backbone.fpn.extra_blocks.{p6,p7}.*       3×3 stride-2 convs: P6 from P5, P7 from ReLU(P6)
-    head.classification_head.conv.{0..3}.0.* the four 3×3 convs (".1": the norm layer, when
+    head.classification_head.conv.{0..3}.0.*  the four 3×3 convs (".1": the norm layer, when
                                               ``norm_layer`` is given)
     head.classification_head.cls_logits.*     3×3 conv, 9 anchors × num_classes outputs
     head.regression_head.conv.{0..3}.0.*
