@@ -105,9 +105,12 @@ class MobileNetV3(MobileNetFamilyNetwork):
 
     @staticmethod
     def _layer(op: Op, *, in_channels: int, out_channels: int, stride: int, nominal_in_channels: int, width: float) -> nn.Module:
+        # Rounded to 6 places: the exact product (the paper's exp size), not its floating-point error
+        # (1.14 · 200 is 227.99999999999997, which would round to 224 where 228 rounds to 232).
+        exp_size = round(op.expansion * nominal_in_channels * width, 6)
         return InvertedResidual(
             in_channels=in_channels,
-            hidden_channels=make_divisible(op.expansion * nominal_in_channels * width),
+            hidden_channels=make_divisible(exp_size),
             out_channels=out_channels,
             stride=stride,
             kernel=op.kernel,

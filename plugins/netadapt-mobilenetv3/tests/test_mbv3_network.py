@@ -11,7 +11,7 @@ import torchvision
 from netadapt import plugins
 from netadapt.errors import WeightsError
 from netadapt.genotype import load_genotype, parse_op
-from netadapt_mobilenetv3.network import MobileNetV3Base
+from netadapt_mobilenetv3.network import MobileNetV3, MobileNetV3Base
 from tests.conftest import randomize_batch_norm
 
 BASE = plugins.bases().get("mobilenetv3")
@@ -83,6 +83,17 @@ def test_any_genotype_of_the_family_builds_and_runs(large_yaml: Path, tmp_path: 
     assert isinstance(network.features[1].block[0][2], torch.nn.Hardswish)  # k3_e1_hs: no expansion conv
     with torch.no_grad():
         assert network(torch.randn(1, 3, 64, 64)).shape == (1, 7)
+
+
+@pytest.mark.parametrize(("op", "in_channels", "width", "hidden"), [("k3_e1.14", 200, 1.0, 232), ("k3_e2.05", 240, 1.0, 496), ("k3_e1.16", 200, 0.5, 120)])
+def test_hidden_widths_round_the_exact_exp_size(op: str, in_channels: int, width: float, hidden: int) -> None:
+    # 1.14 · 200 is 227.99999999999997 in floating point: the exp size is 228, make_divisible(228) 232.
+    exp_size = round(float(parse_op(op).expansion) * in_channels * width)
+    assert hidden == torchvision.models.mobilenetv3._make_divisible(exp_size, 8)
+    block = MobileNetV3._layer(
+        parse_op(op), in_channels=in_channels, out_channels=in_channels, stride=1, nominal_in_channels=in_channels, width=width
+    )
+    assert block.hidden_channels == hidden == block.block[0][0].out_channels
 
 
 def test_imagenet_weights_offline_say_to_pass_a_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
