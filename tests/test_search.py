@@ -15,6 +15,7 @@ from netadapt import plugins
 from netadapt.data.demo import generate_demo_dataset
 from netadapt.data.sources import DataSplit
 from netadapt.engine.config import SearchConfig
+from netadapt.errors import ConfigError
 from netadapt.genotype import load_genotype
 from netadapt.hookspecs import hookimpl
 from netadapt.search.darts import DartsStrategy
@@ -132,3 +133,20 @@ def test_a_plugin_strategy_drives_the_search(tiny_data: Path, tmp_path: Path) ->
     finally:
         manager.unregister(name="strategy-plugin")
     assert _CountingStrategy.weight_calls == result.iterations == 2
+
+
+def test_a_resumed_search_keeps_its_cost_table(tiny_data: Path, tmp_path: Path) -> None:
+    split = DataSplit(tiny_data / "images" / "train", tiny_data / "train.json")
+    config = SearchConfig(**(TINY | {"epochs": 1, "cost_model": "params"}))
+    cache, run = tmp_path / "cache", tmp_path / "run"
+    common = {"base_name": "mobilenetv2", "detector_name": "ssdlite", "weights": None, "train_split": split, "out_dir": run, "progress": False, "cache_dir": cache}
+    assert run_search(config=config, stop_after=1, **common) is None
+    (cached,) = cache.iterdir()
+    started_with = json.loads(cached.read_text())
+    # The cached table changes under the run (a measured model, another table file): the resumed run keeps its own.
+    cached.write_text(json.dumps(started_with | {"costs": [{op: 1e9 for op in layer} for layer in started_with["costs"]]}))
+    with pytest.raises(ConfigError, match=r"search.cost_model is 'madds' but the search started with 'params'"):
+        run_search(config=SearchConfig(**(TINY | {"epochs": 1})), resume=True, **common)
+    result = run_search(config=config, resume=True, **common)
+    assert result is not None and result.iterations == 2
+    assert torch.load(run / "supernet.pth", weights_only=True)["cost_table"] == started_with

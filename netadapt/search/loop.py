@@ -14,8 +14,9 @@ The run directory holds ``genotype.yaml`` (the derived architecture, list format
 ``alpha_history.png`` (the same, plotted), ``supernet.pth`` (the super network, α and cost
 table), ``cost.json`` (the derived architecture's searched layers: cost predicted from the table
 and measured, :class:`~netadapt.search.cost_table.DerivedCost`), ``log.jsonl``, ``split.json``
-and ``last.pth`` (the resumable state). A resumed run on CPU ends with the same α as an
-uninterrupted one. Under ``torchrun`` the weights are synchronised by DDP and the α gradients by
+and ``last.pth`` (the resumable state, cost table included: a resumed run uses the table it
+started with and refuses other ``search.cost_*`` settings). A resumed run on CPU ends with the
+same α as an uninterrupted one. Under ``torchrun`` the weights are synchronised by DDP and the α gradients by
 an all-reduce, so α stays identical on every rank.
 """
 
@@ -46,8 +47,9 @@ from netadapt.engine.progress import TrainingProgress
 from netadapt.engine.sampling import ResumableBatchSampler, SeededSamples
 from netadapt.engine.runlog import RunLog
 from netadapt.engine.train import batch_to_device, lr_factor, make_optimizer
+from netadapt.errors import ConfigError
 from netadapt.genotype import Genotype, save_genotype
-from netadapt.search.cost_table import DerivedCost, build_cost_table, derived_cost, expected_cost
+from netadapt.search.cost_table import CostTable, DerivedCost, build_cost_table, derived_cost, expected_cost
 from netadapt.search.derive import derive_genotype
 from netadapt.search.space import default_space_name, load_search_space
 from netadapt.search.supernet import ArchitectureParameters, SuperNetwork, build_supernet
@@ -101,6 +103,8 @@ def run_search(
     out_dir = Path(out_dir)
     state_path = out_dir / "last.pth"
     state = load_resume_state(state_path, format=SEARCH_FORMAT) if resume else None
+    if state is not None:
+        _check_same_cost_settings(state, config, state_path)
     torch.manual_seed(config.seed)
     space = load_search_space(config.space or default_space_name(base_name))
     strategy = plugins.strategies().get(config.strategy)
@@ -126,8 +130,11 @@ def run_search(
         arch.load_state_dict(state["alpha"])
     detector.to(context.device)
     arch.to(context.device)
-    table = build_cost_table(supernet, input_size=config.input_size, cost_model=cost_model, cache_dir=cache_dir) if context.is_main else None
-    table = distributed.broadcast_object(table, context)
+    if state is not None and "cost_table" in state:  # the table the run started with, not one measured again
+        table = CostTable(**state["cost_table"])
+    else:
+        table = build_cost_table(supernet, input_size=config.input_size, cost_model=cost_model, cache_dir=cache_dir) if context.is_main else None
+        table = distributed.broadcast_object(table, context)
     costs = table.tensors(context.device)
     model: nn.Module = detector
     if context.distributed:
@@ -202,6 +209,7 @@ def run_search(
                             "alpha": arch.state_dict(), "optimizer": optimizer.state_dict(),
                             "alpha_optimizer": alpha_optimizer.state_dict(), "schedule": schedule.state_dict(),
                             "generator": generator.get_state(), "iteration": iteration, "history": history,
+                            "cost_table": table.__dict__,
                         }, state_path)
                     distributed.barrier(context)
                 if iteration >= end:
@@ -230,6 +238,20 @@ def run_search(
             "cost_table": table.__dict__, "detector_state": detector.state_dict(), "genotype": genotype.to_dict(),
         }, out_dir / "supernet.pth")
     return SearchResult(out_dir, genotype, iteration, time.perf_counter() - started, cost_now, cost)
+
+
+COST_SETTINGS = ("cost_model", "cost_table", "cost_options")
+
+
+def _check_same_cost_settings(state: dict[str, Any], config: SearchConfig, path: Path) -> None:
+    """A resumed search keeps its cost table: changing how it is made (Eq. 3's cost) mid-run is a ConfigError."""
+    started = state.get("config") or {}
+    for name in COST_SETTINGS:
+        if name in started and started[name] != getattr(config, name):
+            raise ConfigError(
+                f"{path}: search.{name} is {getattr(config, name)!r} but the search started with {started[name]!r}; "
+                "a resumed search keeps its cost table (start a new run to change it)"
+            )
 
 
 def _alpha_step(detector, supernet: SuperNetwork, arch: ArchitectureParameters, strategy, alpha_optimizer, batch, costs, config: SearchConfig, context, generator) -> dict[str, float]:
