@@ -3,8 +3,11 @@
 No remapping rule is registered: every module of MobileNetV3 that owns tensors is a type the
 built-in rules already cover (``Conv2d`` — the squeeze-excitation's ``fc1``/``fc2`` included —,
 ``DepthwiseConv2d``, ``BatchNorm2d``, ``Linear``); Hardswish, ReLU and the hard-sigmoid gate hold
-no tensors. A width change therefore takes the first channels everywhere, and the squeeze width
-follows the hidden width (``make_divisible(hidden // 4, 8)``).
+no tensors. A width change therefore follows the built-in channel rule
+(``netadapt.remap.rules.select_channels``): a narrower layer takes the first channels, a wider one
+repeats the source's channels cyclically (so a wider candidate, e.g. ``e2.3`` → ``e6``, does not
+compute what the base did); the squeeze width follows the hidden width
+(``make_divisible(hidden // 4, 8)``).
 """
 
 from __future__ import annotations

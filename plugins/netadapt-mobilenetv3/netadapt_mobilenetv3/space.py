@@ -13,7 +13,9 @@ Each candidate keeps its stage's squeeze-excitation and activation from the base
 depths, as FNA does, and leaves MobileNetV3's SE and Hardswish placement as the paper's
 platform-aware search put it. The space holds no ``e4``/``e2.5``/``e2.3`` candidate, so unlike
 MobileNetV2 in ``fna`` the base network itself is not a path of the super network; every
-candidate still starts from the base's remapped weights (Section 2.1).
+candidate still starts from the base's remapped weights (Section 2.1). A candidate wider than its
+base layer (``e6`` where the base has ``e2.3``, ``e2.5``, ``e3`` or ``e4``) gets the base's channels
+repeated cyclically, so it does not compute what the base layer did.
 """
 
 from __future__ import annotations

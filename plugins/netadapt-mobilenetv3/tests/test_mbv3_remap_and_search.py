@@ -75,6 +75,17 @@ def test_narrower_blocks_take_the_first_channels_and_squeeze_with_them(source) -
     assert target.layer_paths[5] == ["features.13", None, "features.15"]
 
 
+def test_wider_blocks_repeat_the_channels_cyclically_and_change_the_function(source) -> None:
+    ops = _ops(BASE.base_genotype())
+    ops[3] = [ops[3][0], ops[3][1], replace(ops[3][2], expansion=6), ops[3][3]]  # features.9: k3_e2.3_hs → k3_e6_hs
+    target = _remapped(source, ops)
+    expand, reference = target.features[9].block[0][0].weight, source.features[9].block[0][0].weight
+    assert expand.shape[0] == 480 and reference.shape[0] == 184
+    assert torch.equal(expand, reference[torch.arange(480) % 184])  # hidden channel i is source channel i mod 184
+    with torch.no_grad():  # the repeated channels feed the projection again: not the base's function
+        assert not torch.allclose(target.features[:10](IMAGES), source.features[:10](IMAGES), atol=1e-3)
+
+
 @pytest.mark.parametrize("change", ["add squeeze-excitation", "drop squeeze-excitation"])
 def test_blocks_with_and_without_squeeze_excitation_do_not_correspond(source, change: str) -> None:
     ops = _ops(BASE.base_genotype())
