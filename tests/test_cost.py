@@ -110,6 +110,31 @@ def test_the_cost_table_cache_is_keyed_by_the_models_cache_key(tiny_supernet, tm
     assert [model.measured for model in uncached] == [candidates, candidates] and len(list(tmp_path.iterdir())) == 2
 
 
+class _KeyedPlugin:
+    def __init__(self, model: _KeyedParams) -> None:
+        self.model = model
+
+    @hookimpl
+    def register_cost_models(self, register) -> None:
+        register(self.model.name, self.model)
+
+
+def test_the_cost_table_cache_is_keyed_by_the_plugins_version(tiny_supernet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    model = _KeyedParams("device A")
+    manager = plugins.get_plugin_manager()
+    manager.register(_KeyedPlugin(model), name="keyed-plugin")
+    try:
+        measured = []
+        for version in ("1.0", "2.0", "1.0"):  # a new release of the plugin may count differently
+            monkeypatch.setitem(plugins._State.infos, "keyed-plugin", plugins.PluginInfo("keyed-plugin", version, False, "netadapt-keyed"))
+            before = model.measured
+            build_cost_table(tiny_supernet, input_size=64, cost_model=model, cache_dir=tmp_path)
+            measured.append(model.measured > before)
+    finally:
+        manager.unregister(name="keyed-plugin")
+    assert measured == [True, True, False] and len(list(tmp_path.iterdir())) == 2
+
+
 def test_predicted_and_measured_madds_of_the_derived_layers_agree(tiny_supernet) -> None:
     table = build_cost_table(tiny_supernet, input_size=64)
     best = [layer.candidates[-1].name for layer in tiny_supernet.layers]  # k5_e6 first in a stage, skip after

@@ -2,9 +2,9 @@
 
 Each candidate of each searched layer is counted once with a cost model (fvcore MAdds by
 default) on its real input at the search input size, on the device the super network is on;
-the table is cached on disk, keyed by base, space, input size, cost model and the model's
-``cache_key()`` (a device, a table file; a model whose key is ``None`` keeps its own cache and
-the table is not cached here). The expected cost is differentiable in the op weights:
+the table is cached on disk, keyed by base, space, input size, cost model, the versions of the
+plugins that register them and the model's ``cache_key()`` (a device, a table file; a model
+whose key is ``None`` keeps its own cache and the table is not cached here). The expected cost is differentiable in the op weights:
 cost(α) = Σ_layers Σ_o w_o · cost_o, w = softmax(α) (skip costs 0). As in FNA's code, only the
 searched layers are counted: the rest of the network is a constant the search cannot change.
 
@@ -60,8 +60,12 @@ def build_cost_table(
     if isinstance(cost_model, str):
         cost_model = plugins.cost_models().get(cost_model)
     model_key = cost_model.cache_key() if hasattr(cost_model, "cache_key") else ""
+    owners = _plugin_versions([(plugins.bases(), supernet.base), (plugins.search_spaces(), supernet.space.name), (plugins.cost_models(), cost_model.name)])
     key = hashlib.sha256(
-        json.dumps([TABLE_VERSION, __version__, supernet.base, supernet.space.fingerprint(), supernet.skeleton.to_dict(), input_size, cost_model.name, model_key]).encode()
+        json.dumps([
+            TABLE_VERSION, __version__, supernet.base, supernet.space.fingerprint(), supernet.skeleton.to_dict(), input_size,
+            cost_model.name, model_key, owners,
+        ]).encode()
     ).hexdigest()[:16]
     cached = cache_dir is not None and model_key is not None
     cache_file = cache_dir / f"cost-{supernet.base}-{supernet.space.name}-{input_size}-{cost_model.name}-{key}.json" if cached else None
@@ -78,6 +82,20 @@ def build_cost_table(
     if cache_file is not None:
         write_json_atomic(cache_file, table.__dict__)
     return table
+
+
+def _plugin_versions(entries: list[tuple[plugins.Registry, str]]) -> list[tuple[str, str, str]]:
+    """(plugin, distribution, version) of the plugin that registered each (registry, name): a new
+    version of a base, space or cost model plugin may count differently. Unregistered names (a
+    space YAML file, a model passed as an object) add nothing."""
+    infos = {info.name: info for info in plugins.plugin_infos(include_builtins=True)}
+    owners = []
+    for registry, name in entries:
+        if name in registry:
+            info = infos.get(registry.owner(name))
+            if info is not None:
+                owners.append((info.name, info.distribution, info.version))
+    return owners
 
 
 @dataclass
