@@ -1,8 +1,9 @@
 """What identifies an op in the look-up table: its structure and its input, never its weights.
 
-The structure is every submodule's type name and ``extra_repr()`` (the hyper-parameters torch
-prints: a convolution's channels, kernel, stride, padding, groups and bias; a batch norm's
-features; an activation's kind), nested as the modules are. Two ops with the same structure
+The structure is every submodule's qualified type name (module and class: two classes of the
+same name may compute differently) and ``extra_repr()`` (the hyper-parameters torch prints: a
+convolution's channels, kernel, stride, padding, groups and bias; a batch norm's features; an
+activation's kind), nested as the modules are. Two ops with the same structure
 run the same computation, whatever their weights; a changed kernel, stride, width or group
 count is a different op. A module whose forward depends on a setting torch does not print
 (MobileNetV2's residual connection follows from its convolutions' shapes, so it needs none)
@@ -18,9 +19,10 @@ from torch import nn
 
 
 def structure(module: nn.Module) -> str:
-    """``Type(extra_repr)[child, child, ...]``, recursively."""
+    """``module.Type(extra_repr)[child, child, ...]``, recursively."""
     children = ",".join(f"{name}={structure(child)}" for name, child in module.named_children())
-    return f"{type(module).__name__}({module.extra_repr()})" + (f"[{children}]" if children else "")
+    kind = type(module)
+    return f"{kind.__module__}.{kind.__qualname__}({module.extra_repr()})" + (f"[{children}]" if children else "")
 
 
 def fingerprint(module: nn.Module) -> str:

@@ -3,7 +3,8 @@
 ``measure(op, inputs)`` looks the op up in the look-up table of its device
 (:mod:`netadapt_latency.table`) and times it only when the table lacks it
 (:func:`netadapt_latency.timing.time_module`), so a second search measures nothing and a changed
-input size measures anew. Given a table measured elsewhere (``search.cost_table``,
+input size measures anew, as do other timing settings (``warmup``, ``repeats``; ``threads`` picks
+another table) or another version of this plugin. Given a table measured elsewhere (``search.cost_table``,
 ``netadapt search --cost-table FILE``), it measures nothing at all and an op missing from the
 table is an error naming the op and the file.
 
@@ -23,6 +24,7 @@ from netadapt.cost import Cost
 from netadapt.errors import ConfigError
 from torch import nn
 
+from netadapt_latency import __version__
 from netadapt_latency.fingerprint import describe, entry_key, input_key
 from netadapt_latency.table import LatencyTable
 from netadapt_latency.timing import device_name, device_of, time_module
@@ -74,7 +76,8 @@ class LatencyModel:
         inputs = tuple(x.to(device) for x in inputs)
         key = entry_key(module, inputs)
         table = self.given if self.given is not None else self._table(device)
-        ms = table.get(key)
+        settings = {"warmup": self.warmup, "repeats": self.repeats, "plugin_version": __version__}
+        ms = table.get(key) if self.given is not None else table.get(key, **settings)
         if ms is None:
             if self.given is not None:
                 raise ConfigError(
@@ -83,7 +86,7 @@ class LatencyModel:
                 )
             ms = time_module(module, inputs, warmup=self.warmup, repeats=self.repeats, threads=self.threads)
             self.measured += 1
-            table.add(key, ms, op=describe(module), warmup=self.warmup, repeats=self.repeats)
+            table.add(key, ms, op=describe(module), **settings)
         return Cost(total=ms, by_module={"": ms})
 
     def _table(self, device: torch.device) -> LatencyTable:

@@ -5,10 +5,13 @@ Format ``netadapt-latency-table``, version 1::
     {"format": "netadapt-latency-table", "version": 1, "unit": "ms",
      "device": "cpu Intel(R) Xeon(R) CPU @ 2.20GHz, 1 thread", "torch": "2.14.1",
      "entries": {"float32[1,24,48,48] 3fa2c0d1e4b59a67": {"ms": 0.41, "op": "InvertedResidual(...)",
-                                                          "warmup": 5, "repeats": 20}}}
+                                                          "warmup": 5, "repeats": 20, "plugin_version": "0.1.0"}}}
 
 An entry's key is the op's input and structure (:func:`netadapt_latency.fingerprint.entry_key`);
-the file holds one device and one torch version. The table measured here lives in netadapt's
+the file holds one device (its thread count included) and one torch version. An entry also
+records how it was timed (warm-up and timed runs, this plugin's version): the table measured here
+reuses it only for the same settings (:meth:`LatencyTable.get` with ``settings``) and times the op
+anew otherwise; a table from elsewhere is read whatever its settings. The table measured here lives in netadapt's
 cache folder (``$NETADAPT_CACHE`` or ``~/.cache/netadapt``) as
 ``latency/<device>-torch<version>.json``; a table measured elsewhere (on the phone or the board
 the network is meant for) has the same format and is only read. Writes are atomic
@@ -69,9 +72,12 @@ class LatencyTable:
             raise ConfigError(f"{path}: holds latencies of {table.device!r}, torch {table.torch}; expected {device!r}, torch {torch_version}")
         return table
 
-    def get(self, key: str) -> float | None:
+    def get(self, key: str, **settings: Any) -> float | None:
+        """The latency under ``key``; ``None`` when there is none or it was timed with other ``settings``."""
         entry = self.entries.get(key)
-        return float(entry["ms"]) if entry is not None else None
+        if entry is None or any(entry.get(name) != value for name, value in settings.items()):
+            return None
+        return float(entry["ms"])
 
     def add(self, key: str, ms: float, **info: Any) -> None:
         """Record a measurement and write the file (merged with entries another process wrote meanwhile)."""

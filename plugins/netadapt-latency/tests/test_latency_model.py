@@ -43,7 +43,7 @@ def _flags(**changes) -> list[str]:
 
 
 def _quick(folder: Path, **settings) -> LatencyModel:
-    return LatencyModel(warmup=1, repeats=3, cache_dir=folder, **settings)
+    return LatencyModel(**({"warmup": 1, "repeats": 3} | settings), cache_dir=folder)
 
 
 def _table_file(folder: Path) -> Path:
@@ -108,6 +108,35 @@ def test_an_op_is_keyed_by_structure_not_weights_and_threads_are_restored(tmp_pa
     assert two.measured == 1 and torch.get_num_threads() == before  # the thread count keys the table and is restored
     devices = sorted(json.loads(path.read_text())["device"] for path in tmp_path.glob("*.json"))
     assert [device.rsplit(", ", 1)[1] for device in devices] == [f"{before} thread" + "s" * (before > 1), f"{before + 1} threads"]
+
+
+class InvertedResidualCopy(InvertedResidual):
+    """Another class (its own forward could differ) that torch prints as its base's ``InvertedResidual``."""
+
+
+InvertedResidualCopy.__name__ = InvertedResidualCopy.__qualname__ = "InvertedResidual"
+
+
+def test_other_timing_settings_another_class_or_plugin_version_measure_anew(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = {"in_channels": 24, "out_channels": 32, "stride": 2, "kernel": 3, "expansion": 3}
+    block, inputs = InvertedResidual(**settings), (torch.zeros(1, 24, 16, 16),)
+    _quick(tmp_path).measure(block, inputs)
+    more = _quick(tmp_path, repeats=4)
+    more.measure(block, inputs)
+    assert more.measured == 1  # timed with other settings: not reused
+    (entry,) = json.loads(_table_file(tmp_path).read_text())["entries"].values()
+    assert (entry["warmup"], entry["repeats"], entry["plugin_version"]) == (1, 4, "0.1.0")
+    again = _quick(tmp_path, repeats=4)
+    again.measure(block, inputs)
+    assert again.measured == 0
+
+    other = _quick(tmp_path, repeats=4)
+    other.measure(InvertedResidualCopy(**settings), inputs)
+    assert other.measured == 1  # same type name and hyper-parameters, another class: another op
+    monkeypatch.setattr("netadapt_latency.model.__version__", "0.2.0")
+    newer = _quick(tmp_path, repeats=4)
+    newer.measure(block, inputs)
+    assert newer.measured == 1  # another version of this plugin may time differently
 
 
 def test_a_table_from_elsewhere_is_read_without_measuring(supernet, tmp_path: Path) -> None:
