@@ -11,9 +11,12 @@ import torch
 import torchvision
 from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.ssd import SSD
+from typer.testing import CliRunner
 
 from netadapt import plugins
 from netadapt.bases.mobilenetv2 import MobileNetV2Base
+from netadapt.cli.main import app
+from netadapt.data.demo import generate_demo_dataset
 from netadapt.detectors import Detector
 from netadapt.detectors import ssdlite
 from netadapt.detectors.cost import detector_cost
@@ -194,6 +197,11 @@ def test_cost_matches_the_mobilenetv2_paper(detector: Detector) -> None:
         ({"num_classes": 81, "nms_thresh": 1.5}, "1.5"),
         ({"num_classes": 81, "detections_per_img": 0}, "0"),
         ({"num_classes": 81, "antlers": "fna"}, "antlers"),
+        ({"num_classes": 81, "score_thresh": "high"}, "score_thresh must be a number"),
+        ({"num_classes": 81, "nms_thresh": True}, "nms_thresh must be a number"),
+        ({"num_classes": 81, "image_mean": [0.5, 0.5]}, "image_mean must be three"),
+        ({"num_classes": 81, "image_std": "abc"}, "image_std must be three"),
+        ({"num_classes": 81, "image_std": [0.5, "x", 0.5]}, "image_std must be three"),
     ],
 )
 def test_bad_options(detector: Detector, options: dict, value: str) -> None:
@@ -244,3 +252,18 @@ def test_run_configs_give_detector_options(detector: Detector) -> None:
         manager.unregister(plugin)
     with pytest.raises(ConfigError, match="train.detector_options must be a mapping"):
         section_config(TrainConfig, {"train": {"detector_options": 3}}, "train", source="test.yaml")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [("{score_thresh: high}", "score_thresh must be a number in [0, 1), got 'high'"), ("{image_mean: 3}", "image_mean must be three")],
+)
+def test_a_detector_option_of_the_wrong_type_is_one_line(options: str, message: str, tmp_path: Path) -> None:
+    data = generate_demo_dataset(tmp_path / "data", num_train=4, num_val=2, image_size=64, seed=1)
+    result = CliRunner().invoke(app, [
+        "train", "--data", str(data), "--weights", "none", "--epochs", "1", "--out", str(tmp_path / "run"), "--quiet",
+        "--set", "train.input_size=64", "--set", "train.workers=0", "--set", f"train.detector_options={options}",
+    ])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("error: detector 'ssdlite': ") and message in result.output
+    assert len(result.output.strip().splitlines()) == 1

@@ -4,14 +4,15 @@
   32, see :mod:`netadapt.bases`) and drops its classifier, so that the detector can keep it as
   ``backbone.body``;
 - :func:`check_detection_options` checks the options torchvision's single-stage detection
-  models share (classes, input size, test-time thresholds, input normalisation) and raises
-  ``ValueError`` naming a bad value, as a builder with keyword-only arguments should.
+  models share (classes, input size, test-time thresholds, input normalisation), types included,
+  and raises ``ValueError`` naming a bad value, as a builder with keyword-only arguments should.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from numbers import Real
 
 from torch import nn
 
@@ -54,13 +55,19 @@ def check_detection_options(
         raise ValueError(f"num_classes must be an integer ≥ 2 (the background counts), got {num_classes!r}")
     if isinstance(input_size, bool) or not isinstance(input_size, int) or input_size <= 0:
         raise ValueError(f"input_size must be a positive integer, got {input_size!r}")
-    if not 0.0 <= score_thresh < 1.0:
-        raise ValueError(f"score_thresh must lie in [0, 1), got {score_thresh!r}")
-    if not 0.0 < nms_thresh <= 1.0:
-        raise ValueError(f"nms_thresh must lie in (0, 1], got {nms_thresh!r}")
+    if not _is_number(score_thresh) or not 0.0 <= score_thresh < 1.0:
+        raise ValueError(f"score_thresh must be a number in [0, 1), got {score_thresh!r}")
+    if not _is_number(nms_thresh) or not 0.0 < nms_thresh <= 1.0:
+        raise ValueError(f"nms_thresh must be a number in (0, 1], got {nms_thresh!r}")
     for name, value in (("detections_per_img", detections_per_img), ("topk_candidates", topk_candidates)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     for name, value in (("image_mean", image_mean), ("image_std", image_std)):
-        if len(value) != 3 or (name == "image_std" and min(value) <= 0) or not all(map(math.isfinite, value)):
+        three = isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 3 and all(map(_is_number, value))
+        if not three or not all(map(math.isfinite, value)) or (name == "image_std" and min(value) <= 0):
             raise ValueError(f"{name} must be three finite numbers (std positive), got {value!r}")
+
+
+def _is_number(value: object) -> bool:
+    """A real number that is not a bool (YAML's ``true`` is no threshold)."""
+    return isinstance(value, Real) and not isinstance(value, bool)

@@ -65,10 +65,11 @@ def options_from_config(detector: str, config: Any) -> dict[str, Any]:
 
 
 def build_detector_on(body: nn.Module, detector: str, *, num_classes: int, input_size: int, options: dict[str, Any]) -> nn.Module:
-    """Detector plugin ``detector`` on ``body`` (a base or super network); a bad option is a ConfigError naming it."""
+    """Detector plugin ``detector`` on ``body`` (a base or super network); a bad option is a ConfigError naming it
+    (a plugin's ``ValueError``, or a ``TypeError``: an option of the wrong type, one its ``build`` does not take)."""
     try:
         return plugins.detectors().get(detector).build(body, num_classes=num_classes, input_size=input_size, **options)
-    except ValueError as error:
+    except (ValueError, TypeError) as error:
         raise ConfigError(f"detector {detector!r}: {error}") from None
 
 
