@@ -150,6 +150,11 @@ def run_adapt(
     out_dir = Path(out_dir)
     context = distributed.setup(device)
     try:
+        train_set = splits["train"].open(train=True, input_size=train_config.input_size)
+        base_genotype = plugins.bases().get(base).base_genotype()
+        train_options = options_from_config(detector, train_config)
+        # The training options are checked now, on the base network: a bad one must not wait for the search to end.
+        build_detector(DetectorSpec(detector, base, base_genotype, train_set.class_names, train_config.input_size, train_options))
         hours: dict[str, float] = {}
         search_dir = out_dir / "search"
         started = time.perf_counter()
@@ -165,15 +170,14 @@ def run_adapt(
         genotype = load_genotype(search_dir / "genotype.yaml")
         genotype = Genotype(**{**genotype.__dict__, "input_size": train_config.input_size})
 
-        train_set = splits["train"].open(train=True, input_size=train_config.input_size)
         val_set = splits["val"].open(train=False, input_size=train_config.input_size)
         networks = []
         for name, stage, architecture in (
             ("adapted (searched)", "final training", genotype),
-            (f"{base} (base)", "base training (for comparison)", plugins.bases().get(base).base_genotype()),
+            (f"{base} (base)", "base training (for comparison)", base_genotype),
         ):
             run_dir = out_dir / ("adapted" if name.startswith("adapted") else "base")
-            spec = DetectorSpec(detector, base, architecture, train_set.class_names, train_config.input_size, options_from_config(detector, train_config))
+            spec = DetectorSpec(detector, base, architecture, train_set.class_names, train_config.input_size, train_options)
             started = time.perf_counter()
             if resume and (run_dir / "metrics.json").is_file():
                 metrics = json.loads((run_dir / "metrics.json").read_text())

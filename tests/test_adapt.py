@@ -80,3 +80,12 @@ def test_adapt_rejects_a_bad_config_in_one_line_and_writes_nothing(tiny_data: Pa
     assert result.returncode != 0
     assert len(result.stderr.strip().splitlines()) == 1 and "search.epochs" in result.stderr, result.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_adapt_rejects_a_bad_training_option_before_the_search(tiny_data: Path, tmp_path: Path) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text(yaml.safe_dump({**TINY_CONFIG, "train": TINY_CONFIG["train"] | {"detector_options": {"nms_thresh": 2.0}}}))
+    result = adapt(tiny_data, tmp_path / "run", config)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and "nms_thresh must be a number in (0, 1], got 2.0" in result.stderr, result.stderr
+    assert not (tmp_path / "run" / "search").exists()
