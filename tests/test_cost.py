@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from netadapt import plugins
 from netadapt.adapt import AdaptReport
 from netadapt.cost import Cost, cost_model_for, format_cost
 from netadapt.cost.breakdown import genotype_cost
-from netadapt.engine.config import SearchConfig
+from netadapt.engine.config import SearchConfig, section_config
 from netadapt.errors import ConfigError
 from netadapt.genotype import load_genotype
 from netadapt.hookspecs import hookimpl
@@ -158,3 +159,15 @@ def test_only_a_model_with_for_config_takes_a_cost_table() -> None:
     with pytest.raises(ConfigError, match="search.cost_table: cost model 'madds' takes no settings"):
         cost_model_for(SearchConfig(cost_table="phone.json"))
     assert format_cost(300.77e6, "MAdds") == "300.77M MAdds" and format_cost(3.2149, "ms") == "3.21 ms"
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ({"cost_table": 5}, "field 'search.cost_table' has the wrong type: 5"),
+    ({"cost_table": ["a.json"]}, "field 'search.cost_table' has the wrong type"),
+    ({"cost_options": [1, 2]}, "search.cost_options must be a mapping"),
+])
+def test_cost_settings_of_the_wrong_type_are_one_config_error(values: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        section_config(SearchConfig, {"search": values}, "search", source="test.yaml")
+    with pytest.raises(ConfigError, match="search.cost_"):  # a config made in code is checked the same way
+        SearchConfig(**values).validate("code")

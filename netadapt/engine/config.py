@@ -132,8 +132,10 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         for option in typing.get_args(hint):
-            if option is type(None) and value is None:
-                return None
+            if option is type(None):
+                if value is None:
+                    return None
+                continue
             try:
                 return _coerce(value, option, where)
             except ConfigError:
@@ -212,7 +214,9 @@ class SearchConfig:
             raise ConfigError(f"{source}: search.alpha_betas must be two numbers")
         if not isinstance(self.detector_options, dict):
             raise ConfigError(f"{source}: search.detector_options must be a mapping, got {self.detector_options!r}")
-        if not isinstance(self.cost_options, dict):
+        if self.cost_table is not None and not isinstance(self.cost_table, str):
+            raise ConfigError(f"{source}: search.cost_table must be a file name (a string), got {self.cost_table!r}")
+        if not isinstance(self.cost_options, Mapping):
             raise ConfigError(f"{source}: search.cost_options must be a mapping, got {self.cost_options!r}")
         for name, allowed in {"optimizer": ("rmsprop", "sgd", "adamw"), "lr_schedule": ("cosine", "step"), "anchors": ("fna", "torchvision")}.items():
             if getattr(self, name) not in allowed:
