@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 import torch
 
 from netadapt import plugins
+from netadapt.bases.mobilenetv2 import MobileNetV2Base
 from netadapt.errors import ConfigError
 from netadapt.engine.config import SearchConfig
 from netadapt.genotype import SKIP, Op, load_genotype
@@ -154,6 +156,37 @@ def test_layers_with_candidates_of_their_own_get_their_own_blocks(base_and_super
                 assert depthwise.kernel_size == (op.kernel, op.kernel) and expand.out_channels == op.expansion * expand.in_channels
 
 
-def test_a_search_uses_the_space_of_the_base_unless_one_is_named() -> None:
+class _BaseWithItsSpace(MobileNetV2Base):
+    """A base network whose plugin names a default search space of its own."""
+
+    name = "v2-own-space"
+    default_search_space = "own-space"
+
+
+class _BaseWithItsSpacePlugin:
+    @staticmethod
+    @hookimpl
+    def register_bases(register) -> None:
+        register(_BaseWithItsSpace.name, _BaseWithItsSpace())
+
+    @staticmethod
+    @hookimpl
+    def register_search_spaces(register) -> None:
+        register("own-space", SearchSpace(name="own-space", depths=(1, 2, 2, 2, 2, 2, 1), candidates=("k3_e3",)))
+
+
+@pytest.fixture
+def base_with_its_space() -> Iterator[str]:
+    manager = plugins.get_plugin_manager()
+    manager.register(_BaseWithItsSpacePlugin, name="base-with-its-space")
+    try:
+        yield _BaseWithItsSpace.name
+    finally:
+        manager.unregister(name="base-with-its-space")
+
+
+def test_a_search_uses_the_space_of_the_base_unless_one_is_named(base_with_its_space: str) -> None:
     assert SearchConfig().space is None
-    assert default_space_name("mobilenetv2") == "fna"
+    assert default_space_name(base_with_its_space) == "own-space"
+    assert load_search_space(default_space_name(base_with_its_space)).depths == (1, 2, 2, 2, 2, 2, 1)
+    assert default_space_name("mobilenetv2") == "fna"  # MobileNetV2 has no attribute: the default
