@@ -12,7 +12,7 @@ import torch
 from netadapt import plugins
 from netadapt.bases.mobilenetv2 import MobileNetV2Base
 from netadapt.errors import ConfigError
-from netadapt.engine.config import SearchConfig
+from netadapt.engine.config import PACKAGED_CONFIGS, SearchConfig, read_config_file, section_config
 from netadapt.genotype import SKIP, Op, load_genotype
 from netadapt.hookspecs import hookimpl
 from netadapt.remap import remap_network
@@ -190,3 +190,9 @@ def test_a_search_uses_the_space_of_the_base_unless_one_is_named(base_with_its_s
     assert default_space_name(base_with_its_space) == "own-space"
     assert load_search_space(default_space_name(base_with_its_space)).depths == (1, 2, 2, 2, 2, 2, 1)
     assert default_space_name("mobilenetv2") == "fna"  # MobileNetV2 has no attribute: the default
+
+
+@pytest.mark.parametrize("name", sorted(path.name for path in PACKAGED_CONFIGS.glob("*.yaml")))
+def test_the_packaged_configs_leave_the_space_to_the_base(name: str, base_with_its_space: str) -> None:
+    config = section_config(SearchConfig, read_config_file(PACKAGED_CONFIGS / name), "search", source=name)
+    assert (config.space or default_space_name(base_with_its_space)) == "own-space"  # `space: fna` would override it
