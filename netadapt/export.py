@@ -12,19 +12,25 @@ ONNX is written by torch's torch.export-based exporter (``dynamo=True``: torch's
 2.9; it needs onnxscript); the TorchScript-based one (``dynamo=False``) is deprecated. TorchScript
 is a trace (``torch.jit.trace``): the core has no data-dependent control flow, so the trace is
 the whole computation. Before the file is renamed into place, it is run (onnxruntime /
-``torch.jit.load``) on a real image and compared with PyTorch (:func:`export_detector`).
+``torch.jit.load``) on a real image and on its mirror image, which the exporter never saw, and
+compared with PyTorch (:func:`export_detector`): a trace that froze a value of its sample input
+fails there.
 
 **Input** ``images``: float32 ``[N, 3, S, S]``, ``S`` the checkpoint's input size. ONNX fixes
 ``N = 1`` unless exported with ``dynamic_batch`` (``--dynamic-batch``; the export then takes
 longer: torch.export traces the batch symbolically); the traced TorchScript takes any ``N``.
-Preprocessing (:func:`preprocess`), as ``netadapt predict``/``eval`` and the detector's
-``GeneralizedRCNNTransform`` do it:
+Preprocessing (:func:`preprocess`), as ``netadapt predict``/``eval`` do it:
 
 1. decode the image as RGB and resize it to ``S × S`` (bilinear, antialiased — torchvision's
    ``transforms.v2.Resize``); the aspect ratio is not kept;
 2. scale to [0, 1] (uint8 / 255);
 3. normalise per channel: ``(x - mean) / std``, ``mean``/``std`` from the metadata
    (``image_mean``/``image_std``; SSDLite: 0.5 and 0.5, i.e. [-1, 1]).
+
+The detector's own ``GeneralizedRCNNTransform`` does it in another order — it normalises first and
+then resizes to ``S × S`` (bilinear, not antialiased) — and agrees with these steps only because
+netadapt hands it images already resized to ``S × S``, on which its resize changes nothing. On an
+image of another size its result would differ from :func:`preprocess`.
 
 **Outputs**, in this order (ONNX output names; TorchScript returns the tuple):
 
@@ -108,21 +114,29 @@ def export_info(model: nn.Module, spec: DetectorSpec) -> dict[str, Any]:
     ``spec`` is the checkpoint's :class:`~netadapt.detectors.model.DetectorSpec`. Only detectors
     that post-process as torchvision's ``SSD`` does (softmax scores) are supported.
     """
+    _require_ssd(model, spec)
+    return _info(model, spec, _probe(model, spec.input_size)[0])
+
+
+def _require_ssd(model: nn.Module, spec: DetectorSpec) -> None:
     if not isinstance(model, SSD):
         raise ExportError(
             f"detector {spec.detector!r} ({type(model).__name__}): export supports torchvision SSD detectors only"
         )
-    size = spec.input_size
+
+
+def _info(model: nn.Module, spec: DetectorSpec, output_names: list[str]) -> dict[str, Any]:
+    """:func:`export_info` with the head's output names already probed."""
     return {
         "format": EXPORT_FORMAT,
         "version": EXPORT_VERSION,
         "detector": spec.detector,
         "base": spec.base,
         "class_names": list(spec.class_names),
-        "input_size": size,
+        "input_size": spec.input_size,
         "image_mean": [float(value) for value in model.transform.image_mean],
         "image_std": [float(value) for value in model.transform.image_std],
-        "outputs": [*_probe(model, size)[0], "anchors"],
+        "outputs": [*output_names, "anchors"],
         "postprocess": {
             "scores": "softmax",
             "box_weights": [float(value) for value in model.box_coder.weights],
@@ -279,18 +293,45 @@ def demo_image() -> Path:
 
 
 def read_info(path: str | Path) -> dict[str, Any]:
-    """The metadata (:func:`export_info`) stored in an exported ONNX or TorchScript file."""
-    path = Path(path)
-    if path.suffix == ".onnx":
-        import onnx
+    """The metadata (:func:`export_info`) stored in an exported ONNX (``.onnx``) or TorchScript file.
 
-        props = {prop.key: prop.value for prop in onnx.load(str(path), load_external_data=False).metadata_props}
-        return json.loads(props[ONNX_METADATA_KEY])
-    files = {TORCHSCRIPT_METADATA_FILE: ""}
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r".*torch\.jit\..* is deprecated", category=FutureWarning)
-        torch.jit.load(str(path), map_location="cpu", _extra_files=files)
-    return json.loads(files[TORCHSCRIPT_METADATA_FILE])
+    A file that is missing, unreadable, or holds no netadapt metadata is one :class:`ExportError`
+    line naming it.
+    """
+    path = Path(path)
+    kind = "ONNX" if path.suffix == ".onnx" else "TorchScript"
+    if not path.is_file():
+        raise ExportError(f"{path}: not a netadapt export: no such file")
+    try:
+        if kind == "ONNX":
+            import onnx
+
+            props = {prop.key: prop.value for prop in onnx.load(str(path), load_external_data=False).metadata_props}
+            text = props.get(ONNX_METADATA_KEY)
+        else:
+            files = {TORCHSCRIPT_METADATA_FILE: ""}
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=r".*torch\.jit\..* is deprecated", category=FutureWarning)
+                torch.jit.load(str(path), map_location="cpu", _extra_files=files)
+            text = files[TORCHSCRIPT_METADATA_FILE] or None
+    except Exception as error:  # onnx's DecodeError, torch's RuntimeError, ...: the file is no model of that kind
+        raise ExportError(f"{path}: not a netadapt export: not a readable {kind} model ({_first_line(error)})") from None
+    where = f"metadata property {ONNX_METADATA_KEY!r}" if kind == "ONNX" else f"extra file {TORCHSCRIPT_METADATA_FILE!r}"
+    if text is None:
+        raise ExportError(f"{path}: not a netadapt export: the {kind} model has no {where}")
+    try:
+        info = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ExportError(f"{path}: not a netadapt export: its {where} is not JSON (line {error.lineno})") from None
+    if not isinstance(info, dict) or info.get("format") != EXPORT_FORMAT:
+        raise ExportError(f"{path}: not a netadapt export: its {where} lacks \"format\": \"{EXPORT_FORMAT}\"")
+    return info
+
+
+def _first_line(error: BaseException) -> str:
+    """``Type: first line of the message`` of an exception from a library (its further lines are its own detail)."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
 
 
 def export_detector(
@@ -302,47 +343,64 @@ def export_detector(
     image: torch.Tensor,
     tolerance: float = DEFAULT_TOLERANCE,
     dynamic_batch: bool = False,
+    checkpoint: str | Path | None = None,
 ) -> dict[str, Any]:
     """Write ``model``'s core to ``out`` in ``format`` and check it on ``image`` (uint8 RGB ``[3, H, W]``).
 
-    The exported file is run (onnxruntime / ``torch.jit.load``) on the preprocessed image and
-    compared with the PyTorch core; if any output differs by more than ``tolerance`` an
-    :class:`ExportError` is raised and nothing is written (the file is renamed into place only
-    after the check). ``dynamic_batch`` gives the ONNX graph a dynamic batch axis (module
-    docstring). ``model`` is put in eval mode on the CPU. Returns ``{"format", "out", "outputs":
-    {name: shape}, "max_abs_diff": {name: diff}, "max_abs_diff_all", "tolerance", "seconds"}``.
+    The core is exported with the preprocessed image as its sample input. The exported file is
+    run (onnxruntime / ``torch.jit.load``) on that image and on its mirror image (flipped
+    horizontally: an input the exporter never saw) and compared with the PyTorch core; if any
+    output differs by more than ``tolerance`` an :class:`ExportError` is raised and nothing is
+    written (the file is renamed into place only after the check). An exporter or runtime that
+    fails is one :class:`ExportError` line naming ``checkpoint`` (what ``model`` was loaded from;
+    default: ``out``), the format and the first line of the failure. ``dynamic_batch`` gives the
+    ONNX graph a dynamic batch axis (module docstring). ``model`` is put in eval mode on the CPU.
+    Returns ``{"format", "out", "outputs": {name: shape}, "max_abs_diff": {name: diff},
+    "max_abs_diff_all", "tolerance", "seconds"}`` (differences: the larger of the two images').
     """
     require_format(format)
     if not (tolerance >= 0 and math.isfinite(tolerance)):
         raise ExportError(f"tolerance must be a finite number ≥ 0, got {tolerance!r}")
     started = time.perf_counter()
     model = model.eval().cpu()
-    info = export_info(model, spec)
-    module = ExportedCore(model, detector_anchors(model, spec.input_size)).eval()
+    _require_ssd(model, spec)
+    output_names, anchors = _probe(model, spec.input_size)  # one pass gives both
+    info = _info(model, spec, output_names)
+    module = ExportedCore(model, anchors).eval()
     images = preprocess(image, info)
+    checks = {"check image": images, "mirrored check image": images.flip(-1)}
     with torch.no_grad():
-        expected = module(images)
+        expected = {name: module(inputs) for name, inputs in checks.items()}
     write, run = _WRITERS[format]
     out = Path(out)
+    source = checkpoint if checkpoint is not None else out
     with atomic_path(out) as temporary:
-        write(module, images, temporary, info, dynamic_batch=dynamic_batch)
-        actual = run(temporary, images)
-        differences = {
-            name: float((got.to(want.dtype) - want).abs().max()) if got.shape == want.shape else math.inf
-            for name, got, want in zip(info["outputs"], actual, expected, strict=True)
-        }
-        worst = max(differences, key=differences.get)
-        if not differences[worst] <= tolerance:
+        try:
+            write(module, images, temporary, info, dynamic_batch=dynamic_batch)
+        except Exception as error:  # torch.onnx.export / torch.jit.trace: multi-line reports of their own
+            raise ExportError(f"{source}: {format} export failed: {_first_line(error)}") from error
+        found = []  # (difference, output name, check image)
+        for check, inputs in checks.items():
+            try:
+                actual = run(temporary, inputs)
+            except Exception as error:  # onnxruntime / torch.jit.load cannot run what was written
+                raise ExportError(f"{source}: the exported {format} model does not run: {_first_line(error)}") from error
+            for name, got, want in zip(info["outputs"], actual, expected[check], strict=True):
+                difference = float((got.to(want.dtype) - want).abs().max()) if got.shape == want.shape else math.inf
+                found.append((math.inf if math.isnan(difference) else difference, name, check))
+        differences = {name: max(d for d, output, _ in found if output == name) for name in info["outputs"]}
+        largest, worst, worst_check = max(found, key=lambda item: item[0])
+        if not largest <= tolerance:
             raise ExportError(
-                f"{out}: the exported {format} model differs from PyTorch by {differences[worst]:.3g} in "
-                f"{worst!r} (tolerance {tolerance:g}); nothing written"
+                f"{out}: the exported {format} model differs from PyTorch by {largest:.3g} in "
+                f"{worst!r} on the {worst_check} (tolerance {tolerance:g}); nothing written"
             )
     return {
         "format": format,
         "out": str(out),
-        "outputs": {name: list(tensor.shape) for name, tensor in zip(info["outputs"], expected)},
+        "outputs": {name: list(tensor.shape) for name, tensor in zip(info["outputs"], expected["check image"])},
         "max_abs_diff": differences,
-        "max_abs_diff_all": differences[worst],
+        "max_abs_diff_all": largest,
         "tolerance": tolerance,
         "seconds": round(time.perf_counter() - started, 2),
     }

@@ -203,7 +203,68 @@ def test_an_export_that_does_not_reproduce_pytorch_is_not_written(
     monkeypatch.setitem(export._WRITERS, "torchscript", (write, drifting))
     model, spec = load_detector(checkpoint)
     image = torch.randint(0, 256, (3, 80, 120), dtype=torch.uint8)
-    with pytest.raises(ExportError, match=r"differs from PyTorch by 0\.001 in 'cls_logits' \(tolerance 0\.0001\); nothing written"):
+    with pytest.raises(ExportError, match=r"differs from PyTorch by 0\.001 in 'cls_logits' on the check image \(tolerance 0\.0001\); nothing written"):
+        export.export_detector(model, spec, tmp_path / "model.pt", format="torchscript", image=image)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("format", "exporter"), [("onnx", "torch.onnx.export"), ("torchscript", "torch.jit.trace")])
+def test_a_failing_exporter_is_one_error_line_naming_the_checkpoint_and_format(
+    checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, format: str, exporter: str
+) -> None:
+    def failing(*args, **kwargs):
+        raise RuntimeError("Cannot export op aten::foo\n\nTraceback of the exporter's own:\n  frame 1\n  frame 2")
+
+    monkeypatch.setattr(exporter, failing)
+    probe, probes = export._probe, []
+    monkeypatch.setattr(export, "_probe", lambda *args: probes.append(args) or probe(*args))
+    result = CliRunner().invoke(app, ["export", str(checkpoint), "--format", format, "--out", str(tmp_path / "model")])
+    assert result.exit_code == 2, result.output
+    assert result.output == f"error: {checkpoint}: {format} export failed: RuntimeError: Cannot export op aten::foo\n"
+    assert list(tmp_path.iterdir()) == [] and len(probes) == 1  # output names and anchors from one probe
+
+
+@pytest.mark.filterwarnings(r"ignore:.*torch\.jit\..* is deprecated:FutureWarning")
+def test_read_info_of_a_file_that_is_not_a_netadapt_export_is_one_error_line(tmp_path: Path) -> None:
+    import onnx
+
+    plain_onnx = tmp_path / "plain.onnx"
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("Identity", ["x"], ["y"])], "plain",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])], [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])],
+    )
+    onnx.save(onnx.helper.make_model(graph), plain_onnx)
+    plain_torchscript = tmp_path / "plain.pt"
+    torch.jit.save(torch.jit.script(torch.nn.Identity()), str(plain_torchscript))
+    (tmp_path / "garbage.onnx").write_bytes(b"\x00not a model" * 10)
+    (tmp_path / "garbage.pt").write_bytes(b"\x00not a model" * 10)
+    for path in (plain_onnx, plain_torchscript, tmp_path / "garbage.onnx", tmp_path / "garbage.pt", tmp_path / "missing.onnx"):
+        with pytest.raises(ExportError) as error:
+            export.read_info(path)
+        message = str(error.value)
+        assert message.startswith(f"{path}: ") and "not a netadapt export" in message and "\n" not in message, message
+
+
+def test_the_check_runs_another_input_than_the_one_the_export_was_traced_on(
+    checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write, run = export._WRITERS["torchscript"]
+
+    class Baked(torch.nn.Module):  # a trace that froze its input: right on that input only
+        def __init__(self, core: torch.nn.Module, sample: torch.Tensor) -> None:
+            super().__init__()
+            self.core, self.sample = core, sample
+
+        def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            return self.core(self.sample + 0 * images)
+
+    def baked(module, sample, path, info, *, dynamic_batch):
+        write(Baked(module, sample.clone()), sample, path, info, dynamic_batch=dynamic_batch)
+
+    monkeypatch.setitem(export._WRITERS, "torchscript", (baked, run))
+    model, spec = load_detector(checkpoint)
+    image = torch.randint(0, 256, (3, 80, 120), dtype=torch.uint8)
+    with pytest.raises(ExportError, match=r"differs from PyTorch by .* on the mirrored check image .*; nothing written"):
         export.export_detector(model, spec, tmp_path / "model.pt", format="torchscript", image=image)
     assert list(tmp_path.iterdir()) == []
 

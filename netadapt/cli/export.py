@@ -17,7 +17,7 @@ def export_command(
     checkpoint: Path = typer.Argument(..., help="Detector checkpoint (model.pth or last.pth of `netadapt train`/`adapt`).", show_default=False),
     format: str = typer.Option("onnx", "--format", help="onnx (needs `pip install 'netadapt\\[export]'`) or torchscript (traced, torch.jit.save)."),
     out: Path = typer.Option(None, "--out", help="Output file \\[default: next to the checkpoint, <name>.onnx or <name>.torchscript.pt]."),
-    image: Path = typer.Option(None, "--image", help="Image to check the export on \\[default: an image of the demo dataset]."),
+    image: Path = typer.Option(None, "--image", help="Image to check the export on, with its mirror image \\[default: an image of the demo dataset]."),
     tolerance: float = typer.Option(1e-4, "--tolerance", help="Largest absolute difference allowed between the exported model's outputs and PyTorch's."),
     dynamic_batch: bool = typer.Option(False, "--dynamic-batch", help="ONNX: a dynamic batch axis instead of batch 1 (slower export). TorchScript takes any batch."),
     json_: bool = options.JSON,
@@ -51,7 +51,7 @@ def export_command(
     model, spec = load_detector(checkpoint)
     picture = read_image(image or demo_image())
     out = out or checkpoint.with_name(checkpoint.stem + SUFFIXES[format])
-    report = export_detector(model, spec, out, format=format, image=picture, tolerance=tolerance, dynamic_batch=dynamic_batch)
+    report = export_detector(model, spec, out, format=format, image=picture, tolerance=tolerance, dynamic_batch=dynamic_batch, checkpoint=checkpoint)
     report["checkpoint"], report["image"] = str(checkpoint), str(image or demo_image())
     if json_:
         print_json(report)
