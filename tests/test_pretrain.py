@@ -109,7 +109,8 @@ def test_demo_base_pretrains_once_announces_once_and_reuses_the_cache(tmp_path: 
 
     again = pretrained_demo_base(cache_dir=tmp_path, announce=messages.append, settings=TINY, progress=False)
     assert again == path
-    assert len(calls) == 1 and len(messages) == 1
+    assert len(calls) == 1  # not pretrained again; said so, naming the cached file
+    assert len(messages) == 2 and "cached" in messages[1] and str(path) in messages[1]
 
 
 def test_demo_base_cache_name_carries_versions_seed_and_non_default_settings(tmp_path: Path, monkeypatch) -> None:

@@ -189,11 +189,13 @@ def pretrained_demo_base(
     settings other than :data:`DEFAULT_SETTINGS` add a hash of themselves to the name, so they
     never stand in for the demo's. The cache root is that of the demo dataset
     (:func:`netadapt.data.demo.cache_root`). Beside the weights, ``<same name>.json`` records the
-    settings and accuracies. Before pretraining, ``announce`` (if given) receives one message
-    saying what is happening and why.
+    settings and accuracies. ``announce`` (if given) receives one message saying what is
+    happening and why: pretraining now, or the cached weights used.
     """
-    path = cache_root(cache_dir) / "pretrained" / f"{_cache_name(base_name, settings)}.pth"
+    path = pretrained_demo_path(base_name, cache_dir=cache_dir, settings=settings)
     if path.is_file():
+        if announce is not None:
+            announce(f"No base weights given: using {base_name} pretrained as a classifier on demo object crops (cached: {path}).")
         return path
     if announce is not None:
         estimate = f"about {DEFAULT_MINUTES} min, " if settings == DEFAULT_SETTINGS else ""
@@ -206,6 +208,11 @@ def pretrained_demo_base(
     record = {"base": base_name, "generator_version": GENERATOR_VERSION, "recipe_version": RECIPE_VERSION}
     write_json_atomic(path.with_suffix(".json"), {**record, **result.to_dict()})
     return path
+
+
+def pretrained_demo_path(base_name: str = "mobilenetv2", *, cache_dir: str | Path | None = None, settings: PretrainSettings = DEFAULT_SETTINGS) -> Path:
+    """Where :func:`pretrained_demo_base` keeps (or will keep) the weights."""
+    return cache_root(cache_dir) / "pretrained" / f"{_cache_name(base_name, settings)}.pth"
 
 
 def _cache_name(base_name: str, settings: PretrainSettings) -> str:

@@ -27,6 +27,7 @@ def adapt_command(
 ) -> None:
     """Search, derive, remap and train an adapted detector backbone; compare it with the base; write OUT/report.md."""
     from netadapt.adapt import run_adapt
+    from netadapt.bases.pretrain import pretrained_demo_path
     from netadapt.cli.weights import resolve_base_weights
     from netadapt.data.demo import cache_root
     from netadapt.engine.config import SearchConfig, TrainConfig, dataset_is_demo, load_run_config
@@ -38,8 +39,9 @@ def adapt_command(
     train_config = load_run_config(TrainConfig, "train", config_file=config_file, overrides=overrides or [], demo=is_demo)
     splits = resolve_splits(dataset, data)
     started = time.perf_counter()
+    pretraining = is_demo and weights is None and not pretrained_demo_path(base).is_file()
     base_weights = resolve_base_weights(weights, base=base, demo=is_demo)
-    extra = {"base pretraining on demo crops": (time.perf_counter() - started) / 3600} if is_demo and weights is None else {}
+    extra = {"base pretraining on demo crops": (time.perf_counter() - started) / 3600} if pretraining else {}
     report = run_adapt(
         base=base, detector=detector, weights=base_weights, splits=splits, dataset_name=dataset_name,
         search_config=search_config, train_config=train_config, out_dir=out, resume=resume, device=device,
