@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -57,3 +58,27 @@ def kill_at_first_checkpoint(command: list[str], run: Path, *, timeout: float = 
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert process.returncode == -signal.SIGKILL, f"{' '.join(command[:2])} finished before it could be killed"
+
+
+def search_alphas(run: Path) -> list[torch.Tensor]:
+    """α of a finished search run (``supernet.pth``), layer by layer."""
+    state = torch.load(run / "supernet.pth", weights_only=True)["alpha"]
+    return [state[f"alphas.{i}"] for i in range(len(state))]
+
+
+def assert_same_search(expected: Path, run: Path) -> None:
+    """Two search runs ended identically: α, the derived genotype and the α history."""
+    assert all(torch.equal(a, b) for a, b in zip(search_alphas(expected), search_alphas(run), strict=True))
+    for name in ("genotype.yaml", "alpha_history.csv"):
+        assert (run / name).read_text() == (expected / name).read_text(), name
+
+
+def torchrun_search(netadapt: str, torchrun: str, data: Path, run: Path, flags: list[str]) -> list[dict]:
+    """``netadapt search`` under ``torchrun`` with two CPU (gloo) processes; its log records."""
+    result = subprocess.run(
+        [torchrun, "--standalone", "--nproc_per_node", "2", "--no-python", netadapt, "search", "--data", str(data),
+         "--weights", "none", "--out", str(run), "--quiet", "--device", "cpu", *flags],
+        capture_output=True, text=True, timeout=600, env=os.environ | {"OMP_NUM_THREADS": "1"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -20,7 +19,7 @@ from netadapt.search.darts import DartsStrategy
 from netadapt.search.sampled import SampledStrategy
 from netadapt.search.space import FNA_SPACE
 from netadapt.search.supernet import ArchitectureParameters, build_supernet
-from tests.conftest import kill_at_first_checkpoint
+from tests.conftest import assert_same_search, kill_at_first_checkpoint, search_alphas, torchrun_search
 
 NETADAPT = shutil.which("netadapt")
 TORCHRUN = shutil.which("torchrun")
@@ -190,10 +189,6 @@ def _search(data: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
     )
 
 
-def _alphas(run: Path) -> list[torch.Tensor]:
-    state = torch.load(run / "supernet.pth", weights_only=True)["alpha"]
-    return [state[f"alphas.{i}"] for i in range(len(state))]
-
 
 @needs_cli
 def test_a_sampled_search_resumes_after_sigkill_with_the_same_alpha(tiny_data: Path, tmp_path: Path) -> None:
@@ -205,7 +200,7 @@ def test_a_sampled_search_resumes_after_sigkill_with_the_same_alpha(tiny_data: P
         assert (tmp_path / "straight" / name).is_file(), name
     records = [json.loads(line) for line in (tmp_path / "straight" / "log.jsonl").read_text().splitlines()]
     assert all("cost_loss" in r for r in records if "loss" in r)  # α steps from epoch 1, with the cost term
-    trained = _alphas(tmp_path / "straight")
+    trained = search_alphas(tmp_path / "straight")
     initial = torch.Generator().manual_seed(0)  # ArchitectureParameters' initialisation with search.seed 0
     assert all(not torch.allclose(a, 1e-3 * torch.randn(a.numel(), generator=initial)) for a in trained)
 
@@ -216,22 +211,14 @@ def test_a_sampled_search_resumes_after_sigkill_with_the_same_alpha(tiny_data: P
     assert not (run / "genotype.yaml").exists()
     resumed = _search(tiny_data, run, *flags, "--resume")
     assert resumed.returncode == 0, resumed.stderr
-    assert all(torch.equal(a, b) for a, b in zip(_alphas(tmp_path / "straight"), _alphas(run)))
-    assert (run / "genotype.yaml").read_text() == (tmp_path / "straight" / "genotype.yaml").read_text()
-    assert (run / "alpha_history.csv").read_text() == (tmp_path / "straight" / "alpha_history.csv").read_text()
+    assert_same_search(tmp_path / "straight", run)
 
 
 @needs_cli
 @pytest.mark.skipif(TORCHRUN is None, reason="torchrun is not installed")
 def test_torchrun_two_processes_keep_alpha_identical(tiny_data: Path, tmp_path: Path) -> None:
     run = tmp_path / "ddp"
-    result = subprocess.run(
-        [TORCHRUN, "--standalone", "--nproc_per_node", "2", "--no-python", NETADAPT, "search", "--data", str(tiny_data),
-         "--weights", "none", "--out", str(run), "--quiet", "--device", "cpu", *_flags(epochs=1)],
-        capture_output=True, text=True, timeout=600, env=os.environ | {"OMP_NUM_THREADS": "1"},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    records = torchrun_search(NETADAPT, TORCHRUN, tiny_data, run, _flags(epochs=1))
     assert records[-1] == {"iteration": 1, "world_size": 2, "alpha_identical_across_ranks": True}
     assert [r["iteration"] for r in records if "loss" in r] == [1]  # 8 weight-half images / (2 ranks × 4)
     assert (run / "genotype.yaml").is_file()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -20,7 +19,7 @@ from netadapt.genotype import load_genotype
 from netadapt.hookspecs import hookimpl
 from netadapt.search.darts import DartsStrategy
 from netadapt.search.loop import run_search
-from tests.conftest import kill_at_first_checkpoint
+from tests.conftest import assert_same_search, kill_at_first_checkpoint, torchrun_search
 
 NETADAPT = shutil.which("netadapt")
 TORCHRUN = shutil.which("torchrun")
@@ -69,10 +68,6 @@ def test_a_large_cost_weight_derives_a_cheaper_architecture(tiny_data: Path, tmp
     assert len(split["weight_image_ids"]) + len(split["alpha_image_ids"]) == 16
 
 
-def _alphas(run: Path) -> list[torch.Tensor]:
-    state = torch.load(run / "supernet.pth", weights_only=True)["alpha"]
-    return [state[key] for key in sorted(state)]
-
 
 def test_resume_after_sigkill_gives_the_same_alpha(tiny_data: Path, tmp_path: Path) -> None:
     flags = _flags(epochs=3, checkpoint_every=1)
@@ -85,21 +80,13 @@ def test_resume_after_sigkill_gives_the_same_alpha(tiny_data: Path, tmp_path: Pa
     assert not (run / "genotype.yaml").exists()
     resumed = search(tiny_data, run, *flags, "--resume")
     assert resumed.returncode == 0, resumed.stderr
-    assert all(torch.equal(a, b) for a, b in zip(_alphas(tmp_path / "straight"), _alphas(run)))
-    assert (run / "genotype.yaml").read_text() == (tmp_path / "straight" / "genotype.yaml").read_text()
-    assert (run / "alpha_history.csv").read_text() == (tmp_path / "straight" / "alpha_history.csv").read_text()
+    assert_same_search(tmp_path / "straight", run)
 
 
 @pytest.mark.skipif(TORCHRUN is None, reason="torchrun is not installed")
 def test_torchrun_two_processes_keep_alpha_identical(tiny_data: Path, tmp_path: Path) -> None:
     run = tmp_path / "ddp"
-    result = subprocess.run(
-        [TORCHRUN, "--standalone", "--nproc_per_node", "2", "--no-python", NETADAPT, "search", "--data", str(tiny_data),
-         "--weights", "none", "--out", str(run), "--quiet", "--device", "cpu", *_flags(epochs=1)],
-        capture_output=True, text=True, timeout=600, env=os.environ | {"OMP_NUM_THREADS": "1"},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    records = torchrun_search(NETADAPT, TORCHRUN, tiny_data, run, _flags(epochs=1))
     assert records[-1] == {"iteration": 1, "world_size": 2, "alpha_identical_across_ranks": True}
     assert [r["iteration"] for r in records if "loss" in r] == [1]  # 8 weight-half images / (2 ranks × 4)
     assert (run / "genotype.yaml").is_file()
