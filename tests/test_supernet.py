@@ -13,7 +13,7 @@ from netadapt import plugins
 from netadapt.bases.mobilenetv2 import MobileNetV2Base
 from netadapt.errors import ConfigError
 from netadapt.engine.config import PACKAGED_CONFIGS, SearchConfig, read_config_file, section_config
-from netadapt.genotype import SKIP, Op, load_genotype
+from netadapt.genotype import SKIP, Op
 from netadapt.hookspecs import hookimpl
 from netadapt.remap import remap_network
 from netadapt.search.cost_table import build_cost_table, expected_cost
