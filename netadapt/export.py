@@ -70,6 +70,7 @@ import time
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -77,7 +78,7 @@ from torch import nn
 from torchvision.models.detection import _utils as det_utils  # BoxCoder: torchvision's SSD uses it; no public alias
 from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.ssd import SSD
-from torchvision.ops import batched_nms, clip_boxes_to_image
+from torchvision.models.detection.transform import resize_boxes
 from torchvision.transforms.v2 import functional as F
 
 from netadapt.detectors.cost import CoreForward
@@ -192,28 +193,18 @@ def postprocess(
     """
     settings = info["postprocess"]
     size = info["input_size"]
-    regression = torch.as_tensor(outputs["bbox_regression"])
-    scores = torch.as_tensor(outputs["cls_logits"]).softmax(dim=-1)
+    # torchvision's own SSD post-processing, run on a stand-in holding the exported settings.
+    ssd = SimpleNamespace(
+        box_coder=det_utils.BoxCoder(settings["box_weights"], bbox_xform_clip=settings["box_clip"]),
+        **{key: settings[key] for key in ("score_thresh", "topk_candidates", "nms_thresh", "detections_per_img")},
+    )
+    head_outputs = {name: torch.as_tensor(outputs[name]) for name in ("bbox_regression", "cls_logits")}
+    count = len(head_outputs["cls_logits"])
     anchors = torch.as_tensor(outputs["anchors"])
-    coder = det_utils.BoxCoder(settings["box_weights"], bbox_xform_clip=settings["box_clip"])
-    detections = []
-    for index, (deltas, image_scores) in enumerate(zip(regression, scores)):
-        boxes = clip_boxes_to_image(coder.decode_single(deltas, anchors), (size, size))
-        kept_boxes, kept_scores, kept_labels = [], [], []
-        for label in range(1, image_scores.shape[-1]):  # 0 is the background
-            score = image_scores[:, label]
-            above = score > settings["score_thresh"]
-            score, order = score[above].topk(min(settings["topk_candidates"], int(above.sum())))
-            kept_boxes.append(boxes[above][order])
-            kept_scores.append(score)
-            kept_labels.append(torch.full_like(order, label))
-        boxes, image_scores, labels = torch.cat(kept_boxes), torch.cat(kept_scores), torch.cat(kept_labels)
-        keep = batched_nms(boxes, image_scores, labels, settings["nms_thresh"])[: settings["detections_per_img"]]
-        boxes = boxes[keep]
-        if image_sizes is not None:
-            height, width = image_sizes[index]
-            boxes = boxes * torch.tensor([width / size, height / size] * 2, dtype=boxes.dtype)
-        detections.append({"boxes": boxes, "scores": image_scores[keep], "labels": labels[keep]})
+    detections = SSD.postprocess_detections(ssd, head_outputs, [anchors] * count, [(size, size)] * count)
+    if image_sizes is not None:
+        for detection, image_size in zip(detections, image_sizes, strict=True):
+            detection["boxes"] = resize_boxes(detection["boxes"], [size, size], list(image_size))
     return detections
 
 
