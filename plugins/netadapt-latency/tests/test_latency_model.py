@@ -107,8 +107,8 @@ def test_an_op_is_keyed_by_structure_not_weights_and_threads_are_restored(tmp_pa
     two = _quick(tmp_path, threads=before + 1)
     two.measure(block, inputs)
     assert two.measured == 1 and torch.get_num_threads() == before  # the thread count keys the table and is restored
-    devices = sorted(json.loads(path.read_text())["device"] for path in tmp_path.glob("*.json"))
-    assert [device.rsplit(", ", 1)[1] for device in devices] == [f"{before} thread" + "s" * (before > 1), f"{before + 1} threads"]
+    devices = {json.loads(path.read_text())["device"].rsplit(", ", 1)[1] for path in tmp_path.glob("*.json")}
+    assert devices == {"1 thread", f"{before + 1} threads"}  # the default (1 thread) whatever torch's own count is
 
 
 class InvertedResidualCopy(InvertedResidual):
