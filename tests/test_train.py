@@ -75,6 +75,13 @@ def test_short_training_lowers_the_loss_and_evaluates(tiny_data: Path, tmp_path:
     png = Path(item["out"])
     assert png.read_bytes()[:4] == b"\x89PNG"
 
+    # A file that is not an image: one line naming it, and no drawing of the good one either.
+    garbage = tmp_path / "garbage.jpg"
+    garbage.write_bytes(b"not a jpeg")
+    refused = netadapt("predict", str(image), str(garbage), "--checkpoint", str(run / "model.pth"), "--out", str(tmp_path / "refused"))
+    assert refused.returncode != 0 and f"{garbage}: cannot read image" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1 and not (tmp_path / "refused").exists()
+
 
 def _final_weights(run: Path) -> dict[str, torch.Tensor]:
     return torch.load(run / "model.pth", weights_only=True)["state_dict"]

@@ -21,13 +21,14 @@ def predict_command(
     """Detect objects in images and draw them into PNG files (one per image)."""
     import torch
 
+    from netadapt.data.images import read_rgb
     from netadapt.detectors.model import load_detector
-    from netadapt.engine.predict import detect, draw_detections, read_image, write_png
+    from netadapt.engine.predict import detect, draw_detections, write_png
 
     model, spec = load_detector(checkpoint)
     target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model.to(target)
-    pictures = [read_image(path) for path in images]  # every file is checked before anything is written
+    pictures = [read_rgb(path) for path in images]  # every file is checked before anything is written
     written = []
     for path, picture in zip(images, pictures):
         detections = detect(model, picture, input_size=spec.input_size, device=target)

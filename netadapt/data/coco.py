@@ -33,6 +33,7 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as F
 
+from netadapt.data.images import IMAGE_ERRORS
 from netadapt.errors import DataError
 
 REQUIRED_KEYS = ("images", "annotations", "categories")
@@ -40,9 +41,6 @@ BACKGROUND = "__background__"
 
 Sample = tuple[tv_tensors.Image, dict[str, Any]]
 Transforms = Callable[[tv_tensors.Image, dict[str, Any]], Sample]
-
-# Exceptions PIL raises for a file it cannot open, verify or decode.
-_IMAGE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
 
 # How each kind of repaired box is reported in the one summary warning.
 _REPAIRS = {
@@ -208,7 +206,7 @@ class CocoDetection(Dataset[Sample]):
         try:
             with Image.open(path) as stored:
                 rgb = stored.convert("RGB")
-        except _IMAGE_ERRORS as error:
+        except IMAGE_ERRORS as error:
             raise DataError(f"{path}: cannot decode image (image id {image_id}): {error}") from error
         info = self.coco.imgs[image_id]
         if rgb.size != (info["width"], info["height"]):
@@ -233,7 +231,7 @@ class CocoDetection(Dataset[Sample]):
             try:
                 with Image.open(path) as image:
                     image.verify()
-            except _IMAGE_ERRORS as error:
+            except IMAGE_ERRORS as error:
                 raise DataError(f"{path}: unreadable image (image id {image_id}): {error}") from error
 
     def _prepare_targets(self, *, strict: bool) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:

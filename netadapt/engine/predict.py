@@ -6,20 +6,10 @@ from pathlib import Path
 
 import torch
 from PIL import Image
-from torchvision.io import ImageReadMode, decode_image
 from torchvision.transforms.v2 import functional as F
 from torchvision.utils import draw_bounding_boxes
 
 from netadapt.engine.files import atomic_path
-from netadapt.errors import DataError
-
-
-def read_image(path: str | Path) -> torch.Tensor:
-    """A uint8 RGB image tensor (3×H×W), or a DataError naming the file."""
-    try:
-        return decode_image(str(path), mode=ImageReadMode.RGB)
-    except (RuntimeError, OSError, ValueError) as error:
-        raise DataError(f"{path}: cannot read image ({str(error).splitlines()[0] if str(error) else type(error).__name__})") from None
 
 
 @torch.inference_mode()
