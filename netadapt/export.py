@@ -1,12 +1,13 @@
 """Export an adapted detector's core — backbone and head — to ONNX or TorchScript (``netadapt export``).
 
 The exported graph is the part of a torchvision detector that is one fixed computation: the
-backbone (base network and extra layers) and the head, i.e.
+backbone (base network and extra layers or FPN) and the head, i.e.
 :class:`netadapt.detectors.cost.CoreForward`, the same forward the cost model counts. What
-torchvision's ``SSD`` does around it — resizing and normalisation before, box decoding, scoring
-and NMS after — is data-dependent, so it is left to the runtime and written down here; the
-reference functions :func:`preprocess` and :func:`postprocess` reproduce it and are tested
-against the PyTorch detector.
+torchvision's ``SSD`` or ``RetinaNet`` does around it — resizing and normalisation before, box
+decoding, scoring and NMS after — is data-dependent, so it is left to the runtime and written down
+here; the reference functions :func:`preprocess` and :func:`postprocess` reproduce it and are
+tested against the PyTorch detector. Detectors of both torchvision families are supported (SSD:
+SSDLite; RetinaNet: e.g. a detector plugin's RetinaNet); they differ only in the post-processing.
 
 ONNX is written by torch's torch.export-based exporter (``dynamo=True``: torch's default since
 2.9; it needs onnxscript); the TorchScript-based one (``dynamo=False``) is deprecated. TorchScript
@@ -32,28 +33,42 @@ then resizes to ``S × S`` (bilinear, not antialiased) — and agrees with these
 netadapt hands it images already resized to ``S × S``, on which its resize changes nothing. On an
 image of another size its result would differ from :func:`preprocess`.
 
-**Outputs**, in this order (ONNX output names; TorchScript returns the tuple):
+**Outputs**, in the head's order, the ``anchors`` last (ONNX output names; TorchScript returns
+the tuple; the metadata's ``outputs`` lists them — SSD: ``bbox_regression``, ``cls_logits``,
+``anchors``; RetinaNet: ``cls_logits``, ``bbox_regression``, ``anchors``):
 
 - ``bbox_regression`` ``[N, A, 4]`` — box deltas (dx, dy, dw, dh) per anchor;
 - ``cls_logits`` ``[N, A, C]`` — class logits per anchor, ``C`` classes with the background
-  at index 0;
+  at index 0 (netadapt's label convention, for every detector);
 - ``anchors`` ``[A, 4]`` — the default boxes (x1, y1, x2, y2) in pixels of the ``S × S``
   input. They depend only on ``S``, which is fixed, so they are a constant output of the graph:
   the model file is self-contained and cannot be paired with the anchors of another input size.
 
-**Post-processing** (:func:`postprocess`; torchvision's ``SSD.postprocess_detections`` then
-``GeneralizedRCNNTransform.postprocess``), per image:
+**Decoding a box** (both families) with the box coder's weights ``(wx, wy, ww, wh)`` (SSDLite:
+10, 10, 5, 5; RetinaNet: 1, 1, 1, 1): with the anchor's centre ``(ax, ay)`` and size ``(aw, ah)``,
+``cx = dx/wx·aw + ax``, ``cy = dy/wy·ah + ay``, ``w = exp(min(dw/ww, clip))·aw``,
+``h = exp(min(dh/wh, clip))·ah`` with ``clip = log(1000/16)``; corners ``cx ± w/2``, ``cy ± h/2``;
+then the box is clipped to ``[0, S]``.
 
-1. decode every anchor's box with the box coder's weights ``(wx, wy, ww, wh)`` (SSDLite:
-   10, 10, 5, 5): with the anchor's centre ``(ax, ay)`` and size ``(aw, ah)``,
-   ``cx = dx/wx·aw + ax``, ``cy = dy/wy·ah + ay``, ``w = exp(min(dw/ww, clip))·aw``,
-   ``h = exp(min(dh/wh, clip))·ah`` with ``clip = log(1000/16)``; corners ``cx ± w/2``,
-   ``cy ± h/2``; clip the boxes to ``[0, S]``;
+**Post-processing, SSD** (``"scores": "softmax"``; torchvision's ``SSD.postprocess_detections``
+then ``GeneralizedRCNNTransform.postprocess``), per image:
+
+1. decode every anchor's box;
 2. scores = softmax of the logits over the classes;
 3. for each class but the background: keep the anchors scoring above ``score_thresh``, then the
    ``topk_candidates`` best of them;
 4. NMS per class (IoU ``nms_thresh``) over all kept boxes, then the ``detections_per_img`` best;
 5. scale boxes from ``S × S`` back to the original image: x by ``width/S``, y by ``height/S``.
+
+**Post-processing, RetinaNet** (``"scores": "sigmoid"``; torchvision's
+``RetinaNet.postprocess_detections`` then ``GeneralizedRCNNTransform.postprocess``), per image:
+
+1. split the anchors into pyramid levels, ``anchors_per_level`` of them each, in order;
+2. per level: scores = sigmoid of every (anchor, class) logit, the background's set to 0 (class 0
+   is never a detection); keep the pairs scoring above ``score_thresh``, then the
+   ``topk_candidates`` best; decode the boxes of their anchors;
+3. over all levels: NMS per class (IoU ``nms_thresh``), then the ``detections_per_img`` best;
+4. scale boxes back to the original image as for SSD.
 
 The numbers (``input_size``, ``image_mean``, ``image_std``, ``class_names``, the box weights and
 thresholds, the output names) travel inside the model file as JSON (:func:`export_info`): ONNX
@@ -71,12 +86,13 @@ import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 from torch import nn
 from torchvision.models.detection import _utils as det_utils  # BoxCoder: torchvision's SSD uses it; no public alias
 from torchvision.models.detection.image_list import ImageList
+from torchvision.models.detection.retinanet import RetinaNet
 from torchvision.models.detection.ssd import SSD
 from torchvision.models.detection.transform import resize_boxes
 from torchvision.transforms.v2 import functional as F
@@ -112,22 +128,39 @@ class ExportedCore(nn.Module):
 def export_info(model: nn.Module, spec: DetectorSpec) -> dict[str, Any]:
     """What a runtime needs besides the graph (module docstring), read from the built detector.
 
-    ``spec`` is the checkpoint's :class:`~netadapt.detectors.model.DetectorSpec`. Only detectors
-    that post-process as torchvision's ``SSD`` does (softmax scores) are supported.
+    ``spec`` is the checkpoint's :class:`~netadapt.detectors.model.DetectorSpec`. Detectors that
+    post-process as torchvision's ``SSD`` (softmax scores) or ``RetinaNet`` (sigmoid scores per
+    pyramid level) does are supported.
     """
-    _require_ssd(model, spec)
-    return _info(model, spec, _probe(model, spec.input_size)[0])
+    _require_supported(model, spec)
+    return _info(model, spec, _probe(model, spec.input_size))
 
 
-def _require_ssd(model: nn.Module, spec: DetectorSpec) -> None:
-    if not isinstance(model, SSD):
+def _require_supported(model: nn.Module, spec: DetectorSpec) -> None:
+    if not isinstance(model, (SSD, RetinaNet)):
         raise ExportError(
-            f"detector {spec.detector!r} ({type(model).__name__}): export supports torchvision SSD detectors only"
+            f"detector {spec.detector!r} ({type(model).__name__}): export supports torchvision SSD and RetinaNet detectors only"
         )
 
 
-def _info(model: nn.Module, spec: DetectorSpec, output_names: list[str]) -> dict[str, Any]:
-    """:func:`export_info` with the head's output names already probed."""
+def _postprocess_settings(model: nn.Module, anchors_per_level: list[int]) -> dict[str, Any]:
+    """The numbers of the model's post-processing (module docstring), by family."""
+    settings: dict[str, Any] = {
+        "scores": "softmax" if isinstance(model, SSD) else "sigmoid",
+        "box_weights": [float(value) for value in model.box_coder.weights],
+        "box_clip": float(model.box_coder.bbox_xform_clip),
+        "score_thresh": float(model.score_thresh),
+        "topk_candidates": int(model.topk_candidates),
+        "nms_thresh": float(model.nms_thresh),
+        "detections_per_img": int(model.detections_per_img),
+    }
+    if isinstance(model, RetinaNet):
+        settings["anchors_per_level"] = anchors_per_level
+    return settings
+
+
+def _info(model: nn.Module, spec: DetectorSpec, probe: _Probe) -> dict[str, Any]:
+    """:func:`export_info` with the model already probed."""
     return {
         "format": EXPORT_FORMAT,
         "version": EXPORT_VERSION,
@@ -137,23 +170,21 @@ def _info(model: nn.Module, spec: DetectorSpec, output_names: list[str]) -> dict
         "input_size": spec.input_size,
         "image_mean": [float(value) for value in model.transform.image_mean],
         "image_std": [float(value) for value in model.transform.image_std],
-        "outputs": [*output_names, "anchors"],
-        "postprocess": {
-            "scores": "softmax",
-            "box_weights": [float(value) for value in model.box_coder.weights],
-            "box_clip": float(model.box_coder.bbox_xform_clip),
-            "score_thresh": float(model.score_thresh),
-            "topk_candidates": int(model.topk_candidates),
-            "nms_thresh": float(model.nms_thresh),
-            "detections_per_img": int(model.detections_per_img),
-        },
+        "outputs": [*probe.output_names, "anchors"],
+        "postprocess": _postprocess_settings(model, probe.anchors_per_level),
     }
 
 
+class _Probe(NamedTuple):
+    output_names: list[str]  # the head's, in CoreForward's order
+    anchors: torch.Tensor  # [A, 4]
+    anchors_per_level: list[int]  # per feature map: its locations × anchors per location
+
+
 @torch.no_grad()
-def _probe(model: nn.Module, size: int) -> tuple[list[str], torch.Tensor]:
-    """The head's output names (in :class:`CoreForward`'s order) and the anchors ``[A, 4]`` for a
-    ``size × size`` input, from one forward pass in eval mode (the model's mode is restored)."""
+def _probe(model: nn.Module, size: int) -> _Probe:
+    """What one forward pass on a ``size × size`` input shows of the detector, in eval mode (the
+    model's mode is restored)."""
     training = model.training
     model.eval()
     try:
@@ -164,12 +195,14 @@ def _probe(model: nn.Module, size: int) -> tuple[list[str], torch.Tensor]:
         anchors = model.anchor_generator(ImageList(images, [(size, size)]), features)[0]
     finally:
         model.train(training)
-    return names, anchors
+    locations = [feature.shape[-2] * feature.shape[-1] for feature in features]
+    per_location = len(anchors) // sum(locations)  # as torchvision's RetinaNet.forward recovers it
+    return _Probe(names, anchors, [count * per_location for count in locations])
 
 
 def detector_anchors(model: nn.Module, size: int) -> torch.Tensor:
     """The detector's default boxes ``[A, 4]`` (x1, y1, x2, y2 pixels) for a ``size × size`` input."""
-    return _probe(model, size)[1]
+    return _probe(model, size).anchors
 
 
 def preprocess(image: torch.Tensor, info: Mapping[str, Any]) -> torch.Tensor:
@@ -182,7 +215,7 @@ def preprocess(image: torch.Tensor, info: Mapping[str, Any]) -> torch.Tensor:
 def postprocess(
     outputs: Mapping[str, Any], info: Mapping[str, Any], *, image_sizes: Sequence[tuple[int, int]] | None = None
 ) -> list[dict[str, torch.Tensor]]:
-    """Detections from the exported graph's raw ``outputs`` (name → array), as torchvision's SSD gives them.
+    """Detections from the exported graph's raw ``outputs`` (name → array), as the torchvision detector gives them.
 
     ``info`` is the model's metadata (:func:`export_info`); ``image_sizes`` the original
     ``(height, width)`` of each image, to scale the boxes back to (default: the ``S × S`` input).
@@ -193,15 +226,23 @@ def postprocess(
     """
     settings = info["postprocess"]
     size = info["input_size"]
-    # torchvision's own SSD post-processing, run on a stand-in holding the exported settings.
-    ssd = SimpleNamespace(
+    # torchvision's own post-processing, run on a stand-in holding the exported settings.
+    detector = SimpleNamespace(
         box_coder=det_utils.BoxCoder(settings["box_weights"], bbox_xform_clip=settings["box_clip"]),
         **{key: settings[key] for key in ("score_thresh", "topk_candidates", "nms_thresh", "detections_per_img")},
     )
     head_outputs = {name: torch.as_tensor(outputs[name]) for name in ("bbox_regression", "cls_logits")}
     count = len(head_outputs["cls_logits"])
     anchors = torch.as_tensor(outputs["anchors"])
-    detections = SSD.postprocess_detections(ssd, head_outputs, [anchors] * count, [(size, size)] * count)
+    shapes = [(size, size)] * count
+    if settings["scores"] == "softmax":
+        detections = SSD.postprocess_detections(detector, head_outputs, [anchors] * count, shapes)
+    else:
+        # The background's sigmoid score is 0, below any threshold: class 0 is never a detection.
+        head_outputs["cls_logits"] = head_outputs["cls_logits"].index_fill(-1, torch.tensor([0]), -math.inf)
+        levels = settings["anchors_per_level"]
+        split = {name: list(value.split(levels, dim=1)) for name, value in head_outputs.items()}
+        detections = RetinaNet.postprocess_detections(detector, split, [list(anchors.split(levels))] * count, shapes)
     if image_sizes is not None:
         for detection, image_size in zip(detections, image_sizes, strict=True):
             detection["boxes"] = resize_boxes(detection["boxes"], [size, size], list(image_size))
@@ -354,10 +395,10 @@ def export_detector(
         raise ExportError(f"tolerance must be a finite number ≥ 0, got {tolerance!r}")
     started = time.perf_counter()
     model = model.eval().cpu()
-    _require_ssd(model, spec)
-    output_names, anchors = _probe(model, spec.input_size)  # one pass gives both
-    info = _info(model, spec, output_names)
-    module = ExportedCore(model, anchors).eval()
+    _require_supported(model, spec)
+    probe = _probe(model, spec.input_size)
+    info = _info(model, spec, probe)
+    module = ExportedCore(model, probe.anchors).eval()
     images = preprocess(image, info)
     checks = {"check image": images, "mirrored check image": images.flip(-1)}
     with torch.no_grad():

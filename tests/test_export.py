@@ -16,9 +16,10 @@ from typer.testing import CliRunner
 from netadapt import export
 from netadapt.cli.main import app
 from netadapt.data.demo import GENERATOR_VERSION, generate_demo_dataset
+from netadapt.data.images import read_rgb
 from netadapt.detectors.cost import CoreForward
 from netadapt.detectors.model import DetectorSpec, build_detector, load_detector, save_detector
-from netadapt.engine.predict import detect, read_image
+from netadapt.engine.predict import detect
 from netadapt.errors import ExportError
 from netadapt.genotype import genotype_from_data
 
@@ -110,7 +111,7 @@ def test_onnx_export_matches_pytorch_and_postprocesses_to_its_detections(
     assert info == export.export_info(model, spec)
     assert info["outputs"] == ["bbox_regression", "cls_logits", "anchors"] and info["class_names"] == spec.class_names
 
-    image = read_image(demo_cache / f"demo-v{GENERATOR_VERSION}-seed0" / "images" / "val" / "000001.jpg")
+    image = read_rgb(demo_cache / f"demo-v{GENERATOR_VERSION}-seed0" / "images" / "val" / "000001.jpg")
     images = export.preprocess(image, info)
     got = _run_onnx(out, images)
     want = _torch_outputs(model, info, images)
@@ -131,7 +132,7 @@ def test_onnx_export_with_a_dynamic_batch_runs_any_batch(checkpoint: Path, demo_
     assert result.exit_code == 0, result.output
     model, _ = load_detector(checkpoint)
     info = export.read_info(out)
-    images = export.preprocess(read_image(image_path), info)
+    images = export.preprocess(read_rgb(image_path), info)
     batch = torch.cat([images, images.flip(-1), images.flip(-2)])
     got, want = _run_onnx(out, batch), _torch_outputs(model.eval(), info, batch)
     for name in info["outputs"]:
@@ -155,7 +156,7 @@ def test_torchscript_export_matches_pytorch_and_postprocesses_to_its_detections(
     model.eval()
     info = export.read_info(out)
     assert info == export.export_info(model, spec)
-    image = read_image(image_path)
+    image = read_rgb(image_path)
     images = export.preprocess(image, info)
     with torch.no_grad():
         got = dict(zip(info["outputs"], torch.jit.load(str(out))(torch.cat([images, images]))))
@@ -269,7 +270,7 @@ def test_the_check_runs_another_input_than_the_one_the_export_was_traced_on(
     assert list(tmp_path.iterdir()) == []
 
 
-def test_only_ssd_style_detectors_are_exported(checkpoint: Path) -> None:
+def test_only_ssd_and_retinanet_detectors_are_exported(checkpoint: Path) -> None:
     _, spec = load_detector(checkpoint)
-    with pytest.raises(ExportError, match=r"detector 'ssdlite' \(Sequential\): export supports torchvision SSD detectors only"):
+    with pytest.raises(ExportError, match=r"detector 'ssdlite' \(Sequential\): export supports torchvision SSD and RetinaNet detectors only"):
         export.export_info(torch.nn.Sequential(), spec)
