@@ -15,7 +15,8 @@ is a trace (``torch.jit.trace``): the core has no data-dependent control flow, s
 the whole computation. Before the file is renamed into place, it is run (onnxruntime /
 ``torch.jit.load``) on a real image and on its mirror image, which the exporter never saw, and
 compared with PyTorch (:func:`export_detector`): a trace that froze a value of its sample input
-fails there.
+fails there. Each output may differ by the tolerance plus twice PyTorch's own float32 rounding
+error, measured against a float64 run (:func:`float32_rounding`).
 
 **Input** ``images``: float32 ``[N, 3, S, S]``, ``S`` the checkpoint's input size. ONNX fixes
 ``N = 1`` unless exported with ``dynamic_batch`` (``--dynamic-batch``; the export then takes
@@ -77,13 +78,14 @@ metadata property ``netadapt``, TorchScript extra file ``netadapt.json``.
 
 from __future__ import annotations
 
+import copy
 import importlib
 import json
 import logging
 import math
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -382,13 +384,15 @@ def export_detector(
     The core is exported with the preprocessed image as its sample input. The exported file is
     run (onnxruntime / ``torch.jit.load``) on that image and on its mirror image (flipped
     horizontally: an input the exporter never saw) and compared with the PyTorch core; if any
-    output differs by more than ``tolerance`` an :class:`ExportError` is raised and nothing is
+    output differs by more than it may (:func:`allowed_differences`: ``tolerance`` plus twice
+    PyTorch's own float32 rounding error) an :class:`ExportError` is raised and nothing is
     written (the file is renamed into place only after the check). An exporter or runtime that
     fails is one :class:`ExportError` line naming ``checkpoint`` (what ``model`` was loaded from;
     default: ``out``), the format and the first line of the failure. ``dynamic_batch`` gives the
     ONNX graph a dynamic batch axis (module docstring). ``model`` is put in eval mode on the CPU.
     Returns ``{"format", "out", "outputs": {name: shape}, "max_abs_diff": {name: diff},
-    "max_abs_diff_all", "tolerance", "seconds"}`` (differences: the larger of the two images').
+    "max_abs_diff_all", "float32_rounding": {name: error}, "allowed": {name: bound}, "tolerance",
+    "seconds"}`` (differences and rounding errors: the larger of the two images').
     """
     require_format(format)
     if not (tolerance >= 0 and math.isfinite(tolerance)):
@@ -403,6 +407,8 @@ def export_detector(
     checks = {"check image": images, "mirrored check image": images.flip(-1)}
     with torch.no_grad():
         expected = {name: module(inputs) for name, inputs in checks.items()}
+    rounding = float32_rounding(module, checks.values(), info["outputs"])
+    allowed = {name: tolerance + 2 * error for name, error in rounding.items()}
     write, run = _WRITERS[format]
     out = Path(out)
     source = checkpoint if checkpoint is not None else out
@@ -418,21 +424,54 @@ def export_detector(
             except Exception as error:  # onnxruntime / torch.jit.load cannot run what was written
                 raise ExportError(f"{source}: the exported {format} model does not run: {_first_line(error)}") from error
             for name, got, want in zip(info["outputs"], actual, expected[check], strict=True):
-                difference = float((got.to(want.dtype) - want).abs().max()) if got.shape == want.shape else math.inf
-                found.append((math.inf if math.isnan(difference) else difference, name, check))
+                found.append((_max_abs_difference(got, want), name, check))
         differences = {name: max(d for d, output, _ in found if output == name) for name in info["outputs"]}
-        largest, worst, worst_check = max(found, key=lambda item: item[0])
-        if not largest <= tolerance:
+        over = [item for item in found if not item[0] <= allowed[item[1]]]
+        if over:
+            difference, worst, worst_check = max(over, key=lambda item: item[0] - allowed[item[1]])
             raise ExportError(
-                f"{out}: the exported {format} model differs from PyTorch by {largest:.3g} in "
-                f"{worst!r} on the {worst_check} (tolerance {tolerance:g}); nothing written"
+                f"{out}: the exported {format} model differs from PyTorch by {difference:.3g} in {worst!r} on the "
+                f"{worst_check} (allowed {allowed[worst]:.3g}: tolerance {tolerance:g} + 2 × float32 rounding "
+                f"{rounding[worst]:.3g}); nothing written"
             )
     return {
         "format": format,
         "out": str(out),
         "outputs": {name: list(tensor.shape) for name, tensor in zip(info["outputs"], expected["check image"])},
         "max_abs_diff": differences,
-        "max_abs_diff_all": largest,
+        "max_abs_diff_all": max(differences.values()),
+        "float32_rounding": rounding,
+        "allowed": allowed,
         "tolerance": tolerance,
         "seconds": round(time.perf_counter() - started, 2),
     }
+
+
+def _max_abs_difference(got: torch.Tensor, want: torch.Tensor) -> float:
+    """Largest absolute difference; infinite for another shape or a NaN."""
+    if got.shape != want.shape:
+        return math.inf
+    difference = float((got.to(want.dtype) - want).abs().max())
+    return math.inf if math.isnan(difference) else difference
+
+
+@torch.no_grad()
+def float32_rounding(module: nn.Module, inputs: Iterable[torch.Tensor], names: Sequence[str]) -> dict[str, float]:
+    """Per output: how far ``module``'s float32 result lies from the same computation in float64,
+    the largest over ``inputs`` — the rounding error of PyTorch's own float32 run.
+
+    An exported model computes in float32 too, with other kernels (onnxruntime's convolutions,
+    fused operators) that round differently. Both results scatter around the exact one by about
+    this much, so they may differ from each other by up to twice it: the export check allows
+    ``tolerance + 2 × rounding`` per output. For a small or well-scaled network the rounding is
+    ~1e-7 and the tolerance (1e-4) decides; a deep one with large activations rounds by more
+    than the tolerance (measured: a RetinaNet at 320² whose 256-channel head gives logits up to
+    ±7 rounds by 1.3e-4, and onnxruntime's result is 1.9e-4 from PyTorch's), and no export can
+    do better than that.
+    """
+    exact = copy.deepcopy(module).double()
+    errors = dict.fromkeys(names, 0.0)
+    for batch in inputs:
+        for name, single, double in zip(names, module(batch), exact(batch.double()), strict=True):
+            errors[name] = max(errors[name], _max_abs_difference(single.double(), double))
+    return errors

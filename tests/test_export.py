@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
@@ -204,7 +205,7 @@ def test_an_export_that_does_not_reproduce_pytorch_is_not_written(
     monkeypatch.setitem(export._WRITERS, "torchscript", (write, drifting))
     model, spec = load_detector(checkpoint)
     image = torch.randint(0, 256, (3, 80, 120), dtype=torch.uint8)
-    with pytest.raises(ExportError, match=r"differs from PyTorch by 0\.001 in 'cls_logits' on the check image \(tolerance 0\.0001\); nothing written"):
+    with pytest.raises(ExportError, match=r"differs from PyTorch by 0\.001 in 'cls_logits' on the check image \(allowed 0\.0001\d*: tolerance 0\.0001 \+ 2 × float32 rounding .*\); nothing written"):
         export.export_detector(model, spec, tmp_path / "model.pt", format="torchscript", image=image)
     assert list(tmp_path.iterdir()) == []
 
@@ -274,3 +275,35 @@ def test_only_ssd_and_retinanet_detectors_are_exported(checkpoint: Path) -> None
     _, spec = load_detector(checkpoint)
     with pytest.raises(ExportError, match=r"detector 'ssdlite' \(Sequential\): export supports torchvision SSD and RetinaNet detectors only"):
         export.export_info(torch.nn.Sequential(), spec)
+
+
+def test_the_check_allows_twice_pytorchs_own_float32_rounding(
+    checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model, spec = load_detector(checkpoint)
+    model.eval()
+    image = torch.randint(0, 256, (3, 80, 120), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    images = export.preprocess(image, export.export_info(model, spec))
+    core = export.ExportedCore(model, export.detector_anchors(model, SIZE)).eval()
+    names = ["bbox_regression", "cls_logits", "anchors"]
+    rounding = export.float32_rounding(core, [images, images.flip(-1)], names)
+    with torch.no_grad():
+        exact = copy.deepcopy(core).double()(images.double())[1]
+        assert rounding["cls_logits"] >= float((core(images)[1].double() - exact).abs().max()) > 0
+    assert rounding["anchors"] == 0
+
+    write, run = export._WRITERS["torchscript"]
+    drift = 8 * rounding["cls_logits"]  # well above float32's spacing near the logits
+
+    def drifting(path: Path, images: torch.Tensor) -> list[torch.Tensor]:
+        bbox_regression, cls_logits, anchors = run(path, images)
+        return [bbox_regression, cls_logits + drift, anchors]
+
+    monkeypatch.setitem(export._WRITERS, "torchscript", (write, drifting))
+    # Within tolerance + 2 × rounding: written; beyond it: refused.
+    report = export.export_detector(model, spec, tmp_path / "ok.pt", format="torchscript", image=image, tolerance=7 * rounding["cls_logits"])
+    assert report["float32_rounding"] == pytest.approx(rounding) and report["max_abs_diff"]["cls_logits"] == pytest.approx(drift, rel=0.1)
+    assert report["allowed"]["cls_logits"] == pytest.approx(9 * rounding["cls_logits"]) and (tmp_path / "ok.pt").is_file()
+    with pytest.raises(ExportError, match=r"in 'cls_logits' on the check image \(allowed .*: tolerance .* \+ 2 × float32 rounding .*\); nothing written"):
+        export.export_detector(model, spec, tmp_path / "refused.pt", format="torchscript", image=image, tolerance=5 * rounding["cls_logits"])
+    assert not (tmp_path / "refused.pt").exists()
