@@ -239,6 +239,8 @@ def postprocess(
     shapes = [(size, size)] * count
     if settings["scores"] == "softmax":
         detections = SSD.postprocess_detections(detector, head_outputs, [anchors] * count, shapes)
+    elif settings["scores"] != "sigmoid":
+        raise ExportError(f"unknown post-processing scores {settings['scores']!r} (known: softmax, sigmoid)")
     else:
         # The background's sigmoid score is 0, below any threshold: class 0 is never a detection.
         head_outputs["cls_logits"] = head_outputs["cls_logits"].index_fill(-1, torch.tensor([0]), -math.inf)
@@ -384,8 +386,8 @@ def export_detector(
     The core is exported with the preprocessed image as its sample input. The exported file is
     run (onnxruntime / ``torch.jit.load``) on that image and on its mirror image (flipped
     horizontally: an input the exporter never saw) and compared with the PyTorch core; if any
-    output differs by more than it may (:func:`allowed_differences`: ``tolerance`` plus twice
-    PyTorch's own float32 rounding error) an :class:`ExportError` is raised and nothing is
+    output differs by more than it may (``tolerance`` plus twice
+    PyTorch's own float32 rounding error, :func:`float32_rounding`) an :class:`ExportError` is raised and nothing is
     written (the file is renamed into place only after the check). An exporter or runtime that
     fails is one :class:`ExportError` line naming ``checkpoint`` (what ``model`` was loaded from;
     default: ``out``), the format and the first line of the failure. ``dynamic_batch`` gives the
@@ -408,6 +410,9 @@ def export_detector(
     with torch.no_grad():
         expected = {name: module(inputs) for name, inputs in checks.items()}
     rounding = float32_rounding(module, checks.values(), info["outputs"])
+    unfinite = [name for name, error in rounding.items() if not math.isfinite(error)]
+    if unfinite:
+        raise ExportError(f"{checkpoint or out}: the model's own {unfinite[0]!r} on the check image is not finite (NaN or inf); nothing to check an export against")
     allowed = {name: tolerance + 2 * error for name, error in rounding.items()}
     write, run = _WRITERS[format]
     out = Path(out)

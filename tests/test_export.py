@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import subprocess
 import sys
@@ -304,6 +305,16 @@ def test_the_check_allows_twice_pytorchs_own_float32_rounding(
     report = export.export_detector(model, spec, tmp_path / "ok.pt", format="torchscript", image=image, tolerance=7 * rounding["cls_logits"])
     assert report["float32_rounding"] == pytest.approx(rounding) and report["max_abs_diff"]["cls_logits"] == pytest.approx(drift, rel=0.1)
     assert report["allowed"]["cls_logits"] == pytest.approx(9 * rounding["cls_logits"]) and (tmp_path / "ok.pt").is_file()
-    with pytest.raises(ExportError, match=r"in 'cls_logits' on the check image \(allowed .*: tolerance .* \+ 2 × float32 rounding .*\); nothing written"):
+    with pytest.raises(ExportError, match=r"in 'cls_logits' on the (mirrored )?check image \(allowed .*: tolerance .* \+ 2 × float32 rounding .*\); nothing written"):
         export.export_detector(model, spec, tmp_path / "refused.pt", format="torchscript", image=image, tolerance=5 * rounding["cls_logits"])
     assert not (tmp_path / "refused.pt").exists()
+
+
+def test_a_model_whose_own_outputs_are_not_finite_is_not_exported(checkpoint: Path, tmp_path: Path) -> None:
+    model, spec = load_detector(checkpoint)
+    with torch.no_grad():
+        model.head.classification_head.module_list[0][-1].bias.fill_(math.nan)  # a diverged training run
+    image = torch.randint(0, 256, (3, 80, 120), dtype=torch.uint8)
+    with pytest.raises(ExportError, match=r"the model's own 'cls_logits' on the check image is not finite"):
+        export.export_detector(model, spec, tmp_path / "model.pt", format="torchscript", image=image, checkpoint=checkpoint)
+    assert list(tmp_path.iterdir()) == []
