@@ -19,7 +19,7 @@ EXAMPLES = ROOT / "examples"
 @pytest.fixture(scope="session", autouse=True)
 def netadapt_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Caches (demo data, pretrained base, cost tables) go to a folder of the test session,
-    unless NETADAPT_CACHE names one (CI shares one between runs of the same tree)."""
+    unless NETADAPT_CACHE names one (``.ci/run`` names a fresh one per run)."""
     if "NETADAPT_CACHE" not in os.environ:
         os.environ["NETADAPT_CACHE"] = str(tmp_path_factory.mktemp("netadapt-cache"))
     return Path(os.environ["NETADAPT_CACHE"])

@@ -213,7 +213,7 @@ def test_an_export_that_does_not_reproduce_pytorch_is_not_written(
 
 @pytest.mark.parametrize(("format", "exporter"), [("onnx", "torch.onnx.export"), ("torchscript", "torch.jit.trace")])
 def test_a_failing_exporter_is_one_error_line_naming_the_checkpoint_and_format(
-    checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, format: str, exporter: str
+    checkpoint: Path, demo_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, format: str, exporter: str
 ) -> None:
     def failing(*args, **kwargs):
         raise RuntimeError("Cannot export op aten::foo\n\nTraceback of the exporter's own:\n  frame 1\n  frame 2")
@@ -221,7 +221,8 @@ def test_a_failing_exporter_is_one_error_line_naming_the_checkpoint_and_format(
     monkeypatch.setattr(exporter, failing)
     probe, probes = export._probe, []
     monkeypatch.setattr(export, "_probe", lambda *args: probes.append(args) or probe(*args))
-    result = CliRunner().invoke(app, ["export", str(checkpoint), "--format", format, "--out", str(tmp_path / "model")])
+    image = demo_cache / f"demo-v{GENERATOR_VERSION}-seed0" / "images" / "val" / "000001.jpg"
+    result = CliRunner().invoke(app, ["export", str(checkpoint), "--format", format, "--out", str(tmp_path / "model"), "--image", str(image)])
     assert result.exit_code == 2, result.output
     assert result.output == f"error: {checkpoint}: {format} export failed: RuntimeError: Cannot export op aten::foo\n"
     assert list(tmp_path.iterdir()) == [] and len(probes) == 1  # output names and anchors from one probe

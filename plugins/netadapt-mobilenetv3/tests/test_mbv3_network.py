@@ -99,9 +99,15 @@ def test_hidden_widths_round_the_exact_exp_size(op: str, in_channels: int, width
 def test_imagenet_weights_offline_say_to_pass_a_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty hub cache: a download must be attempted
 
-    def offline(*args, **kwargs):
+    attempts = []
+
+    def offline(url, *args, **kwargs):  # what torch.hub's download gives on a machine without network
+        attempts.append(url)
         raise OSError("Network is unreachable")
 
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    # torch.hub.load_state_dict_from_url looks the download function up when it runs (torchvision holds
+    # its own reference to load_state_dict_from_url, so patching that would not reach it).
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
     with pytest.raises(WeightsError, match="ImageNet weights for mobilenetv3 .* pass it with --weights PATH"):
         BASE.imagenet_state_dict()
+    assert len(attempts) == 1 and attempts[0].startswith("https://download.pytorch.org/models/")
