@@ -55,9 +55,11 @@ def kill_at_first_checkpoint(command: list[str], run: Path, *, timeout: float = 
     deadline = time.monotonic() + timeout
     while not (run / "last.pth").exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
+    checkpointed = (run / "last.pth").exists()
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert process.returncode == -signal.SIGKILL, f"{' '.join(command[:2])} finished before it could be killed"
+    assert checkpointed, f"{' '.join(command[:2])} wrote no checkpoint in {timeout:g} s"
 
 
 def search_alphas(run: Path) -> list[torch.Tensor]:
