@@ -47,6 +47,21 @@ def test_pretraining_writes_a_torchvision_state_dict(tiny_weights) -> None:
     assert sorted(p.name for p in result.path.parent.iterdir()) == [result.path.name]  # no temporary file left
 
 
+def test_batchnorm_statistics_are_those_of_the_final_network(tiny_weights) -> None:
+    """Eval mode sees the final weights' statistics over the training crops, not an exponential
+    average that still remembers early steps (MobileNetV3's momentum 0.01 left it at chance)."""
+    _, state_dict = tiny_weights
+    base = MobileNetV2Base()
+    network = base.build(base.base_genotype(width_mult=TINY.width_mult), num_classes=len(DEMO_CLASSES))
+    network.load_state_dict(state_dict, strict=True)
+    images, _ = pretrain._crops(TINY.num_per_class, size=TINY.crop_size, seed=2 * TINY.seed)  # the training crops
+    assert len(images) % TINY.batch_size == 0  # every crop is in one of the full batches
+    with torch.no_grad():
+        stem = network.features[0][0](pretrain._normalise(images))
+    torch.testing.assert_close(state_dict["features.0.1.running_mean"], stem.mean(dim=(0, 2, 3)), atol=1e-5, rtol=1e-5)
+    assert state_dict["features.0.1.num_batches_tracked"] == len(images) // TINY.batch_size
+
+
 def test_default_width_loads_into_torchvision_mobilenet_v2(tmp_path: Path) -> None:
     settings = replace(TINY, width_mult=1.0, epochs=1, num_per_class=2, num_val_per_class=1)
     result = pretrain_base_classifier(out=tmp_path / "full.pth", progress=False, **asdict(settings))

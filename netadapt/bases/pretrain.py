@@ -41,7 +41,8 @@ __all__ = [
 
 #: Bump when the recipe (augmentation, optimiser, schedule, defaults) changes: the cache file
 #: name carries it, so weights trained by an older recipe are not reused.
-RECIPE_VERSION = 1
+#: 2: BatchNorm statistics re-estimated under the final weights (:func:`_reestimate_batchnorm`).
+RECIPE_VERSION = 2
 
 # The input normalisation of netadapt's SSDLite (torchvision's ssdlite: [0, 1] → [-1, 1]), so
 # that the pretrained features see detection inputs on the scale they were trained on.
@@ -168,6 +169,7 @@ def pretrain_base_classifier(
         torch.manual_seed(settings.seed)
         network = base.build(base.base_genotype(width_mult=settings.width_mult), num_classes=len(DEMO_CLASSES))
         train_accuracy = _train(network, train_images, train_labels, val_images, val_labels, settings, progress=progress)
+        _reestimate_batchnorm(network, train_images, batch_size=settings.batch_size, seed=settings.seed)
     val_accuracy = _accuracy(network, val_images, val_labels, batch_size=settings.batch_size)
     save_torch_atomic({key: value.detach().cpu() for key, value in network.state_dict().items()}, out)
     return PretrainResult(Path(out), train_accuracy, val_accuracy, time.perf_counter() - started, settings)
@@ -291,10 +293,40 @@ def _train(
                 accuracy = correct / seen
                 shown.update(loss=loss.item(), acc=accuracy)
                 bar.update(epoch * steps_per_epoch + step + 1, **shown)
-            if progress:  # shown only: the held-out crops never steer training
+            if progress:  # shown only: the held-out crops never steer training, nor do the re-estimated statistics
+                _reestimate_batchnorm(network, images, batch_size=settings.batch_size, seed=settings.seed)
                 shown["val_acc"] = _accuracy(network, val_images, val_labels, batch_size=settings.batch_size)
                 bar.update((epoch + 1) * steps_per_epoch, **shown)
     return accuracy
+
+
+@torch.no_grad()
+def _reestimate_batchnorm(network: nn.Module, images: torch.Tensor, *, batch_size: int, seed: int) -> None:
+    """Set every BatchNorm's running statistics to their average over ``images`` (unaugmented) under
+    the network's current weights.
+
+    Training keeps them as an exponential average over the steps, each step weighted by BN's
+    ``momentum``; with a small momentum (torchvision's MobileNetV3: 0.01) a few hundred steps leave
+    them far from the final network's statistics. Measured on MobileNetV3 after the default 224
+    steps: the held-out crops were classified at chance (16.7%) in eval mode, 99.7% with batch
+    statistics, and 99.7% in eval mode after this re-estimation ("BN recalibration", as
+    once-for-all networks do for each sub-network). ``momentum=None`` makes BN keep the exact
+    cumulative average. The batches are shuffled (the crops are stored class by class, and a
+    one-class batch misses the variance between classes) by a generator of their own, so the
+    training's random stream is untouched; full batches only, like training.
+    """
+    norms = [module for module in network.modules() if isinstance(module, nn.modules.batchnorm._BatchNorm)]
+    momenta = [norm.momentum for norm in norms]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None
+    network.train()
+    batch_size = min(batch_size, len(images))
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
+    for start in range(0, len(images) // batch_size * batch_size, batch_size):
+        network(_normalise(images[order[start : start + batch_size]]))
+    for norm, momentum in zip(norms, momenta):
+        norm.momentum = momentum
 
 
 @torch.no_grad()
