@@ -52,6 +52,10 @@ IMAGE_STD = (0.5, 0.5, 0.5)
 # Wall time of the default pretraining on 2 CPU cores (measured, see PretrainSettings).
 DEFAULT_MINUTES = 3
 
+# Batches over which the BN statistics are re-estimated for the held-out accuracy shown after each
+# epoch (the final statistics use every training crop, see _reestimate_batchnorm).
+DISPLAY_BATCHES = 4
+
 
 @dataclass(frozen=True)
 class PretrainSettings:
@@ -294,16 +298,19 @@ def _train(
                 shown.update(loss=loss.item(), acc=accuracy)
                 bar.update(epoch * steps_per_epoch + step + 1, **shown)
             if progress:  # shown only: the held-out crops never steer training, nor do the re-estimated statistics
-                _reestimate_batchnorm(network, images, batch_size=settings.batch_size, seed=settings.seed)
+                # A few batches give statistics good enough for the display at a fraction of a full pass's time.
+                _reestimate_batchnorm(network, images, batch_size=settings.batch_size, seed=settings.seed, max_batches=DISPLAY_BATCHES)
                 shown["val_acc"] = _accuracy(network, val_images, val_labels, batch_size=settings.batch_size)
                 bar.update((epoch + 1) * steps_per_epoch, **shown)
     return accuracy
 
 
 @torch.no_grad()
-def _reestimate_batchnorm(network: nn.Module, images: torch.Tensor, *, batch_size: int, seed: int) -> None:
-    """Set every BatchNorm's running statistics to their average over ``images`` (unaugmented) under
-    the network's current weights.
+def _reestimate_batchnorm(
+    network: nn.Module, images: torch.Tensor, *, batch_size: int, seed: int, max_batches: int | None = None
+) -> None:
+    """Set every BatchNorm's running statistics to their average over ``images`` (unaugmented; at
+    most ``max_batches`` batches of them) under the network's current weights.
 
     Training keeps them as an exponential average over the steps, each step weighted by BN's
     ``momentum``; with a small momentum (torchvision's MobileNetV3: 0.01) a few hundred steps leave
@@ -323,7 +330,8 @@ def _reestimate_batchnorm(network: nn.Module, images: torch.Tensor, *, batch_siz
     network.train()
     batch_size = min(batch_size, len(images))
     order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
-    for start in range(0, len(images) // batch_size * batch_size, batch_size):
+    batches = len(images) // batch_size if max_batches is None else min(max_batches, len(images) // batch_size)
+    for start in range(0, batches * batch_size, batch_size):
         network(_normalise(images[order[start : start + batch_size]]))
     for norm, momentum in zip(norms, momenta):
         norm.momentum = momentum
