@@ -322,7 +322,7 @@ def _reestimate_batchnorm(
     one-class batch misses the variance between classes) by a generator of their own, so the
     training's random stream is untouched; full batches only, like training.
     """
-    norms = [module for module in network.modules() if isinstance(module, nn.modules.batchnorm._BatchNorm)]
+    norms = [module for module in network.modules() if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d))]
     momenta = [norm.momentum for norm in norms]
     for norm in norms:
         norm.reset_running_stats()
