@@ -31,6 +31,7 @@ from netadapt import export, plugins
 from netadapt.data.images import read_rgb
 from netadapt.detectors.cost import CoreForward
 from netadapt.detectors.model import DetectorSpec, build_detector
+from netadapt.engine.batchnorm import reestimate_batchnorm
 from netadapt.genotype import load_genotype
 
 GENOTYPE = Path(__file__).resolve().parents[1] / "examples" / "genotypes" / "paper_ssdlite.yaml"
@@ -42,11 +43,8 @@ def scaled_detector(detector: str, *, input_size: int, seed: int) -> tuple[torch
     spec = DetectorSpec(detector, "mobilenetv2", load_genotype(GENOTYPE), CLASSES, input_size, {})
     torch.manual_seed(seed)
     model = build_detector(spec)
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.momentum = None  # running statistics = those of the batch below
+    reestimate_batchnorm(CoreForward(model), [torch.randn(4, 3, input_size, input_size)])
     with torch.no_grad():
-        CoreForward(model.train())(torch.randn(4, 3, input_size, input_size))
         if detector != "ssdlite":
             for module in model.head.modules():
                 if isinstance(module, torch.nn.Conv2d):

@@ -21,6 +21,7 @@ from netadapt.data.demo import GENERATOR_VERSION, generate_demo_dataset
 from netadapt.data.images import read_rgb
 from netadapt.detectors.cost import CoreForward
 from netadapt.detectors.model import DetectorSpec, build_detector, load_detector, save_detector
+from netadapt.engine.batchnorm import reestimate_batchnorm
 from netadapt.engine.predict import detect
 from netadapt.errors import ExportError
 from netadapt.genotype import genotype_from_data
@@ -57,11 +58,7 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     torch.manual_seed(0)
     model = build_detector(spec)
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.momentum = None  # running statistics = those of the batch below
-    with torch.no_grad():
-        CoreForward(model.train())(torch.randn(8, 3, SIZE, SIZE))
+    reestimate_batchnorm(CoreForward(model), [torch.randn(8, 3, SIZE, SIZE)])
     path = tmp_path_factory.mktemp("export") / "model.pth"
     save_detector(path, spec, model)
     return path

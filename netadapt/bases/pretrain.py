@@ -27,6 +27,7 @@ from torchvision.transforms import v2
 
 from netadapt import plugins
 from netadapt.data.demo import DEMO_CLASSES, GENERATOR_VERSION, cache_root, render_object_crops
+from netadapt.engine.batchnorm import reestimate_batchnorm
 from netadapt.engine.files import save_torch_atomic, write_json_atomic
 from netadapt.engine.progress import TrainingProgress
 
@@ -305,7 +306,6 @@ def _train(
     return accuracy
 
 
-@torch.no_grad()
 def _reestimate_batchnorm(
     network: nn.Module, images: torch.Tensor, *, batch_size: int, seed: int, max_batches: int | None = None
 ) -> None:
@@ -320,21 +320,13 @@ def _reestimate_batchnorm(
     once-for-all networks do for each sub-network). ``momentum=None`` makes BN keep the exact
     cumulative average. The batches are shuffled (the crops are stored class by class, and a
     one-class batch misses the variance between classes) by a generator of their own, so the
-    training's random stream is untouched; full batches only, like training.
+    training's random stream is untouched; full batches only, like training
+    (:func:`netadapt.engine.batchnorm.reestimate_batchnorm`).
     """
-    norms = [module for module in network.modules() if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d))]
-    momenta = [norm.momentum for norm in norms]
-    for norm in norms:
-        norm.reset_running_stats()
-        norm.momentum = None
-    network.train()
     batch_size = min(batch_size, len(images))
     order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
     batches = len(images) // batch_size if max_batches is None else min(max_batches, len(images) // batch_size)
-    for start in range(0, batches * batch_size, batch_size):
-        network(_normalise(images[order[start : start + batch_size]]))
-    for norm, momentum in zip(norms, momenta):
-        norm.momentum = momentum
+    reestimate_batchnorm(network, (_normalise(images[order[start : start + batch_size]]) for start in range(0, batches * batch_size, batch_size)))
 
 
 @torch.no_grad()

@@ -15,6 +15,7 @@ from netadapt import export, plugins
 from netadapt.data.images import read_rgb
 from netadapt.detectors.cost import CoreForward
 from netadapt.detectors.model import DetectorSpec, build_detector, load_detector, save_detector
+from netadapt.engine.batchnorm import reestimate_batchnorm
 from netadapt.engine.predict import detect
 
 NETADAPT = shutil.which("netadapt")
@@ -32,11 +33,8 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     spec = DetectorSpec("retinanet", "mobilenetv2", base.base_genotype(), ["background", "circle", "square"], SIZE, OPTIONS)
     torch.manual_seed(0)
     model = build_detector(spec)
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.momentum = None  # running statistics = those of the batch below
+    reestimate_batchnorm(CoreForward(model), [torch.randn(8, 3, SIZE, SIZE)])
     with torch.no_grad():
-        CoreForward(model.train())(torch.randn(8, 3, SIZE, SIZE))
         for layer in model.head.modules():
             if isinstance(layer, torch.nn.Conv2d):
                 torch.nn.init.kaiming_normal_(layer.weight)
