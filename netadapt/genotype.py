@@ -71,8 +71,10 @@ def parse_op(text: object) -> Op:
 
         op        := "skip" | "k" KERNEL "_e" EXPANSION [ "_se" ] [ "_hs" ]
         KERNEL    := odd integer, 1 <= KERNEL <= 15     (depthwise kernel size)
-        EXPANSION := number with at most two decimals, 1 <= EXPANSION <= 16
-                     (hidden width = EXPANSION * c_in, rounded to channels by the base network)
+        EXPANSION := number with at most two decimals, 0 < EXPANSION <= 16
+                     (the block's width ratio; what it multiplies is the base network's: an
+                     MBConv's hidden width = EXPANSION * c_in, rounded to channels; a ResNet
+                     block's inner width is relative to the plain block's, so below 1 is narrower)
         "_se"     := squeeze-and-excitation on the hidden features after the depthwise conv
         "_hs"     := Hardswish activations in the block instead of the base's default
 
@@ -94,8 +96,8 @@ def parse_op(text: object) -> Op:
     kernel, expansion = int(match["kernel"]), float(match["expansion"])
     if kernel % 2 == 0 or not 1 <= kernel <= MAX_KERNEL:
         raise ValueError(f"unknown op {text!r}: kernel must be odd and in 1..{MAX_KERNEL}")
-    if not 1 <= expansion <= MAX_EXPANSION:
-        raise ValueError(f"unknown op {text!r}: expansion must be in 1..{MAX_EXPANSION}")
+    if not 0 < expansion <= MAX_EXPANSION:
+        raise ValueError(f"unknown op {text!r}: expansion must be in (0, {MAX_EXPANSION}]")
     return Op(
         kernel=kernel,
         expansion=int(expansion) if expansion.is_integer() else expansion,

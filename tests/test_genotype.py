@@ -89,8 +89,9 @@ def test_squeeze_excitation_hardswish_and_fractional_expansions() -> None:
     assert op == Op(kernel=3, expansion=2.3, se=True, hswish=True) and op.name == "k3_e2.3_se_hs"
     assert parse_op("k5_e6_hs") == Op(5, 6, hswish=True) and parse_op("k5_e3_se").name == "k5_e3_se"
     assert parse_op("k5_e6.0").name == "k5_e6" and isinstance(parse_op("k5_e6.0").expansion, int)
+    assert parse_op("k3_e0.25") == Op(3, 0.25)  # below 1: a narrower ResNet block (netadapt-resnet)
     genotype = genotype_from_data({"stages": [[[16, 80], ["k3_e6_hs", "k3_e2.5_hs", "skip"], 2]]})
     assert genotype_from_data(genotype.to_dict()) == genotype
-    for text, reason in [("k3_e2.345", "unknown op"), ("k3_e6_hs_se", "unknown op"), ("k3_e0.5", "expansion"), ("k3_e6_sq", "unknown op")]:
+    for text, reason in [("k3_e2.345", "unknown op"), ("k3_e6_hs_se", "unknown op"), ("k3_e16.5", "expansion"), ("k3_e6_sq", "unknown op")]:
         with pytest.raises(ValueError, match=reason):
             parse_op(text)

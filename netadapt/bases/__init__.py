@@ -8,7 +8,10 @@ A base network (registered through ``register_bases``) is an object with:
   family whose ``state_dict`` keys follow torchvision's model of that family, with
   ``forward_taps(x) -> dict[str, Tensor]``, ``tap_channels: dict[str, int]`` (features a detector
   uses, smallest stride first) and ``layer_paths: list[list[str | None]]`` (the module path of
-  each genotype layer, ``None`` for ``skip``), which parameter remapping aligns on;
+  each genotype layer, ``None`` for ``skip``), which parameter remapping aligns on, and
+  ``part_paths: dict[str, str]`` (label → module path of each part outside the stages, remapped
+  by path and shown apart in cost reports; ``"classifier"`` is the classification head, which
+  detectors and super networks replace by ``nn.Identity``);
 - ``classifier_key`` — the state-dict key of the classifier's weight (its rows are the classes);
 - ``imagenet_state_dict() -> dict[str, Tensor]`` — ImageNet weights through torchvision's weights
   API (needs the network or a populated torch hub cache);

@@ -22,9 +22,10 @@ def take_over_body(body: nn.Module, *, classifier: str | None = "classifier") ->
 
     ``body`` needs ``forward_taps(x) -> OrderedDict[str, Tensor]`` and ``tap_channels: dict[str,
     int]`` with two taps. Detection does not use the body's classification head: the module at
-    attribute ``classifier`` (if the body has one; ``None`` keeps it) is replaced by
-    ``nn.Identity`` — in place, the detector takes the body over — so that its parameters are
-    neither trained, counted nor saved.
+    ``classifier`` — a label of the body's ``part_paths`` (a base network's ``"classifier"`` is
+    ``classifier`` in a MobileNet, ``fc`` in a ResNet), else an attribute name; ``None`` keeps it —
+    is replaced by ``nn.Identity`` (if the body has it) — in place, the detector takes the body
+    over — so that its parameters are neither trained, counted nor saved.
     """
     if not callable(getattr(body, "forward_taps", None)) or not isinstance(getattr(body, "tap_channels", None), dict):
         raise ValueError(
@@ -34,8 +35,10 @@ def take_over_body(body: nn.Module, *, classifier: str | None = "classifier") ->
         raise ValueError(
             f"backbone {type(body).__name__} must expose two taps (strides 16 and 32), got tap_channels={body.tap_channels}"
         )
-    if classifier is not None and isinstance(getattr(body, classifier, None), nn.Module):
-        setattr(body, classifier, nn.Identity())
+    if classifier is not None:
+        path = getattr(body, "part_paths", {}).get(classifier, classifier)
+        if isinstance(getattr(body, path, None), nn.Module):
+            setattr(body, path, nn.Identity())
     return list(body.tap_channels)
 
 

@@ -217,7 +217,8 @@ def build_supernet(base_name: str, space: SearchSpace, source: nn.Module, source
         choices.append(candidate_network)
     network = base.build(skeleton)
     remap_network(source, network)
-    network.classifier = nn.Identity()  # a super network serves the target task; the classifier is not searched
+    # A super network serves the target task; the classifier (part "classifier" of a base network) is not searched.
+    network.set_submodule(network.part_paths["classifier"], nn.Identity())
     layers = []
     for s, stage in enumerate(skeleton.stages):
         if not space.is_searched(s):
