@@ -36,3 +36,23 @@ class ConfigError(NetadaptError, ValueError):
 
 class ExportError(NetadaptError):
     """A detector cannot be exported, or the exported model does not reproduce it (``netadapt export``)."""
+
+
+class OutputError(NetadaptError):
+    """An output file or run directory cannot be written (names the path and the reason)."""
+
+
+class RunError(NetadaptError):
+    """A run cannot start or go on: its directory is in use or holds another run, its loss is not finite."""
+
+
+class Interrupted(RunError):
+    """SIGINT or SIGTERM stopped a run after it checkpointed; ``exit_code`` is 130 or 143 (128 + the signal)."""
+
+    def __init__(self, message: str, *, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class NetadaptWarning(UserWarning):
+    """Something the user should know that does not stop the command (the CLI prints it as one line)."""

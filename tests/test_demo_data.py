@@ -92,10 +92,18 @@ def test_non_empty_out_dir_is_refused_unless_overwrite(tmp_path: Path) -> None:
         generate_demo_dataset(out_dir, num_train=1, num_val=1)
     assert (out_dir / "mine.txt").read_text() == "keep me"
 
-    generate_demo_dataset(out_dir, num_train=1, num_val=1, overwrite=True)
-    assert not (out_dir / "mine.txt").exists()
-    assert (out_dir / "train.json").is_file()
-    assert [p.name for p in tmp_path.iterdir()] == ["data"]
+    # overwrite replaces only a folder holding a demo dataset (its marker): a user's folder stays.
+    with pytest.raises(DataError, match="no netadapt demo dataset"):
+        generate_demo_dataset(out_dir, num_train=1, num_val=1, overwrite=True)
+    assert (out_dir / "mine.txt").read_text() == "keep me"
+
+    demo_dir = tmp_path / "demo"
+    generate_demo_dataset(demo_dir, num_train=1, num_val=1)
+    (demo_dir / "stale.txt").write_text("left by an older dataset")
+    generate_demo_dataset(demo_dir, num_train=1, num_val=1, overwrite=True)
+    assert not (demo_dir / "stale.txt").exists()
+    assert (demo_dir / "train.json").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "demo"]
 
 
 def test_an_empty_out_dir_is_filled(tmp_path: Path) -> None:

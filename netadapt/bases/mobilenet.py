@@ -12,13 +12,17 @@ and ImageNet weights through torchvision's weights API.
 
 from __future__ import annotations
 
+import hashlib
+import urllib.parse
 from collections import OrderedDict
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from torch import nn
 from torchvision.ops.misc import ConvNormActivation
 
+from netadapt.engine.files import load_torch_file
 from netadapt.errors import GenotypeError, WeightsError
 from netadapt.genotype import Genotype, Op
 
@@ -209,11 +213,41 @@ def check_ops(genotype: Genotype, *, base: str, unsupported: Callable[[Op], list
 
 
 def torchvision_state_dict(weights, *, base: str) -> dict[str, torch.Tensor]:
-    """The state dict of a torchvision ``Weights`` entry; offline, one line saying to pass a file."""
-    try:
-        return weights.get_state_dict(progress=False)
-    except Exception as error:  # URLError, socket errors, hash mismatch: all mean "no weights here"
+    """The state dict of a torchvision ``Weights`` entry, from torch hub's cache or downloaded into it.
+
+    torchvision's own ``get_state_dict`` unpickles the cached file with ``weights_only=False`` and
+    checks no hash, so a file placed in ``$TORCH_HOME/hub/checkpoints`` (as offline users copy it
+    there) runs any code it holds. Here the file's SHA-256 must begin with the prefix its published
+    name carries (``mobilenet_v2-b0353104.pth``; torch hub's ``check_hash`` convention), checked
+    before it is read, and it is read with ``weights_only=True``. Every base plugin's ``imagenet``
+    weights come through here. Offline, one line says to pass a file.
+    """
+    url = weights.url
+    name = Path(urllib.parse.urlparse(url).path).name
+    match = torch.hub.HASH_REGEX.search(name)
+    if match is None or len(match.group(1)) < 8:
+        raise WeightsError(f"{base}: ImageNet weights {url} carry no SHA-256 prefix in their name; cannot check them")
+    prefix = match.group(1)
+    path = Path(torch.hub.get_dir()) / "checkpoints" / name
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:  # looked up when called: torch.hub's download checks the prefix as it writes
+            torch.hub.download_url_to_file(url, str(path), hash_prefix=prefix, progress=False)
+        except Exception as error:  # URLError, socket errors, hash mismatch: all mean "no weights here"
+            raise WeightsError(
+                f"cannot fetch ImageNet weights for {base} from {url} ({type(error).__name__}: {error}); "
+                "this machine may be offline: download the file elsewhere and pass it with --weights PATH"
+            ) from None
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    if not digest.hexdigest().startswith(prefix):
         raise WeightsError(
-            f"cannot fetch ImageNet weights for {base} from {weights.url} ({type(error).__name__}: {error}); "
-            "this machine may be offline: download the file elsewhere and pass it with --weights PATH"
-        ) from None
+            f"{path}: not the published {base} ImageNet weights (its SHA-256 does not begin with {prefix}, as its name says); "
+            "not loaded: delete it to download the file again"
+        )
+    state = load_torch_file(path, what=f"{base} ImageNet weights file")
+    if isinstance(state, dict) and isinstance(state.get("model"), dict):
+        state = state["model"]
+    return state

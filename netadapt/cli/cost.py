@@ -20,9 +20,15 @@ def cost_command(
 ) -> None:
     """Count parameters and multiply-adds (fvcore) of a genotype's network, per stage and in total."""
     from netadapt.cost.breakdown import genotype_cost
+    from netadapt.engine.config import check_input_size
+    from netadapt.errors import ConfigError
     from netadapt.genotype import load_genotype
 
     genotype = load_genotype(genotype_file)
+    if input_size is not None:  # 0 must not mean "the default"
+        check_input_size(input_size, "--input-size")
+    if num_classes is not None and num_classes < 1:
+        raise ConfigError(f"--num-classes must be at least 1, got {num_classes}")
     if detector is not None:
         _detector_cost(genotype_file, genotype, detector, input_size or 320, num_classes or 81, anchors, json_)
         return

@@ -41,12 +41,19 @@ def eval_command(
 ) -> None:
     """Evaluate a detector (or a detections file) with COCO's 12 bbox metrics; write them as JSON."""
     from netadapt.engine.evaluate import evaluate_coco
-    from netadapt.engine.files import write_json_atomic
+    from netadapt.engine.files import check_output_dir, write_json_atomic
     from netadapt.engine.jobs import resolve_splits, run_eval_job
     from netadapt.errors import ConfigError, DataError
 
     if (checkpoint is None) == (detections is None):
         raise ConfigError("give either a CHECKPOINT to run or --detections FILE to score")
+    if checkpoint is not None and annotations is not None:
+        raise ConfigError(
+            "--annotations is the ground truth of --detections; a CHECKPOINT is evaluated on a dataset split "
+            "(--data DIR --split NAME), whose images it needs"
+        )
+    if batch_size < 1 or workers < 0:
+        raise ConfigError(f"--batch-size must be at least 1 and --workers at least 0, got {batch_size} and {workers}")
     if detections is not None and annotations is not None:
         ground_truth = annotations
     else:
@@ -55,7 +62,7 @@ def eval_command(
             raise DataError(f"dataset has no split {split!r}; it has: {', '.join(splits)}")
         ground_truth = splits[split].annotations
     if detections is not None:
-        out = out or detections.parent
+        out = check_output_dir(out or detections.parent)
         metrics = evaluate_coco(ground_truth, detections)
         write_json_atomic(out / "metrics.json", metrics)
         written = [out / "metrics.json"]

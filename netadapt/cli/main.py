@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 import typer
 from rich.markup import escape
@@ -10,8 +11,8 @@ from typer.core import TyperGroup
 
 from netadapt import __version__
 from netadapt.cli import adapt, cost, data, eval, export, plugins, predict, remap, search, show, train
-from netadapt.cli.console import stderr
-from netadapt.errors import NetadaptError
+from netadapt.cli.console import stderr, warn
+from netadapt.errors import NetadaptError, NetadaptWarning
 
 
 class NetadaptGroup(TyperGroup):
@@ -23,8 +24,31 @@ class NetadaptGroup(TyperGroup):
         except NetadaptError as error:
             if os.environ.get("NETADAPT_DEBUG"):
                 raise
-            stderr.print(f"[bold red]error:[/] {escape(str(error))}", soft_wrap=True)
-            raise typer.Exit(2) from None
+            stderr.print(f"[bold red]error:[/] {escape(one_line(error))}", soft_wrap=True)
+            raise typer.Exit(getattr(error, "exit_code", 2)) from None
+
+
+def one_line(error: NetadaptError) -> str:
+    """The error's message; one raised in a DataLoader worker comes back wrapped by torch in the
+    worker's traceback ("Caught DataError in DataLoader worker process 0. Original Traceback...",
+    20-46 lines): its last line holds the original message."""
+    message = str(error)
+    if "in DataLoader worker process" in message:
+        last = message.rstrip().splitlines()[-1]
+        prefix = f"{type(error).__module__}.{type(error).__qualname__}: "
+        message = last.removeprefix(prefix).removeprefix(f"{type(error).__qualname__}: ")
+    return message
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """netadapt's own warnings as one line each (not Python's "file:line: Category" and a source line)."""
+    if issubclass(category, NetadaptWarning):
+        warn(str(message))
+    else:
+        _python_show_warning(message, category, filename, lineno, file, line)
+
+
+_python_show_warning = warnings.showwarning
 
 
 app = typer.Typer(
@@ -64,4 +88,5 @@ app.add_typer(data.app, name="data")
 
 
 def main() -> None:
+    warnings.showwarning = _show_warning
     app()

@@ -22,18 +22,20 @@ def predict_command(
     import torch
 
     from netadapt.data.images import read_rgb
+    from netadapt.engine.files import check_output_dir
     from netadapt.detectors.model import load_detector
-    from netadapt.engine.predict import detect, draw_detections, write_png
+    from netadapt.engine.predict import detect, draw_detections, output_names, write_png
 
+    check_output_dir(out)
     model, spec = load_detector(checkpoint)
     target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model.to(target)
     pictures = [read_rgb(path) for path in images]  # every file is checked before anything is written
     written = []
-    for path, picture in zip(images, pictures):
+    for path, picture, name in zip(images, pictures, output_names(images)):
         detections = detect(model, picture, input_size=spec.input_size, device=target)
         drawn = draw_detections(picture, detections, class_names=spec.class_names, score_threshold=score)
-        destination = out / f"{path.stem}.png"
+        destination = out / name
         write_png(drawn, destination)
         kept = int((detections["scores"] >= score).sum())
         written.append({"image": str(path), "out": str(destination), "detections": kept})

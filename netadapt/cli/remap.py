@@ -21,6 +21,7 @@ def remap_command(
     json_: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Remap a base network's weights into GENOTYPE and write a netadapt checkpoint."""
+    from netadapt.engine.files import check_output_file
     from netadapt.errors import GenotypeError
     from netadapt.genotype import load_genotype
     from netadapt.remap.base import remap_base
@@ -30,7 +31,7 @@ def remap_command(
     if base is not None and base != genotype.base:
         raise GenotypeError(f"{genotype_file}: field 'base' is {genotype.base!r} but --base is {base!r}")
     base = genotype.base
-    out = out or Path(f"{genotype_file.stem}_remapped.pth")
+    out = check_output_file(out or Path(f"{genotype_file.stem}_remapped.pth"))
     if weights is None:
         warn(
             f"no --weights given: remapping a RANDOMLY INITIALISED {base}. The result is no better than random "

@@ -17,9 +17,15 @@ def show_command(
 ) -> None:
     """Print every layer (stage, layer, op, channels, stride, params, MAdds); draw it with --png."""
     from netadapt.cost.breakdown import genotype_cost
+    from netadapt.engine.config import check_input_size
+    from netadapt.engine.files import check_output_file
     from netadapt.genotype import load_genotype
 
     genotype = load_genotype(genotype_file)
+    if input_size is not None:
+        check_input_size(input_size, "--input-size")
+    if png is not None:
+        check_output_file(png)
     breakdown = genotype_cost(genotype, input_size=input_size)
     table = Table(title=f"{genotype_file} ({genotype.base}, width ×{genotype.width_mult:g})")
     for column in ("stage", "layer", "op", "channels", "stride"):

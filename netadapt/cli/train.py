@@ -25,6 +25,7 @@ def train_command(
     lr: float = typer.Option(None, "--lr", help="Override train.lr."),
     out: Path = typer.Option(Path("runs/train"), "--out", help="Run directory (checkpoints, logs, metrics)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last.pth."),
+    force: bool = typer.Option(False, "--force", help="Start over in an OUT that holds a resumable run (its last.pth is deleted)."),
     device: str = options.DEVICE,
     quiet: bool = options.QUIET,
     json_: bool = options.JSON,
@@ -51,7 +52,7 @@ def train_command(
         base = genotype.base if genotype_file else base
         source = resolve_base_weights(weights, base=base, demo=is_demo)
     job = TrainJob(genotype, base, detector, source, resolve_splits(dataset, data), config, out)
-    result = run_train_job(job, resume=resume, device=device, progress=not quiet, announce=lambda m: stdout.print(m, markup=False))
+    result = run_train_job(job, resume=resume, force=force, device=device, progress=not quiet, announce=lambda m: stdout.print(m, markup=False))
     summary = {
         "out": str(result.out_dir),
         "iterations": result.iterations,

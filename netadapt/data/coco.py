@@ -34,7 +34,7 @@ from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as F
 
 from netadapt.data.images import IMAGE_ERRORS
-from netadapt.errors import DataError
+from netadapt.errors import DataError, NetadaptWarning
 
 REQUIRED_KEYS = ("images", "annotations", "categories")
 BACKGROUND = "__background__"
@@ -50,7 +50,7 @@ _REPAIRS = {
 }
 
 
-class DataWarning(UserWarning):
+class DataWarning(NetadaptWarning):
     """Annotations were repaired (boxes clipped or dropped); the message gives the counts."""
 
 
@@ -67,6 +67,8 @@ def read_json(path: str | os.PathLike[str]) -> Any:
         raise DataError(f"{path}: cannot read: {error.strerror or error}") from error
     try:
         return json.loads(text)
+    except RecursionError:
+        raise DataError(f"{path}: JSON nested too deeply to be COCO data") from None
     except json.JSONDecodeError as error:
         # The position "char N of M" shows a truncated file at a glance (N close to M).
         raise DataError(

@@ -10,6 +10,7 @@ Layout written by :func:`generate_demo_dataset`::
       val.json                   COCO detection annotations of the val split
       images/train/000001.jpg    images, 1-based ids
       images/val/000001.jpg
+      NETADAPT_DEMO              marker: only a folder holding it may be replaced (``overwrite``)
 
 ``file_name`` in a JSON file is relative to ``out_dir/images/<split>/``, so the COCO loader takes
 ``--images out_dir/images/train --annotations out_dir/train.json``. Category ids start at 1 (COCO
@@ -344,6 +345,10 @@ def _write_dataset(
             "categories": categories,
         }
         (root / f"{split}.json").write_text(json.dumps(coco, separators=(",", ":")) + "\n")
+    (root / DEMO_MARKER).write_text(f"netadapt demo dataset v{GENERATOR_VERSION}, seed {seed}; `--overwrite` may replace this folder\n")
+
+
+DEMO_MARKER = "NETADAPT_DEMO"
 
 
 def _is_non_empty(path: Path) -> bool:
@@ -374,8 +379,9 @@ def generate_demo_dataset(
     The dataset is written into the sibling ``<out_dir>.tmp-<pid>`` and renamed into place when
     complete, so an interrupted run never leaves a folder that looks complete. ``num_classes``
     keeps the first classes of :data:`DEMO_CLASSES`. Raises :class:`DataError` if ``out_dir``
-    exists and is not empty, unless ``overwrite`` is set, and :class:`ValueError` for invalid
-    options.
+    exists and is not empty, unless ``overwrite`` is set and the folder holds a demo dataset
+    (its ``NETADAPT_DEMO`` marker: nothing else is ever deleted), and :class:`ValueError` for
+    invalid options.
     """
     out_dir = Path(out_dir)
     _check_classes(num_classes)
@@ -384,8 +390,14 @@ def generate_demo_dataset(
             "need seed >= 0, num_train >= 1, num_val >= 1 and image_size >= 64, got "
             f"seed={seed}, num_train={num_train}, num_val={num_val}, image_size={image_size}"
         )
-    if _is_non_empty(out_dir) and not (overwrite and out_dir.is_dir()):
-        raise DataError(f"{out_dir}: exists and is not empty (pass overwrite=True to replace it)")
+    if _is_non_empty(out_dir):
+        if not overwrite:
+            raise DataError(f"{out_dir}: exists and is not empty (--overwrite replaces a netadapt demo dataset)")
+        if not (out_dir / DEMO_MARKER).is_file():
+            raise DataError(
+                f"{out_dir}: not replaced: it holds no netadapt demo dataset (no {DEMO_MARKER} marker); "
+                "choose an empty or new folder"
+            )
     staging = out_dir.with_name(f"{out_dir.name}.tmp-{os.getpid()}")
     retired = None
     out_dir.parent.mkdir(parents=True, exist_ok=True)

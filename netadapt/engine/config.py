@@ -8,6 +8,7 @@ file and the field. ``--set section.field=value`` overrides a value (parsed as Y
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -19,6 +20,29 @@ import yaml
 from netadapt.errors import ConfigError
 
 C = TypeVar("C")
+
+# MobileNet-family networks reduce their input 32-fold: a smaller input vanishes below one pixel.
+MIN_INPUT_SIZE = 32
+SECTIONS = ("train", "search")  # the sections of a run config
+
+
+def check_input_size(value: int, where: str) -> None:
+    if value < MIN_INPUT_SIZE:
+        raise ConfigError(f"{where} must be at least {MIN_INPUT_SIZE} pixels (the network reduces it 32-fold), got {value}")
+
+
+def check_common(config: Any, source: str, section: str) -> None:
+    """Checks shared by train: and search: (numbers that train to NaN or crash torch's optimisers)."""
+    where = f"{source}: {section}"
+    check_input_size(config.input_size, f"{where}.input_size")
+    if config.batch_size < 2:
+        raise ConfigError(f"{where}.batch_size must be at least 2 (BatchNorm cannot train on one image), got {config.batch_size}")
+    for name in ("lr", "momentum", "weight_decay", "rmsprop_eps", "warmup_factor", "lr_gamma", "grad_clip"):
+        value = getattr(config, name)
+        if not math.isfinite(value) or value < 0:
+            raise ConfigError(f"{where}.{name} must be a finite number ≥ 0, got {value}")
+    if not 0 <= config.seed < 2**63:
+        raise ConfigError(f"{where}.seed must lie in [0, 2**63), got {config.seed}")
 
 
 @dataclasses.dataclass
@@ -65,6 +89,7 @@ class TrainConfig:
             raise ConfigError(f"{source}: train.workers, warmup_iterations and grad_clip must not be negative")
         if not isinstance(self.detector_options, dict):
             raise ConfigError(f"{source}: train.detector_options must be a mapping, got {self.detector_options!r}")
+        check_common(self, source, "train")
 
 
 PACKAGED_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -81,9 +106,13 @@ def read_config_file(path: str | Path | None) -> dict[str, Any]:
         return {}
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as error:
         raise ConfigError(f"{path}: cannot read config file: {error.strerror or error}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not UTF-8 text (bad byte at offset {error.start})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: YAML nested too deeply for a config file") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
@@ -92,6 +121,9 @@ def read_config_file(path: str | Path | None) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a config file is a mapping of sections (train:, search:), got {type(data).__name__}")
+    for section, values in data.items():
+        if values is not None and not isinstance(values, Mapping):
+            raise ConfigError(f"{path}: section '{section}' must be a mapping of fields, got {type(values).__name__}")
     return data
 
 
@@ -103,9 +135,11 @@ def apply_overrides(sections: dict[str, Any], overrides: Sequence[str]) -> dict[
         section, dot, field = key.strip().partition(".")
         if not sep or not dot or not field:
             raise ConfigError(f"--set {override!r}: expected section.field=value, e.g. train.lr=0.01")
+        if section not in SECTIONS:
+            raise ConfigError(f"--set {override!r}: unknown section '{section}' (known: {', '.join(SECTIONS)})")
         try:
             result.setdefault(section, {})[field] = yaml.safe_load(value)
-        except yaml.YAMLError:
+        except (yaml.YAMLError, RecursionError):
             raise ConfigError(f"--set {override!r}: the value is not valid YAML") from None
     return result
 
@@ -210,8 +244,14 @@ class SearchConfig:
             raise ConfigError(f"{source}: search.cost_lambda must be ≥ 0 and search.cost_log_base > 1")
         if not 1 <= self.alpha_start_epoch:
             raise ConfigError(f"{source}: search.alpha_start_epoch must be ≥ 1 (1-based), got {self.alpha_start_epoch}")
-        if len(self.alpha_betas) != 2:
-            raise ConfigError(f"{source}: search.alpha_betas must be two numbers")
+        if len(self.alpha_betas) != 2 or not all(0 <= beta < 1 for beta in self.alpha_betas):
+            raise ConfigError(f"{source}: search.alpha_betas must be two numbers in [0, 1), got {self.alpha_betas}")
+        for name in ("alpha_lr", "alpha_weight_decay", "alpha_temperature", "cost_lambda", "cost_log_base"):
+            if not math.isfinite(getattr(self, name)) or getattr(self, name) < 0:
+                raise ConfigError(f"{source}: search.{name} must be a finite number ≥ 0, got {getattr(self, name)}")
+        if not 0 <= self.split_seed < 2**63:
+            raise ConfigError(f"{source}: search.split_seed must lie in [0, 2**63), got {self.split_seed}")
+        check_common(self, source, "search")
         if not isinstance(self.detector_options, dict):
             raise ConfigError(f"{source}: search.detector_options must be a mapping, got {self.detector_options!r}")
         if self.cost_table is not None and not isinstance(self.cost_table, str):

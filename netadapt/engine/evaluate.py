@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -196,11 +197,32 @@ def _check_results(results: list[Any], gt: COCO, source: str) -> None:
                 f"{source}: result #{index} (image id {result['image_id']}): "
                 f"bbox must be [x, y, width, height], got {bbox!r}"
             )
+        if not _is_integer(result["image_id"]):
+            raise DataError(f"{source}: result #{index}: image_id must be an integer, got {result['image_id']!r}")
+        if not _is_integer(result["category_id"]):
+            raise DataError(f"{source}: result #{index}: category_id must be an integer, got {result['category_id']!r}")
+        # A NaN box or score makes every comparison false: pycocotools then scores such detections AP 1.0.
+        if not all(_is_finite_number(value) for value in bbox):
+            raise DataError(
+                f"{source}: result #{index} (image id {result['image_id']}): bbox must be four finite numbers, got {bbox!r}"
+            )
+        if not _is_finite_number(result["score"]):
+            raise DataError(
+                f"{source}: result #{index} (image id {result['image_id']}): score must be a finite number, got {result['score']!r}"
+            )
         if result["image_id"] not in gt.imgs:
             raise DataError(
                 f"{source}: result #{index} names image id {result['image_id']!r}, "
                 "which the ground truth lacks"
             )
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_finite_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @contextlib.contextmanager

@@ -20,20 +20,62 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+TEMPORARY_GLOB = ".*.tmp"  # what atomic_path's temporary files look like (a killed writer leaves one)
+
+
+def output_error(path: str | Path, error: OSError) -> Exception:
+    """An OSError met writing ``path`` as one line (``--out`` a file, a read-only folder, a full disk)."""
+    from netadapt.errors import OutputError
+
+    return OutputError(f"{path}: cannot write: {error.strerror or error}")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success rename it to ``path``, on failure delete it."""
+    """Yield a temporary path beside ``path``; on success rename it to ``path``, on failure delete it.
+
+    An OSError on the way (no such folder, a file where a folder should be, no space, no
+    permission) is an :class:`~netadapt.errors.OutputError` naming ``path``.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as error:
+        raise output_error(path, error) from None
     os.close(handle)
     temporary_path = Path(temporary)
     try:
         yield temporary_path
         os.chmod(temporary_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual file mode
         os.replace(temporary_path, path)
+    except OSError as error:
+        raise output_error(path, error) from None
     finally:
         temporary_path.unlink(missing_ok=True)
+
+
+def check_output_file(path: str | Path) -> Path:
+    """Check up front, before any work, that a file can be written at ``path`` (its folder is created)."""
+    path = Path(path)
+    if path.is_dir():
+        raise output_error(path, IsADirectoryError(21, "is a directory (give a file name)"))
+    with atomic_path(path.with_name(f"{path.name}.check")) as temporary:
+        temporary.write_bytes(b"")
+    path.with_name(f"{path.name}.check").unlink()
+    return path
+
+
+def check_output_dir(path: str | Path) -> Path:
+    """Check up front that ``path`` is, or can be made, a folder netadapt can write into."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise output_error(path, error) from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise output_error(path, PermissionError(13, "Permission denied"))
+    return path
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:
@@ -64,8 +106,21 @@ def load_torch_file(path: str | Path, *, what: str) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # pickle, zip and torch errors alike mean "not such a file"
-        detail = str(error).splitlines()[0] if str(error) else ""
-        raise WeightsError(f"{path}: not a readable {what} ({type(error).__name__}{': ' + detail if detail else ''})") from None
+        raise WeightsError(f"{path}: not a readable {what} ({_load_failure(error)})") from None
+
+
+def _load_failure(error: Exception) -> str:
+    """Why torch.load failed, without torch's advice to retry with ``weights_only=False``: for a file
+    of unknown origin that advice is the way to run its code."""
+    if type(error).__name__ == "UnpicklingError" and "weights only" in str(error).lower():
+        lines = [line.strip() for line in str(error).splitlines()]
+        blocked = next((line for line in lines if "GLOBAL" in line), None)
+        if blocked:  # a pickle naming a Python callable: what a malicious file does
+            return f"it holds Python objects other than tensors, which are never loaded: {blocked}"
+        operand = next((line for line in lines if line.startswith("Unsupported")), "unreadable pickle data")
+        return f"not a PyTorch weights file: {operand}"
+    detail = next((line for line in str(error).splitlines() if line.strip() and "weights_only" not in line), "")
+    return f"{type(error).__name__}{': ' + detail if detail else ''}"
 
 
 def load_resume_state(path: Path, *, format: str) -> dict[str, Any] | None:
@@ -77,4 +132,16 @@ def load_resume_state(path: Path, *, format: str) -> dict[str, Any] | None:
     state = load_torch_file(path, what="checkpoint to resume from")
     if not isinstance(state, dict) or state.get("format") != format or "iteration" not in state:
         raise WeightsError(f"{path}: not a {format} checkpoint, cannot resume from it")
+    missing = [key for key in RESUME_KEYS.get(format, ()) if key not in state]
+    if missing:
+        raise WeightsError(f"{path}: a {format} checkpoint lacking {', '.join(missing)}: cannot resume from it")
     return state
+
+
+# What each run's last.pth must hold to be resumed (engine/train.py and search/loop.py write them).
+RESUME_KEYS = {
+    "netadapt-train": ("spec", "config", "model", "optimizer", "schedule", "iteration"),
+    "netadapt-search": (
+        "config", "detector", "alpha", "optimizer", "alpha_optimizer", "schedule", "generator", "iteration", "history",
+    ),
+}

@@ -16,6 +16,8 @@ from netadapt.detectors.model import DetectorSpec, init_backbone, load_detector,
 from netadapt.engine import distributed
 from netadapt.engine.config import SearchConfig, TrainConfig
 from netadapt.engine.evaluate import evaluate_detector
+from netadapt.engine.files import check_output_dir
+from netadapt.engine.rundir import check_resumable, run_directory
 from netadapt.engine.train import TrainResult, train_detector
 from netadapt.errors import DataError
 from netadapt.genotype import Genotype
@@ -44,14 +46,23 @@ def run_train_job(
     job: TrainJob,
     *,
     resume: bool = False,
+    force: bool = False,
     device: str | None = None,
     progress: bool = True,
     announce: Callable[[str], None] = print,
 ) -> TrainResult:
+    """Train ``job``; ``resume`` continues ``out_dir/last.pth`` (which must exist), ``force`` starts over one."""
+    if resume:
+        check_resumable(job.out_dir)
     context = distributed.setup(device)
     try:
         train_set = job.splits["train"].open(train=True, input_size=job.config.input_size)
         val_set = job.splits["val"].open(train=False, input_size=job.config.input_size)
+        if val_set.class_names != train_set.class_names:
+            raise DataError(
+                f"{job.splits['val'].annotations}: classes {val_set.class_names[1:]} differ from those of the training split "
+                f"{job.splits['train'].annotations} ({train_set.class_names[1:]})"
+            )
         spec = DetectorSpec(
             detector=job.detector,
             base=job.base,
@@ -69,7 +80,7 @@ def run_train_job(
 
         return train_detector(
             spec, job.config, train_set=train_set, val_set=val_set, out_dir=job.out_dir, init=init,
-            resume=resume, context=context, progress=progress,
+            resume=resume, force=force, context=context, progress=progress,
         )
     finally:
         distributed.teardown()
@@ -84,18 +95,23 @@ def run_search_job(
     config: SearchConfig,
     out_dir: Path,
     resume: bool = False,
+    force: bool = False,
     device: str | None = None,
     progress: bool = True,
 ) -> SearchResult | None:
+    """Search into ``out_dir``, which the run holds (:func:`~netadapt.engine.rundir.run_directory`)."""
     from netadapt.data.demo import cache_root
     from netadapt.search.loop import run_search
 
+    if resume:
+        check_resumable(out_dir)
     context = distributed.setup(device)
     try:
-        return run_search(
-            base_name=base, detector_name=detector, weights=weights, config=config, train_split=splits["train"],
-            out_dir=out_dir, resume=resume, context=context, progress=progress, cache_dir=cache_root() / "cost_tables",
-        )
+        with run_directory(out_dir, resume=resume, force=force, enabled=context.is_main):
+            return run_search(
+                base_name=base, detector_name=detector, weights=weights, config=config, train_split=splits["train"],
+                out_dir=out_dir, resume=resume, context=context, progress=progress, cache_dir=cache_root() / "cost_tables",
+            )
     finally:
         distributed.teardown()
 
@@ -103,6 +119,8 @@ def run_search_job(
 def run_eval_job(
     checkpoint: str | Path, split: DataSplit, *, out_dir: str | Path | None, batch_size: int = 16, workers: int = 2, device: str | None = None
 ) -> tuple[dict[str, float], DetectorSpec]:
+    if out_dir is not None:
+        check_output_dir(out_dir)  # before the evaluation, not after it
     context = distributed.setup(device)
     try:
         model, spec = load_detector(checkpoint)

@@ -31,6 +31,21 @@ def draw_detections(
     return draw_bounding_boxes(image, detections["boxes"][keep], labels=labels, width=2, colors="yellow")
 
 
+def output_names(images: list[Path]) -> list[str]:
+    """One distinct PNG name per image: ``<stem>.png``, or ``<stem>-2.png``, ``-3``… where stems repeat
+    (``a/x.jpg b/x.jpg`` must not write one file over the other)."""
+    names: list[str] = []
+    taken: set[str] = set()
+    for path in images:
+        name, number = f"{path.stem}.png", 1
+        while name.lower() in taken:  # case-insensitive file systems fold X.png onto x.png
+            number += 1
+            name = f"{path.stem}-{number}.png"
+        taken.add(name.lower())
+        names.append(name)
+    return names
+
+
 def write_png(image: torch.Tensor, path: str | Path) -> None:
     with atomic_path(path) as temporary:
         Image.fromarray(image.permute(1, 2, 0).numpy()).save(temporary, format="PNG")

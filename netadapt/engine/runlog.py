@@ -2,16 +2,36 @@
 
 Rank 0 alone writes, and nothing is created before the first record, so a run that fails on its
 first batch (bad data) leaves no half-made run directory. On resume, the records the interrupted
-run wrote after its last checkpoint are dropped, so the log reads as one uninterrupted run.
+run wrote after its last checkpoint are dropped, so the log reads as one uninterrupted run; so is
+a torn last line, which a run killed in the middle of a write leaves (with a warning).
 """
 
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
 from netadapt.engine.files import write_text_atomic
+from netadapt.errors import NetadaptWarning, RunError
+
+
+def _records(path: Path) -> list[str]:
+    """The log's lines; a torn last line (a run killed while writing it) is dropped with a warning,
+    anything else that is not JSON is a RunError naming the line."""
+    lines = [line for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
+    for number, line in enumerate(lines, start=1):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            if number == len(lines):
+                warnings.warn(f"{path}: dropped its last line, torn by an interrupted write: {line[:60]!r}", NetadaptWarning, stacklevel=4)
+                return lines[:-1]
+            raise RunError(f"{path}: line {number} is not JSON; cannot resume this run's log") from None
+        if not isinstance(record, dict):
+            raise RunError(f"{path}: line {number} is not a JSON object; cannot resume this run's log")
+    return lines
 
 
 class RunLog:
@@ -23,7 +43,7 @@ class RunLog:
         self.writer = None
         self.opened = False
         if enabled and self.path.exists():
-            kept = [line for line in self.path.read_text().splitlines() if line and json.loads(line).get("iteration", 0) <= keep_until]
+            kept = [line for line in _records(self.path) if json.loads(line).get("iteration", 0) <= keep_until]
             write_text_atomic(self.path, "".join(line + "\n" for line in kept))
 
     def _open(self) -> None:

@@ -28,7 +28,11 @@ from netadapt.engine.config import SearchConfig, TrainConfig
 from netadapt.engine.evaluate import evaluate_detector
 from netadapt.engine.files import load_resume_state, save_torch_atomic
 from netadapt.engine.progress import TrainingProgress
+from netadapt.engine.resume import check_finite_loss, check_same_classes, check_same_config
+from netadapt.engine.rundir import run_directory
 from netadapt.engine.runlog import RunLog
+from netadapt.engine.signals import interruptible
+from netadapt.errors import ConfigError
 from netadapt.engine.sampling import ResumableBatchSampler, SeededSamples
 
 TRAIN_FORMAT = "netadapt-train"
@@ -77,20 +81,36 @@ def train_detector(
     context: distributed.Context | None = None,
     progress: bool = True,
     stop_after: int | None = None,
+    force: bool = False,
 ) -> TrainResult:
     """Train ``spec``'s detector on ``train_set``; evaluate on ``val_set`` at the end.
 
     ``init(model)`` initialises a fresh model (e.g. remaps base weights into its backbone); it is
     not called when resuming from ``out_dir/last.pth``. ``stop_after`` ends the run after that
     many iterations in total, as an interruption would (tests, budgets).
+
+    The run holds ``out_dir`` (:func:`~netadapt.engine.rundir.run_directory`): a resumable run there
+    is continued only with ``resume`` (``force`` starts over). A resumed run must have the config,
+    detector and classes it started with (:mod:`netadapt.engine.resume`). SIGINT/SIGTERM stop it at
+    the end of an iteration with a checkpoint (:mod:`netadapt.engine.signals`); a loss that is not
+    finite stops it with a :class:`~netadapt.errors.RunError`.
     """
     context = context or distributed.Context()
     out_dir = Path(out_dir)
+    with run_directory(out_dir, resume=resume, force=force, enabled=context.is_main):
+        return _train(
+            spec, config, train_set=train_set, val_set=val_set, out_dir=out_dir, init=init, resume=resume,
+            context=context, progress=progress, stop_after=stop_after,
+        )
+
+
+def _train(spec: DetectorSpec, config: TrainConfig, *, train_set, val_set, out_dir: Path, init, resume: bool, context, progress: bool, stop_after) -> TrainResult:
     checkpoint_path = out_dir / "last.pth"
     torch.manual_seed(config.seed)
     model = build_detector(spec)
     state = load_resume_state(checkpoint_path, format=TRAIN_FORMAT) if resume else None
     if state is not None:
+        _check_same_run(state, spec, config, checkpoint_path, train_set)
         model.load_state_dict(state["model"])
     elif init is not None:
         init(model)
@@ -123,23 +143,24 @@ def train_detector(
     end = total_iterations if stop_after is None else min(total_iterations, stop_after)
     started = time.perf_counter()
     loss_value = float("nan")
-    with TrainingProgress(total=total_iterations, completed=iteration, enabled=progress and context.is_main) as bar:
+    with TrainingProgress(total=total_iterations, completed=iteration, enabled=progress and context.is_main) as bar, interruptible() as interruption:
         while iteration < end:
             epoch, batch_in_epoch = divmod(iteration, iterations_per_epoch)
             sampler.set_position(epoch, batch_in_epoch)
             model.train()
             for images, targets in loader:
-                losses = _train_step(model, optimizer, images, targets, config=config, device=context.device)
+                losses = _train_step(model, optimizer, images, targets, config=config, device=context.device, iteration=iteration + 1)
                 schedule.step()
                 iteration += 1
                 loss_value = distributed.mean_across_ranks(sum(losses.values()), context)
                 bar.update(iteration, loss=loss_value, epoch=epoch + 1)
                 if iteration % config.log_every == 0 or iteration == end:
                     log.write({"iteration": iteration, "epoch": epoch + 1, "lr": schedule.get_last_lr()[0], "loss": loss_value} | losses)
-                if iteration % config.checkpoint_every == 0 or iteration == end:
+                if iteration % config.checkpoint_every == 0 or iteration == end or interruption.requested:
                     if context.is_main:
                         _save_training_state(checkpoint_path, spec, config, model, optimizer, schedule, iteration)
                     distributed.barrier(context)
+                interruption.stop(iteration=iteration, checkpoint=checkpoint_path)
                 if iteration >= end:
                     break
     seconds = time.perf_counter() - started
@@ -163,15 +184,27 @@ def batch_to_device(images, targets, device: torch.device) -> tuple[list[torch.T
     return images, targets
 
 
-def _train_step(model, optimizer, images, targets, *, config: TrainConfig, device: torch.device) -> dict[str, float]:
+def _train_step(model, optimizer, images, targets, *, config: TrainConfig, device: torch.device, iteration: int) -> dict[str, float]:
     loss_dict = model(*batch_to_device(images, targets, device))
     loss = sum(loss_dict.values())
+    check_finite_loss(float(loss.detach()), iteration=iteration)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if config.grad_clip > 0:
         nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
     optimizer.step()
     return {name: float(value.detach()) for name, value in loss_dict.items()}
+
+
+def _check_same_run(state: dict, spec: DetectorSpec, config: TrainConfig, path: Path, train_set: CocoDetection) -> None:
+    """A resumed run trains what it started: the same config (but workers and logging), detector and classes."""
+    check_same_config(state, config, path, section="train")
+    started = state["spec"]
+    check_same_classes(started.get("class_names", []), spec.class_names, path=path, annotations=getattr(train_set, "annotation_file", "the dataset"))
+    now = spec.to_dict()
+    for name in ("detector", "base", "genotype", "input_size", "options"):
+        if name in started and name in now and started[name] != now[name]:
+            raise ConfigError(f"{path}: the run started with another {name} ({started[name]!r}, now {now[name]!r}); start a new run to change it")
 
 
 def _save_training_state(path: Path, spec, config, model, optimizer, schedule, iteration: int) -> None:
