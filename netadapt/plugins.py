@@ -36,6 +36,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "netadapt.search.space",
     "netadapt.search.darts",
     "netadapt.search.sampled",
+    "netadapt.search.fna",
 )
 
 T = TypeVar("T")

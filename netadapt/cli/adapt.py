@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -19,6 +20,9 @@ def adapt_command(
     dataset: str = options.DATASET,
     config_file: Path = options.CONFIG,
     overrides: list[str] = options.SET,
+    target: str = typer.Option(
+        None, "--target", help="Hard budget of the searched layers in the cost model's unit: 250M, 0.25B, or ms for latency [config: search.target]."
+    ),
     out: Path = typer.Option(Path("runs/adapt"), "--out", help="Run directory (search/, adapted/, base/, report.md)."),
     resume: bool = typer.Option(False, "--resume", help="Keep finished stages, continue the interrupted one."),
     device: str = options.DEVICE,
@@ -32,12 +36,15 @@ def adapt_command(
     from netadapt.data.demo import cache_root
     from netadapt.engine.config import SearchConfig, TrainConfig, dataset_is_demo, load_run_config
     from netadapt.engine.jobs import resolve_splits
+    from netadapt.search.loop import check_search_target
 
     is_demo = dataset_is_demo(dataset, data)
     dataset_name = dataset or ("demo" if is_demo else "coco")
-    search_config = load_run_config(SearchConfig, "search", config_file=config_file, overrides=overrides or [], demo=is_demo)
+    flags = {"target": json.dumps(target) if target is not None else None}
+    search_config = load_run_config(SearchConfig, "search", config_file=config_file, overrides=overrides or [], flags=flags, demo=is_demo)
     train_config = load_run_config(TrainConfig, "train", config_file=config_file, overrides=overrides or [], demo=is_demo)
     splits = resolve_splits(dataset, data)
+    check_search_target(base, search_config, cache_dir=cache_root() / "cost_tables")  # before any training
     started = time.perf_counter()
     pretraining = is_demo and weights is None and not pretrained_demo_path(base).is_file()
     base_weights = resolve_base_weights(weights, base=base, demo=is_demo)

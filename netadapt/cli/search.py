@@ -21,6 +21,9 @@ def search_command(
     cost_table: Path = typer.Option(
         None, "--cost-table", help="A cost table measured elsewhere (e.g. on the target device), read instead of measuring [config: search.cost_table]."
     ),
+    target: str = typer.Option(
+        None, "--target", help="Hard budget of the searched layers in the cost model's unit: 250M, 0.25B, or ms for latency [config: search.target]."
+    ),
     data: Path = options.DATA,
     dataset: str = options.DATASET,
     config_file: Path = options.CONFIG,
@@ -36,12 +39,16 @@ def search_command(
     from netadapt.cli.weights import resolve_base_weights
     from netadapt.cost import format_cost
     from netadapt.engine.config import SearchConfig, dataset_is_demo, load_run_config
+    from netadapt.data.demo import cache_root
     from netadapt.engine.jobs import resolve_splits, run_search_job
+    from netadapt.search.loop import check_search_target
 
     is_demo = dataset_is_demo(dataset, data)
-    flags = {"epochs": epochs, "space": space, "strategy": strategy, "cost_model": cost, "cost_table": json.dumps(str(cost_table)) if cost_table else None}
+    flags = {"epochs": epochs, "space": space, "strategy": strategy, "cost_model": cost, "cost_table": json.dumps(str(cost_table)) if cost_table else None,
+             "target": json.dumps(target) if target is not None else None}
     config = load_run_config(SearchConfig, "search", config_file=config_file, overrides=overrides or [], flags=flags, demo=is_demo)
     splits = resolve_splits(dataset, data)
+    check_search_target(base, config, cache_dir=cache_root() / "cost_tables")  # before the demo base's pretraining
     source = resolve_base_weights(weights, base=base, demo=is_demo)
     result = run_search_job(
         base=base, detector=detector, weights=source, splits=splits, config=config, out_dir=out, resume=resume,
@@ -59,15 +66,21 @@ def search_command(
         "cost_model": result.cost.model,
         "cost_unit": result.cost_unit,
         "cost": str(result.out_dir / "cost.json"),
+        "target": result.target,
+        "alpha_top1_mean": round(result.decision["top1_mean"], 4),
+        "alpha_gap_mean": round(result.decision["gap_mean"], 4),
     }
     if json_:
         print_json(summary)
         return
     stdout.print(result.genotype.to_yaml().split("stages:")[1].strip(), markup=False)
     measured = format_cost(result.cost.measured, result.cost_unit) if result.cost.measured is not None else "not measured here"
+    budget = f", target {format_cost(result.target, result.cost_unit)}" if result.target is not None else ""
     stdout.print(
         f"Searched {result.iterations} iterations in {result.seconds:.0f} s → {summary['genotype']}\n"
+        f"softmax(α) over the searched layers: mean top-1 probability {result.decision['top1_mean']:.3f} "
+        f"(uniform {result.decision['uniform_top1_mean']:.3f}), mean gap to the second op {result.decision['gap_mean']:.3f}\n"
         f"Cost ({result.cost.source}) of {result.cost.scope}: predicted {format_cost(result.derived_cost, result.cost_unit)} "
-        f"(sum of the cost table's entries), measured {measured}",
+        f"(sum of the cost table's entries), measured {measured}{budget}",
         markup=False,
     )

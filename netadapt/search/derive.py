@@ -1,9 +1,38 @@
-"""Derive (DESIGN §1.3, step 3): every searched layer keeps its argmax op; skips are removed."""
+"""Derive (DESIGN §1.3, step 3): every searched layer keeps its argmax op, or, under a hard target, the
+ops of the exact constrained choice (DESIGN §1.6); skips are removed."""
 
 from __future__ import annotations
 
+import torch
+
 from netadapt.genotype import Genotype, parse_op
-from netadapt.search.supernet import SearchedLayer
+from netadapt.search.budget import constrained_choice
+from netadapt.search.cost_table import CostTable
+from netadapt.search.supernet import ArchitectureParameters, SearchedLayer
+
+
+def choose_ops(arch: ArchitectureParameters, table: CostTable, target: float | None) -> list[str]:
+    """One op per searched layer: the argmax of α; with ``target``, the choice maximising Σ log softmax(α)
+    whose Σ of table costs is at most ``target`` (:func:`~netadapt.search.budget.constrained_choice`)."""
+    if target is None:
+        return arch.best_ops()
+    scores = [torch.log_softmax(alpha.detach().double().cpu(), dim=0).tolist() for alpha in arch.alphas]
+    costs = [[layer[name] for name in names] for layer, names in zip(table.costs, arch.candidate_names, strict=True)]
+    chosen = constrained_choice(scores, costs, target)
+    return [names[i] for names, i in zip(arch.candidate_names, chosen)]
+
+
+def decision_summary(arch: ArchitectureParameters) -> dict[str, float]:
+    """How decided softmax(α) is, over the searched layers: the mean top-1 probability, the mean gap between
+    the first and the second op, and the uniform top-1 for comparison (1 / candidates, averaged)."""
+    probabilities = [p.detach().cpu() for p in arch.probabilities()]
+    top = [p.topk(2).values for p in probabilities]
+    count = len(probabilities)
+    return {
+        "top1_mean": sum(float(t[0]) for t in top) / count,
+        "gap_mean": sum(float(t[0] - t[1]) for t in top) / count,
+        "uniform_top1_mean": sum(1 / p.numel() for p in probabilities) / count,
+    }
 
 
 def derive_genotype(skeleton: Genotype, layers: list[SearchedLayer], best_ops: list[str], *, space_name: str) -> Genotype:

@@ -44,13 +44,17 @@ from netadapt.engine import distributed
 from netadapt.engine.config import SearchConfig
 from netadapt.engine.files import load_resume_state, save_torch_atomic, write_json_atomic, write_text_atomic
 from netadapt.engine.progress import TrainingProgress
+from netadapt.engine.resume import check_finite_loss, check_same_config, check_same_shapes
+from netadapt.engine.signals import interruptible
 from netadapt.engine.sampling import ResumableBatchSampler, SeededSamples
 from netadapt.engine.runlog import RunLog
 from netadapt.engine.train import batch_to_device, lr_factor, make_optimizer
 from netadapt.errors import ConfigError
 from netadapt.genotype import Genotype, save_genotype
+from netadapt.search.budget import base_ops, check_target, resolve_target
 from netadapt.search.cost_table import CostTable, DerivedCost, build_cost_table, derived_cost, expected_cost
-from netadapt.search.derive import derive_genotype
+from netadapt.search.cost_term import CostTerm
+from netadapt.search.derive import choose_ops, decision_summary, derive_genotype
 from netadapt.search.space import default_space_name, load_search_space
 from netadapt.search.supernet import ArchitectureParameters, SuperNetwork, build_supernet
 from netadapt.weights import Weights, build_with_weights
@@ -66,6 +70,8 @@ class SearchResult:
     seconds: float
     expected_cost: float
     cost: DerivedCost  # the searched layers of the derived architecture: predicted from the table, measured
+    target: float | None  # the hard budget of the searched layers (search.target), in the cost's unit
+    decision: dict[str, float]  # how far softmax(α) is from uniform (decision_summary)
 
     @property
     def derived_cost(self) -> float:
@@ -104,13 +110,11 @@ def run_search(
     state_path = out_dir / "last.pth"
     state = load_resume_state(state_path, format=SEARCH_FORMAT) if resume else None
     if state is not None:
-        _check_same_cost_settings(state, config, state_path)
+        check_same_config(state, config, state_path, section="search")
     torch.manual_seed(config.seed)
     space = load_search_space(config.space or default_space_name(base_name))
-    strategy = plugins.strategies().get(config.strategy)
+    strategy = strategy_for(config)
     cost_model = cost_model_for(config)
-    if hasattr(strategy, "for_config"):  # a strategy with settings of its own (sampled: search.sample_k)
-        strategy = strategy.for_config(config)
     dataset = train_split.open(train=True, input_size=config.input_size)
     weight_half, alpha_half = split_halves(len(dataset), alpha_fraction=config.alpha_fraction, seed=config.split_seed)
 
@@ -126,6 +130,7 @@ def run_search(
     )
     arch = ArchitectureParameters(supernet.layers, generator=torch.Generator().manual_seed(config.seed))
     if state is not None:
+        check_same_shapes(state["detector"], detector, state_path)
         detector.load_state_dict(state["detector"])
         arch.load_state_dict(state["alpha"])
     detector.to(context.device)
@@ -135,7 +140,12 @@ def run_search(
     else:
         table = build_cost_table(supernet, input_size=config.input_size, cost_model=cost_model, cache_dir=cache_dir) if context.is_main else None
         table = distributed.broadcast_object(table, context)
+    target = resolve_target(config.target, table, base_ops(source_genotype, supernet.layers)) if config.target is not None else None
+    if target is not None:  # before anything is trained or written
+        check_target(target, [list(layer.values()) for layer in table.costs], unit=table.unit)
     costs = table.tensors(context.device)
+    cost_term = CostTerm(cost_lambda=config.cost_lambda, cost_log_base=config.cost_log_base, target=target, target_lr=config.target_lr)
+    alpha_every = getattr(strategy, "weight_steps_per_alpha_step", 1)
     model: nn.Module = detector
     if context.distributed:
         model = nn.parallel.DistributedDataParallel(
@@ -163,6 +173,8 @@ def run_search(
         schedule.load_state_dict(state["schedule"])
         generator.set_state(state["generator"])
         iteration, history = state["iteration"], state["history"]
+        if "cost_term" in state:
+            cost_term.load_state_dict(state["cost_term"])
     elif context.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(out_dir / "split.json", {
@@ -175,15 +187,16 @@ def run_search(
     end = total if stop_after is None else min(total, stop_after)
     started = time.perf_counter()
     cost_now = _expected_cost_now(arch, costs, config)
-    with TrainingProgress(total=total, completed=iteration, enabled=progress and context.is_main, description="search") as bar:
+    with TrainingProgress(total=total, completed=iteration, enabled=progress and context.is_main, description="search") as bar, interruptible() as interruption:
         while iteration < end:
             epoch, batch = divmod(iteration, iterations_per_epoch)
             weight_sampler.set_position(epoch, batch)
-            alpha_batches = _cycle(alpha_loader, alpha_sampler, epoch, batch)
+            alpha_batches = _cycle(alpha_loader, alpha_sampler, epoch, -(-batch // alpha_every))  # α steps taken this epoch
             for images, targets in weight_loader:
                 detector.train()
                 supernet.set_op_weights(strategy.weight_step_weights(arch, temperature=config.alpha_temperature, generator=generator))
                 task_loss = _task_loss(model, images, targets, context.device)
+                check_finite_loss(float(task_loss.detach()), iteration=iteration + 1)
                 optimizer.zero_grad(set_to_none=True)
                 task_loss.backward()
                 if config.grad_clip > 0:
@@ -191,8 +204,10 @@ def run_search(
                 optimizer.step()
                 schedule.step()
                 record: dict[str, Any] = {"iteration": iteration + 1, "epoch": epoch + 1, "lr": schedule.get_last_lr()[0], "loss": float(task_loss.detach())}
-                if epoch + 1 >= config.alpha_start_epoch:
-                    record |= _alpha_step(detector, supernet, arch, strategy, alpha_optimizer, next(alpha_batches), costs, config, context, generator)
+                # One α step per ``alpha_every`` weight steps, from each epoch's first (FNA's workflow [('arch', 1), ('train', 5)]).
+                if epoch + 1 >= config.alpha_start_epoch and batch % alpha_every == 0:
+                    record |= _alpha_step(detector, supernet, arch, strategy, alpha_optimizer, next(alpha_batches), costs, cost_term, config, context, generator)
+                batch += 1
                 iteration += 1
                 cost_now = _expected_cost_now(arch, costs, config)
                 record["expected_cost"] = cost_now
@@ -202,16 +217,17 @@ def run_search(
                     log.write(record)
                 if iteration % iterations_per_epoch == 0:
                     history += _history_rows(epoch + 1, supernet, arch, config)
-                if iteration % config.checkpoint_every == 0 or iteration == end:
+                if iteration % config.checkpoint_every == 0 or iteration == end or interruption.requested:
                     if context.is_main:
                         save_torch_atomic({
                             "format": SEARCH_FORMAT, "config": asdict(config), "detector": detector.state_dict(),
                             "alpha": arch.state_dict(), "optimizer": optimizer.state_dict(),
                             "alpha_optimizer": alpha_optimizer.state_dict(), "schedule": schedule.state_dict(),
                             "generator": generator.get_state(), "iteration": iteration, "history": history,
-                            "cost_table": table.__dict__,
+                            "cost_table": table.__dict__, "cost_term": cost_term.state_dict(),
                         }, state_path)
                     distributed.barrier(context)
+                interruption.stop(iteration=iteration, checkpoint=state_path)
                 if iteration >= end:
                     break
     if iteration < total:
@@ -221,13 +237,13 @@ def run_search(
         _check_alpha_synchronised(arch, context)
         log.write({"iteration": iteration, "world_size": context.world_size, "alpha_identical_across_ranks": True})
     log.close()
-    best = arch.best_ops()
+    best = choose_ops(arch, table, target)
     genotype = derive_genotype(supernet.skeleton, supernet.layers, best, space_name=space.name)
     genotype = Genotype(**{**genotype.__dict__, "input_size": config.input_size})
     cost = derived_cost(genotype, table, best, space=space, cost_model=cost_model, device=context.device, measure=context.is_main)
     if context.is_main:
         save_genotype(genotype, out_dir / "genotype.yaml")
-        write_json_atomic(out_dir / "cost.json", cost.to_dict() | {"expected": cost_now})
+        write_json_atomic(out_dir / "cost.json", cost.to_dict() | {"expected": cost_now, "target": target})
         write_text_atomic(out_dir / "alpha_history.csv", _history_csv(history))
         from netadapt.plots import draw_alpha_history
 
@@ -237,25 +253,40 @@ def run_search(
             "skeleton": supernet.skeleton.to_dict(), "alpha": arch.state_dict(), "candidates": arch.candidate_names,
             "cost_table": table.__dict__, "detector_state": detector.state_dict(), "genotype": genotype.to_dict(),
         }, out_dir / "supernet.pth")
-    return SearchResult(out_dir, genotype, iteration, time.perf_counter() - started, cost_now, cost)
+    return SearchResult(out_dir, genotype, iteration, time.perf_counter() - started, cost_now, cost, target, decision_summary(arch))
 
 
-COST_SETTINGS = ("cost_model", "cost_table", "cost_options")
+def check_search_target(base_name: str, config: SearchConfig, *, cache_dir: Path | None = None) -> None:
+    """Refuse an infeasible ``search.target`` before anything trains (the demo base's pretraining included):
+    the cost table of the untrained super network (cached, as the search's) against the target."""
+    if config.target is None:
+        return
+    base = plugins.bases().get(base_name)
+    genotype = base.base_genotype()
+    supernet = build_supernet(base_name, load_search_space(config.space or default_space_name(base_name)), base.build(genotype), genotype)
+    table = build_cost_table(supernet, input_size=config.input_size, cost_model=cost_model_for(config), cache_dir=cache_dir)
+    target = resolve_target(config.target, table, base_ops(genotype, supernet.layers))
+    check_target(target, [list(layer.values()) for layer in table.costs], unit=table.unit)
 
 
-def _check_same_cost_settings(state: dict[str, Any], config: SearchConfig, path: Path) -> None:
-    """A resumed search keeps its cost table: changing how it is made (Eq. 3's cost) mid-run is a ConfigError."""
-    started = state.get("config") or {}
-    for name in COST_SETTINGS:
-        if name in started and started[name] != getattr(config, name):
-            raise ConfigError(
-                f"{path}: search.{name} is {getattr(config, name)!r} but the search started with {started[name]!r}; "
-                "a resumed search keeps its cost table (start a new run to change it)"
-            )
+def strategy_for(config: SearchConfig):
+    """The strategy ``search.strategy`` names, configured by its ``for_config`` (sampled: ``search.sample_k``,
+    fna: ``search.strategy_options``); a strategy without one takes no ``strategy_options``."""
+    strategy = plugins.strategies().get(config.strategy)
+    if hasattr(strategy, "for_config"):
+        return strategy.for_config(config)
+    if config.strategy_options:
+        raise ConfigError(f"search.strategy_options: strategy {config.strategy!r} takes no options")
+    return strategy
 
 
-def _alpha_step(detector, supernet: SuperNetwork, arch: ArchitectureParameters, strategy, alpha_optimizer, batch, costs, config: SearchConfig, context, generator) -> dict[str, float]:
-    """One α step: L_task + λ · log_τ(cost(α)) on an α-half batch (Eq. 3); α gradients averaged over ranks.
+def _alpha_step(
+    detector, supernet: SuperNetwork, arch: ArchitectureParameters, strategy, alpha_optimizer, batch, costs, cost_term: CostTerm,
+    config: SearchConfig, context, generator,
+) -> dict[str, float]:
+    """One α step: L_task + the cost term on an α-half batch (Eq. 3: λ · log_τ(cost(α)); with a target
+    the constrained form of :mod:`netadapt.search.cost_term`); α gradients averaged over ranks, then
+    clipped at ``search.alpha_grad_clip`` (FNA's code: 35).
 
     Only α's gradient is computed (``torch.autograd.grad``): the weights' gradients, which the α step
     does not use, are never formed. The detector runs outside its DDP wrapper here, so DDP's
@@ -266,7 +297,7 @@ def _alpha_step(detector, supernet: SuperNetwork, arch: ArchitectureParameters, 
     supernet.set_op_weights(op_weights)
     task_loss = _task_loss(detector, images, targets, context.device)
     cost = expected_cost(op_weights, costs)
-    cost_loss = config.cost_lambda * torch.log(cost) / math.log(config.cost_log_base)
+    cost_loss = cost_term.loss(cost)
     alphas = list(arch.parameters())
     for alpha, grad in zip(alphas, torch.autograd.grad(task_loss + cost_loss, alphas)):
         alpha.grad = grad
@@ -274,8 +305,12 @@ def _alpha_step(detector, supernet: SuperNetwork, arch: ArchitectureParameters, 
         for alpha in arch.parameters():
             dist.all_reduce(alpha.grad)
             alpha.grad /= context.world_size
+    if config.alpha_grad_clip > 0:
+        nn.utils.clip_grad_norm_(alphas, config.alpha_grad_clip)
     alpha_optimizer.step()
-    return {"alpha_task_loss": float(task_loss.detach()), "cost_loss": float(cost_loss.detach())}
+    cost_weight = cost_term.weight
+    cost_term.update(float(cost.detach()))
+    return {"alpha_task_loss": float(task_loss.detach()), "cost_loss": float(cost_loss.detach()), "cost_weight": cost_weight}
 
 
 @torch.no_grad()

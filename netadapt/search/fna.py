@@ -1,0 +1,62 @@
+"""The ``fna`` strategy: the search loop of FNA's public code (DESIGN §1.5; JaminFong/FNA, ``fna_det``).
+
+- **Weight steps train one path.** Every layer runs one candidate drawn from softmax(α / T) with
+  weight 1 (the others do not run), so a weight step costs one network. Before α updates start, α
+  is still at its initialisation (1e-3 · randn), so the draw is uniform up to 1e-3, as FNA's
+  uniform sampling before its ``arch_update_epoch`` is.
+- **α steps run every candidate** weighted by softmax(α / T) (Eq. 3 as the ``darts`` strategy
+  computes it); FNA's config uses T = 0.9 (``search.alpha_temperature``).
+- **Five weight steps per α step** (FNA's workflow ``[('arch', 1), ('train', 5)]``):
+  ``weight_steps_per_alpha_step``, changed with ``search.strategy_options: {weight_steps_per_alpha_step: N}``.
+- FNA clips the α gradient at norm 35 (``search.alpha_grad_clip``, set in ``coco_fna_code.yaml``).
+
+Sampling with weight exactly 1 on one candidate lets :class:`~netadapt.search.supernet.MixedOp`
+run that candidate alone; the draw uses the search's per-rank generator (saved in checkpoints),
+so a resumed run samples what the uninterrupted one did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from netadapt.errors import ConfigError
+from netadapt.hookspecs import hookimpl
+from netadapt.search.supernet import ArchitectureParameters
+
+
+class FnaStrategy:
+    name = "fna"
+    # DistributedDataParallel: unsampled candidates take no part in a weight step (find_unused_parameters).
+    uses_all_parameters = False
+
+    def __init__(self, weight_steps_per_alpha_step: int = 5) -> None:
+        if isinstance(weight_steps_per_alpha_step, bool) or not isinstance(weight_steps_per_alpha_step, int) or weight_steps_per_alpha_step < 1:
+            raise ConfigError(f"search.strategy_options.weight_steps_per_alpha_step must be a positive integer, got {weight_steps_per_alpha_step!r}")
+        self.weight_steps_per_alpha_step = weight_steps_per_alpha_step
+
+    def for_config(self, config: Any) -> FnaStrategy:
+        """This strategy with the run's ``search.strategy_options``."""
+        options: Mapping[str, Any] = config.strategy_options
+        unknown = sorted(set(options) - {"weight_steps_per_alpha_step"})
+        if unknown:
+            raise ConfigError(f"search.strategy_options.{unknown[0]}: unknown option of strategy 'fna' (known: weight_steps_per_alpha_step)")
+        return FnaStrategy(**options)
+
+    def weight_step_weights(self, arch: ArchitectureParameters, *, temperature: float, generator: torch.Generator) -> list[torch.Tensor]:
+        with torch.no_grad():
+            weights = []
+            for probabilities in arch.probabilities(temperature=temperature):
+                chosen = torch.multinomial(probabilities.cpu(), 1, generator=generator).item()
+                weights.append(torch.zeros_like(probabilities).index_fill_(0, torch.tensor([chosen], device=probabilities.device), 1.0))
+            return weights
+
+    def alpha_step_weights(self, arch: ArchitectureParameters, *, temperature: float, generator: torch.Generator) -> list[torch.Tensor]:
+        return arch.probabilities(temperature=temperature)
+
+
+@hookimpl
+def register_strategies(register) -> None:
+    register(FnaStrategy.name, FnaStrategy())

@@ -1,0 +1,80 @@
+"""The ``fna`` strategy: FNA's published search loop (single-path weight steps, one all-path α step per
+five weight steps, temperature T, α gradient clipping)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from netadapt.data.demo import generate_demo_dataset
+from netadapt.data.sources import DataSplit
+from netadapt.engine.config import SearchConfig
+from netadapt.errors import ConfigError
+from netadapt.search.fna import FnaStrategy
+from netadapt.search.loop import run_search, strategy_for
+from netadapt.search.supernet import ArchitectureParameters, SearchedLayer
+from netadapt.genotype import parse_op
+
+
+def _arch(values: list[list[float]]) -> ArchitectureParameters:
+    layers = [SearchedLayer(1, i, f"layer{i}", tuple(parse_op(f"k3_e{e}") for e in range(1, len(v) + 1))) for i, v in enumerate(values)]
+    arch = ArchitectureParameters(layers)
+    with torch.no_grad():
+        for alpha, v in zip(arch.alphas, values):
+            alpha.copy_(torch.tensor(v))
+    return arch
+
+
+def test_the_alpha_step_mixes_every_path_at_temperature_t() -> None:
+    arch = _arch([[0.0, 1.0, 2.0], [0.5, -0.5, 0.0]])
+    weights = FnaStrategy().alpha_step_weights(arch, temperature=0.9, generator=torch.Generator())
+    for w, alpha in zip(weights, arch.alphas):
+        assert torch.allclose(w, torch.softmax(alpha / 0.9, dim=0))
+        assert w.requires_grad
+
+
+def test_a_weight_step_runs_one_path_per_layer_drawn_from_softmax_alpha_over_t() -> None:
+    arch = _arch([[0.0, 1.0, 2.0]])
+    generator = torch.Generator().manual_seed(0)
+    counts = torch.zeros(3)
+    for _ in range(20000):
+        (w,) = FnaStrategy().weight_step_weights(arch, temperature=0.5, generator=generator)
+        assert sorted(w.tolist()) == [0.0, 0.0, 1.0] and not w.requires_grad
+        counts += w
+    expected = torch.softmax(torch.tensor([0.0, 1.0, 2.0]) / 0.5, dim=0)
+    assert torch.allclose(counts / counts.sum(), expected, atol=0.02), (counts / counts.sum(), expected)  # ±0.02 is > 6σ at 20000 draws
+
+
+def test_the_strategy_checks_its_options() -> None:
+    assert strategy_for(SearchConfig(strategy="fna")).weight_steps_per_alpha_step == 5
+    assert strategy_for(SearchConfig(strategy="fna", strategy_options={"weight_steps_per_alpha_step": 2})).weight_steps_per_alpha_step == 2
+    with pytest.raises(ConfigError, match="strategy_options.every: unknown option of strategy 'fna'"):
+        strategy_for(SearchConfig(strategy="fna", strategy_options={"every": 2}))
+    with pytest.raises(ConfigError, match="weight_steps_per_alpha_step must be a positive integer"):
+        strategy_for(SearchConfig(strategy="fna", strategy_options={"weight_steps_per_alpha_step": 0}))
+    with pytest.raises(ConfigError, match="strategy 'darts' takes no options"):
+        strategy_for(SearchConfig(strategy="darts", strategy_options={"weight_steps_per_alpha_step": 2}))
+
+
+@pytest.fixture(scope="module")
+def small_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return generate_demo_dataset(tmp_path_factory.mktemp("data") / "demo", num_train=48, num_val=4, image_size=64, seed=3)
+
+
+def test_five_weight_steps_per_alpha_step_from_each_epochs_first(small_data: Path, tmp_path: Path) -> None:
+    config = SearchConfig(
+        strategy="fna", input_size=64, batch_size=2, epochs=2, alpha_start_epoch=2, workers=0, warmup_iterations=1,
+        lr_milestones=[], checkpoint_every=100, log_every=1, alpha_temperature=0.9, alpha_grad_clip=35.0,
+    )
+    result = run_search(
+        base_name="mobilenetv2", detector_name="ssdlite", weights=None, config=config,
+        train_split=DataSplit(small_data / "images" / "train", small_data / "train.json"), out_dir=tmp_path, progress=False,
+    )
+    records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    weight_steps = [r["iteration"] for r in records if "loss" in r]
+    alpha_steps = [r["iteration"] for r in records if "alpha_task_loss" in r]
+    assert weight_steps == list(range(1, 25)) and result.iterations == 24  # 24 weight-half images / batch 2, 2 epochs
+    assert alpha_steps == [13, 18, 23]  # epoch 2 only (alpha_start_epoch), its weight steps 1, 6 and 11
