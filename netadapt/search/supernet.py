@@ -33,6 +33,27 @@ from netadapt.remap import remap_network
 from netadapt.search.space import SearchSpace
 
 
+class OpModules(nn.ModuleDict):
+    """Candidate blocks by op name. A module name cannot hold ``.``, which a fractional expansion
+    has (``k3_e0.5``, ``k3_e2.5_hs``): it is stored as ``-`` (state-dict keys ``candidates.k3_e0-5.*``)
+    and every name read back is the op's own."""
+
+    def __init__(self, modules: dict[str, nn.Module]) -> None:
+        super().__init__({name.replace(".", "-"): module for name, module in modules.items()})
+
+    def __getitem__(self, name: str) -> nn.Module:
+        return super().__getitem__(name.replace(".", "-"))
+
+    def keys(self) -> list[str]:
+        return [key.replace("-", ".") for key in self._modules]
+
+    def items(self) -> list[tuple[str, nn.Module]]:
+        return list(zip(self.keys(), self._modules.values()))
+
+    def __iter__(self):
+        return iter(self.keys())
+
+
 class MixedOp(nn.Module):
     """Eq. 3: Σ_o w_o · o(x) over candidate blocks (``skip`` is ``nn.Identity``).
 
@@ -49,7 +70,7 @@ class MixedOp(nn.Module):
 
     def __init__(self, candidates: dict[str, nn.Module]) -> None:
         super().__init__()
-        self.candidates = nn.ModuleDict(candidates)
+        self.candidates = OpModules(candidates)
         self._op_weights: torch.Tensor | None = None
         self._active: tuple[int, ...] = ()  # indices of the candidates with a non-zero weight
         self._alone = False  # one candidate, weight exactly 1 and no gradient: its output as it is
