@@ -410,7 +410,7 @@ def test_eval_of_a_checkpoint_does_not_ignore_annotations(checkpoint: Path, tmp_
 def test_train_refuses_val_classes_other_than_the_training_ones(data: Path, genotype_file: Path, tmp_path: Path) -> None:
     mixed = shutil.copytree(data, tmp_path / "mixed")
     val = json.loads((mixed / "val.json").read_text())
-    val["categories"] = val["categories"][::-1]
+    val["categories"][0]["name"] = "blob"
     (mixed / "val.json").write_text(json.dumps(val))
     result = netadapt("train", str(genotype_file), "--data", str(mixed), *TRAIN, "--epochs", "1", "--out", str(tmp_path / "run"))
     one_error_line(result, "val.json: classes", "differ from those of the training split")
@@ -474,3 +474,29 @@ def test_unreadable_weights_never_suggest_weights_only_false(tmp_path: Path) -> 
             load_torch_file(tmp_path / name, what="weights file")
         assert "weights_only" not in str(refused.value) and "\n" not in str(refused.value)
     assert not (tmp_path / "executed").exists()
+
+
+# 6, 13, 17 in a search: halves of 3 and 2 images with batch 2 (the weight half's last batch of one is
+# dropped), SIGINT checkpoints and stops, a changed lr is refused on resume, the resumed search ends.
+SEARCH = ["--weights", "none", "--quiet", *[arg for name, value in {
+    "input_size": 64, "batch_size": 2, "epochs": 3, "alpha_start_epoch": 1, "workers": 2, "warmup_iterations": 1,
+    "lr_milestones": [], "checkpoint_every": 100, "log_every": 1,
+}.items() for arg in ("--set", f"search.{name}={json.dumps(value)}")]]
+
+
+def test_a_search_with_a_batch_of_one_per_half_is_interrupted_and_resumed(tmp_path: Path) -> None:
+    data = generate_demo_dataset(tmp_path / "data", num_train=5, num_val=1, image_size=64, seed=4)
+    run = tmp_path / "run"
+    args = ["search", "--base", "mobilenetv2", "--detector", "ssdlite", "--data", str(data), *SEARCH, "--out", str(run)]
+    stopped = _interrupt_after_first_record([NETADAPT, *args], run, signal.SIGINT)
+    line = one_error_line(stopped, "SIGINT", "continue with --resume", code=130)
+    iteration = torch.load(run / "last.pth", weights_only=True)["iteration"]
+    assert f"iteration {iteration}" in line
+
+    one_error_line(netadapt(*args, "--resume", "--set", "search.lr=0.5"), "search.lr is 0.5 but the search started with 0.03")
+    one_error_line(netadapt(*args), "--resume")
+    resumed = netadapt(*args, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [record["iteration"] for record in records] == [1, 2, 3]  # one weight step per epoch: 3 images, batch 2
+    assert (run / "genotype.yaml").is_file()

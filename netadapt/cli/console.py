@@ -26,4 +26,4 @@ def print_json(data: Any) -> None:
 
 
 def warn(message: str) -> None:
-    stderr.print(f"[bold yellow]warning:[/] {escape(message)}")
+    stderr.print(f"[bold yellow]warning:[/] {escape(message)}", soft_wrap=True)  # one line, however long

@@ -20,6 +20,9 @@ from netadapt.errors import ConfigError, DataError, RunError
 FREE_TO_CHANGE = frozenset({"workers", "log_every", "checkpoint_every"})
 
 
+RUN_NAMES = {"train": "training", "search": "search"}
+
+
 def check_same_config(state: dict[str, Any], config: Any, path: Path, *, section: str) -> None:
     """Refuse a resumed run whose config (a dataclass) differs from the one it started with."""
     started = state.get("config") or {}
@@ -28,7 +31,7 @@ def check_same_config(state: dict[str, Any], config: Any, path: Path, *, section
         if name in FREE_TO_CHANGE or name not in started or started[name] == value:
             continue
         raise ConfigError(
-            f"{path}: {section}.{name} is {value!r} but the run started with {started[name]!r}; "
+            f"{path}: {section}.{name} is {value!r} but the {RUN_NAMES.get(section, 'run')} started with {started[name]!r}; "
             f"a resumed run keeps its settings (start a new run to change {section}.{name})"
         )
 
@@ -39,6 +42,18 @@ def check_same_classes(started: list[str], now: list[str], *, path: Path, annota
         raise DataError(
             f"{annotations}: classes {list(now)[1:]} differ from those the run in {path} started with ({list(started)[1:]})"
         )
+
+
+def check_same_shapes(saved: dict[str, Any], model: Any, path: Path) -> None:
+    """A resumed run's network must have the shapes it was saved with: another dataset's classes (the
+    head) or another architecture would otherwise fail deep in ``load_state_dict``."""
+    expected = model.state_dict()
+    for key, tensor in saved.items():
+        if key in expected and tuple(tensor.shape) != tuple(expected[key].shape):
+            raise DataError(
+                f"{path}: {key} was saved with shape {tuple(tensor.shape)} but is {tuple(expected[key].shape)} now: "
+                "the dataset's classes (or the network) differ from those the run started with"
+            )
 
 
 def check_finite_loss(loss: float, *, iteration: int) -> None:
