@@ -197,6 +197,8 @@ class SearchConfig:
     space: str | None = None  # a registered search space or a space YAML file; None: the base's default (fna)
     strategy: str = "darts"
     sample_k: int = 1  # strategy "sampled": candidates run per layer and step
+    # The strategy's own settings (fna: {weight_steps_per_alpha_step: 5}); the strategy checks them.
+    strategy_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     cost_model: str = "madds"
     # A cost table measured elsewhere (e.g. on the target phone), read instead of measuring, and the
     # cost model's own settings (e.g. a timing model's thread count); both go to its for_config.
@@ -227,8 +229,14 @@ class SearchConfig:
     alpha_betas: list[float] = dataclasses.field(default_factory=lambda: [0.5, 0.999])
     alpha_weight_decay: float = 1e-3
     alpha_temperature: float = 1.0
+    alpha_grad_clip: float = 0.0  # max norm of α's gradient (FNA's code: 35); 0 disables clipping
     cost_lambda: float = 0.2
     cost_log_base: float = 10.0
+    # A hard budget for the searched layers in the cost model's unit (250M, 0.25B, 30000000; ms for
+    # latency) or relative to the base network's searched layers (0.7x): α steps steer the expected cost to it (dual ascent on the cost weight, step target_lr)
+    # and the derive never exceeds it (netadapt.search.budget). None: the paper's soft term alone.
+    target: str | float | None = None
+    target_lr: float = 0.5
     seed: int = 0
     workers: int = 2
     checkpoint_every: int = 100
@@ -258,6 +266,14 @@ class SearchConfig:
             raise ConfigError(f"{source}: search.cost_table must be a file name (a string), got {self.cost_table!r}")
         if not isinstance(self.cost_options, Mapping):
             raise ConfigError(f"{source}: search.cost_options must be a mapping, got {self.cost_options!r}")
+        if not isinstance(self.strategy_options, Mapping):
+            raise ConfigError(f"{source}: search.strategy_options must be a mapping, got {self.strategy_options!r}")
+        if self.target is not None:
+            from netadapt.cost import parse_target
+
+            parse_target(self.target, where=f"{source}: search.target")
+        if self.target_lr < 0 or self.alpha_grad_clip < 0:
+            raise ConfigError(f"{source}: search.target_lr and search.alpha_grad_clip must not be negative")
         for name, allowed in {"optimizer": ("rmsprop", "sgd", "adamw"), "lr_schedule": ("cosine", "step"), "anchors": ("fna", "torchvision")}.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{source}: search.{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
