@@ -249,11 +249,15 @@ def load_genotype(path: str | Path) -> Genotype:
     """Read and validate a genotype YAML file."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise GenotypeError(f"{path}: cannot read genotype file: {error.strerror or error}") from None
+    except UnicodeDecodeError as error:
+        raise GenotypeError(f"{path}: not UTF-8 text (bad byte at offset {error.start})") from None
     try:
         data = yaml.safe_load(text)
+    except RecursionError:
+        raise GenotypeError(f"{path}: YAML nested too deeply for a genotype") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         position = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -500,3 +500,11 @@ def test_a_search_with_a_batch_of_one_per_half_is_interrupted_and_resumed(tmp_pa
     records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     assert [record["iteration"] for record in records] == [1, 2, 3]  # one weight step per epoch: 3 images, batch 2
     assert (run / "genotype.yaml").is_file()
+
+
+# 10. A genotype that is not UTF-8 or nests too deeply is one line.
+def test_unreadable_genotypes_are_one_line(tmp_path: Path) -> None:
+    (tmp_path / "latin.yaml").write_bytes("base: mobilenetv2 # caf\xe9\nstages: []\n".encode("latin-1"))
+    one_error_line(netadapt("show", str(tmp_path / "latin.yaml")), "latin.yaml: not UTF-8")
+    (tmp_path / "deep.yaml").write_bytes(b"stages: " + b"[" * 5000 + b"]" * 5000 + b"\n")
+    one_error_line(netadapt("cost", str(tmp_path / "deep.yaml")), "deep.yaml: YAML nested too deeply")
