@@ -508,3 +508,13 @@ def test_unreadable_genotypes_are_one_line(tmp_path: Path) -> None:
     one_error_line(netadapt("show", str(tmp_path / "latin.yaml")), "latin.yaml: not UTF-8")
     (tmp_path / "deep.yaml").write_bytes(b"stages: " + b"[" * 5000 + b"]" * 5000 + b"\n")
     one_error_line(netadapt("cost", str(tmp_path / "deep.yaml")), "deep.yaml: YAML nested too deeply")
+
+
+# 19. A very large annotation file is announced, with its size, before it is read.
+def test_a_large_annotation_file_is_announced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from netadapt.data import coco
+
+    (tmp_path / "big.json").write_text(json.dumps(GT))
+    monkeypatch.setattr(coco, "LARGE_JSON_BYTES", 100)
+    with pytest.warns(NetadaptWarning, match=r"big.json: reading 0.0 GiB of JSON"):
+        assert coco.read_json(tmp_path / "big.json") == GT

@@ -54,10 +54,16 @@ class DataWarning(NetadaptWarning):
     """Annotations were repaired (boxes clipped or dropped); the message gives the counts."""
 
 
+LARGE_JSON_BYTES = 256 * 2**20  # a JSON file this large is announced before it is read
+
+
 def read_json(path: str | os.PathLike[str]) -> Any:
     """Parse a JSON file; any failure is a :class:`DataError` naming the file (and the position)."""
     path = Path(path)
     try:
+        size = path.stat().st_size
+        if size >= LARGE_JSON_BYTES:  # COCO-sized files parse for minutes into several times their size of memory
+            warnings.warn(f"{path}: reading {size / 2**30:.1f} GiB of JSON (needs about {3 * size / 2**30:.0f} GiB of memory)", DataWarning, stacklevel=2)
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as error:
         raise DataError(f"{path}: file not found") from error
