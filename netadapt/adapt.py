@@ -119,9 +119,10 @@ def _search_cost_line(cost: dict[str, Any]) -> str:
     measured = (
         f"measured **{format_cost(cost['measured'], cost['unit'])}** ({cost['measured_how']})" if cost["measured"] is not None else cost["measured_how"]
     )
+    target = f" Target (`search.target`): **{format_cost(cost['target'], cost['unit'])}**." if cost.get("target") is not None else ""
     return (
         f"Cost model **{cost['model']}** ({cost['source']}), for {cost['scope']}: predicted "
-        f"**{format_cost(cost['predicted'], cost['unit'])}** ({cost['predicted_from']}); {measured}."
+        f"**{format_cost(cost['predicted'], cost['unit'])}** ({cost['predicted_from']}); {measured}.{target}"
     )
 
 

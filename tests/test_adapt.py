@@ -41,7 +41,7 @@ def test_adapt_writes_the_report_and_resumes_by_stage(tiny_data: Path, tmp_path:
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(TINY_CONFIG))
     out = tmp_path / "run"
-    result = adapt(tiny_data, out, config, "--json")
+    result = adapt(tiny_data, out, config, "--json", "--target", "0.8x")
     assert result.returncode == 0, result.stderr[-3000:]
 
     report = json.loads((out / "report.json").read_text())
@@ -56,10 +56,10 @@ def test_adapt_writes_the_report_and_resumes_by_stage(tiny_data: Path, tmp_path:
     assert rows["adapted"]["genotype"]["stages"] == derived.to_dict()["stages"]
     assert set(report["hours"]) >= {"search", "final training", "total"}
     assert report["hours"]["total"] >= report["hours"]["search"] + report["hours"]["final training"] - 1e-9
-    assert report["search_cost"]["predicted"] > 0
+    assert 0 < report["search_cost"]["predicted"] <= report["search_cost"]["target"]  # --target reached the search
 
     markdown = (out / "report.md").read_text()
-    assert "## Table 1" in markdown and "## Table 2" in markdown
+    assert "## Table 1" in markdown and "## Table 2" in markdown and "Target (`search.target`)" in markdown
     for stage in ("search", "final training", "total"):
         assert f"| {stage} |" in markdown
     for name in ("search/alpha_history.png", "adapted/model.pth", "base/model.pth"):
@@ -89,3 +89,12 @@ def test_adapt_rejects_a_bad_training_option_before_the_search(tiny_data: Path, 
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1 and "nms_thresh must be a number in (0, 1], got 2.0" in result.stderr, result.stderr
     assert not (tmp_path / "run" / "search").exists()
+
+
+def test_adapt_refuses_an_infeasible_target_before_any_training(tiny_data: Path, tmp_path: Path) -> None:
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(TINY_CONFIG))
+    result = adapt(tiny_data, tmp_path / "run", config, "--target", "0.01x")
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and "below the cheapest network of the search space" in result.stderr, result.stderr
+    assert not (tmp_path / "run").exists()

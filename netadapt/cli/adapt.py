@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -40,7 +39,7 @@ def adapt_command(
 
     is_demo = dataset_is_demo(dataset, data)
     dataset_name = dataset or ("demo" if is_demo else "coco")
-    flags = {"target": json.dumps(target) if target is not None else None}
+    flags = {"target": target}
     search_config = load_run_config(SearchConfig, "search", config_file=config_file, overrides=overrides or [], flags=flags, demo=is_demo)
     train_config = load_run_config(TrainConfig, "train", config_file=config_file, overrides=overrides or [], demo=is_demo)
     splits = resolve_splits(dataset, data)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
@@ -44,8 +43,8 @@ def search_command(
     from netadapt.search.loop import check_search_target
 
     is_demo = dataset_is_demo(dataset, data)
-    flags = {"epochs": epochs, "space": space, "strategy": strategy, "cost_model": cost, "cost_table": json.dumps(str(cost_table)) if cost_table else None,
-             "target": json.dumps(target) if target is not None else None}
+    flags = {"epochs": epochs, "space": space, "strategy": strategy, "cost_model": cost, "cost_table": str(cost_table) if cost_table else None,
+             "target": target}
     config = load_run_config(SearchConfig, "search", config_file=config_file, overrides=overrides or [], flags=flags, demo=is_demo)
     splits = resolve_splits(dataset, data)
     check_search_target(base, config, cache_dir=cache_root() / "cost_tables")  # before the demo base's pretraining

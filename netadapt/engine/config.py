@@ -210,6 +210,7 @@ class SearchConfig:
     batch_size: int = 32
     epochs: int = 24
     alpha_start_epoch: int = 20  # 1-based: α updates from this epoch on
+    repeat: int = 1  # passes over the weight half per epoch (FNA's code: RepeatDataset times=5)
     alpha_fraction: float = 0.5  # share of the training set for α steps (the rest: weight steps)
     split_seed: int = 0
     # Weights: RMSProp, wd 4e-5, warm-up from 0 to lr over 500 iterations, ÷10 at epoch 22 (§1.3).
@@ -243,7 +244,7 @@ class SearchConfig:
     log_every: int = 10
 
     def validate(self, source: str) -> None:
-        for name in ("input_size", "batch_size", "epochs", "lr", "alpha_lr", "alpha_temperature", "checkpoint_every", "log_every", "sample_k"):
+        for name in ("input_size", "batch_size", "epochs", "lr", "alpha_lr", "alpha_temperature", "checkpoint_every", "log_every", "sample_k", "repeat"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{source}: search.{name} must be positive, got {getattr(self, name)}")
         if not 0 < self.alpha_fraction < 1:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -154,9 +153,10 @@ def run_search(
             find_unused_parameters=not getattr(strategy, "uses_all_parameters", False),
         )
 
-    weight_sampler = ResumableBatchSampler(len(weight_half), batch_size=config.batch_size, seed=config.seed, rank=context.rank, world_size=context.world_size)
+    weight_epoch = weight_half * config.repeat  # an epoch: `repeat` passes over the weight half (mmdet's RepeatDataset)
+    weight_sampler = ResumableBatchSampler(len(weight_epoch), batch_size=config.batch_size, seed=config.seed, rank=context.rank, world_size=context.world_size)
     alpha_sampler = ResumableBatchSampler(len(alpha_half), batch_size=config.batch_size, seed=config.seed + 1, rank=context.rank, world_size=context.world_size)
-    weight_loader = _loader(dataset, weight_half, weight_sampler, config)
+    weight_loader = _loader(dataset, weight_epoch, weight_sampler, config)
     alpha_loader = _loader(dataset, alpha_half, alpha_sampler, config)
     iterations_per_epoch = weight_sampler.batches_per_epoch
     total = config.epochs * iterations_per_epoch

@@ -1,0 +1,232 @@
+"""Does the search beat random architectures of the same cost? (Li & Talwalkar 2019; Yu et al., ICLR 2020)
+
+On the demo, at one hard target (default ``0.7x``: 0.7 times the base network's searched-layer MAdds):
+
+- 3 searches (``netadapt search --target``, seeds 0, 1, 2) with the demo's search config;
+- ``--random`` architectures drawn uniformly from the same space under the same target (rejection
+  sampling: one op per searched layer uniformly, kept when the cost table says it meets the target);
+- the base network (MobileNetV2) and, to measure the noise of training itself, one architecture (the
+  base) trained with a second seed.
+
+Every architecture is trained with the same budget (the demo's ``train:`` section: 224², 12 epochs,
+the budget at which the README's base reaches its mAP), its backbone remapped from the same
+demo-pretrained base, and evaluated with COCOeval on a validation split larger than the demo's
+(``--num-val``, default 400 images). Every step is a real ``netadapt`` subprocess; finished steps are
+kept (``OUT/*/result.json``), so a stopped run continues where it was.
+
+    python benchmarks/search_vs_random.py                           # everything, 2 jobs side by side
+    python benchmarks/search_vs_random.py --random 6 --parallel 2 --json results.json
+
+It prints and writes (``OUT/results.json``, and ``--json``) per architecture its MAdds, params, mAP and
+mAP@0.5, mean ± std per group, and the per-layer agreement of the searched genotypes (chance: the mean
+of 1 / candidates over the layers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import torch
+
+from netadapt.bases.pretrain import pretrained_demo_base
+from netadapt.data.demo import generate_demo_dataset
+from netadapt.genotype import Genotype, save_genotype
+from netadapt.search.budget import constrained_choice
+from netadapt.search.cost_table import CostTable
+from netadapt.search.derive import derive_genotype
+from netadapt.search.space import SearchSpace
+from netadapt.search.supernet import SearchedLayer
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO_CONFIG = ROOT / "netadapt" / "configs" / "demo.yaml"
+NETADAPT = shutil.which("netadapt") or "netadapt"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--target", default="0.7x")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="search seeds")
+    parser.add_argument("--random", type=int, default=6, help="random architectures under the target")
+    parser.add_argument("--num-val", type=int, default=400, help="validation images (the demo has 100)")
+    parser.add_argument("--parallel", type=int, default=2, help="netadapt processes side by side, 1 thread each")
+    parser.add_argument("--config", type=Path, default=DEMO_CONFIG, help="search: and train: sections")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], help="passed to every netadapt command")
+    parser.add_argument("--input-size", type=int, default=224, help="the train: section's input size (for the cost column)")
+    parser.add_argument("--out", type=Path, default=Path("runs/search_vs_random"))
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+
+    data = args.out / "data"
+    if not (data / "val.json").is_file():
+        generate_demo_dataset(data, num_train=400, num_val=args.num_val, seed=0)
+    weights = pretrained_demo_base("mobilenetv2")
+    common = ["--data", str(data), "--config", str(args.config), "--quiet", "--json", *itertools.chain(*(("--set", o) for o in args.overrides))]
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+
+    with ThreadPoolExecutor(max_workers=args.parallel) as pool:
+        searches = list(pool.map(lambda seed: _search(seed, args, common, weights, env), args.seeds))
+        first = torch.load(args.out / f"search-{args.seeds[0]}" / "supernet.pth", weights_only=True)
+        space, skeleton, table = SearchSpace(**first["space"]), Genotype.from_dict(first["skeleton"]), CostTable(**first["cost_table"])
+        layers = _layers(skeleton, space)
+        target = json.loads((args.out / f"search-{args.seeds[0]}" / "cost.json").read_text())["target"]
+        genotypes: dict[str, tuple[str, Path]] = {}
+        for seed in args.seeds:
+            genotypes[f"searched-{seed}"] = ("searched", args.out / f"search-{seed}" / "genotype.yaml")
+        rng = random.Random(0)
+        for number in range(args.random):
+            path = args.out / f"random-{number}.yaml"
+            if not path.is_file():
+                ops = _uniform_under(table, layers, target, rng)
+                genotype = derive_genotype(skeleton, layers, ops, space_name=space.name)
+                save_genotype(Genotype(**{**genotype.__dict__, "extra": dict(genotype.extra), "input_size": skeleton.input_size}), path)
+            genotypes[f"random-{number}"] = ("random", path)
+        genotypes["base"] = ("base", ROOT / "examples" / "genotypes" / "mobilenetv2.yaml")
+        runs = [(name, group, path, 0) for name, (group, path) in genotypes.items()] + [("base-seed1", "base (seed 1)", genotypes["base"][1], 1)]
+        trained = list(pool.map(lambda run: _train(*run, args=args, common=common, weights=weights, env=env), runs))
+
+    agreement, chance = _agreement([s["ops"] for s in searches], layers)
+    results = {
+        "target": args.target, "target_value": target, "cost_unit": table.unit, "num_val": args.num_val,
+        "searches": searches, "trained": trained, "groups": _groups(trained),
+        "searched_layer_agreement": agreement, "agreement_by_chance": chance,
+        "base_seed_spread_map": abs(_by_name(trained, "base")["map"] - _by_name(trained, "base-seed1")["map"]),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    text = json.dumps(results, indent=2)
+    (args.out / "results.json").write_text(text)
+    if args.json:
+        args.json.write_text(text)
+    _print(results)
+    return 0
+
+
+def _layers(skeleton: Genotype, space: SearchSpace) -> list[SearchedLayer]:
+    return [
+        SearchedLayer(s, i, "", space.layer_candidates(s, i))
+        for s, stage in enumerate(skeleton.stages) if space.is_searched(s) for i in range(len(stage.ops))
+    ]
+
+
+def _uniform_under(table: CostTable, layers: list[SearchedLayer], target: float, rng: random.Random) -> list[str]:
+    """One op per layer, uniformly, until the table's cost meets the target (uniform over the feasible set)."""
+    for _ in range(1_000_000):
+        ops = [rng.choice([op.name for op in layer.candidates]) for layer in layers]
+        if table.cost_of(ops) <= target:
+            return ops
+    raise RuntimeError(f"no uniform draw met the target {target} in a million tries")
+
+
+def _run(command: list[str], log: Path, env: dict) -> dict:
+    result = subprocess.run(command, capture_output=True, text=True, env=env)
+    log.write_text(result.stderr)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command[:3])} failed ({result.returncode}): {result.stderr.strip().splitlines()[-1:]}")
+    return json.loads(result.stdout)
+
+
+def _search(seed: int, args, common: list[str], weights: Path, env: dict) -> dict:
+    out = args.out / f"search-{seed}"
+    done = out / "result.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    if out.exists():
+        shutil.rmtree(out)
+    summary = _run(
+        [NETADAPT, "search", "--base", "mobilenetv2", "--detector", "ssdlite", "--weights", str(weights), "--target", args.target,
+         "--set", f"search.seed={seed}", "--out", str(out), *common], args.out / f"search-{seed}.log", env,
+    )
+    state = torch.load(out / "supernet.pth", weights_only=True)
+    alphas = [state["alpha"][f"alphas.{i}"] for i in range(len(state["candidates"]))]
+    summary["ops"] = _chosen(out)
+    summary["alpha_top1_by_layer"] = [float(torch.softmax(a, 0).max()) for a in alphas]
+    done.write_text(json.dumps(summary))
+    return summary
+
+
+def _chosen(search_dir: Path) -> list[str]:
+    """The derived op of every searched layer, skips included: the constrained choice over the run's α,
+    cost table and target, as the search derived it (``netadapt.search.derive.choose_ops``)."""
+    state = torch.load(search_dir / "supernet.pth", weights_only=True)
+    target = json.loads((search_dir / "cost.json").read_text())["target"]
+    names = state["candidates"]
+    scores = [torch.log_softmax(state["alpha"][f"alphas.{i}"].double(), 0).tolist() for i in range(len(names))]
+    costs = [[layer[name] for name in layer_names] for layer, layer_names in zip(state["cost_table"]["costs"], names)]
+    return [layer_names[i] for layer_names, i in zip(names, constrained_choice(scores, costs, target))]
+
+
+def _train(name: str, group: str, genotype: Path, seed: int, *, args, common: list[str], weights: Path, env: dict) -> dict:
+    out = args.out / f"train-{name}"
+    done = out / "result.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    if out.exists():
+        shutil.rmtree(out)
+    summary = _run(
+        [NETADAPT, "train", str(genotype), "--weights", str(weights), "--set", f"train.seed={seed}", "--out", str(out), *common],
+        args.out / f"train-{name}.log", env,
+    )
+    cost = _run([NETADAPT, "cost", str(genotype), "--detector", "ssdlite", "--input-size", str(args.input_size), "--num-classes", "7", "--json"],
+                args.out / f"cost-{name}.log", env)
+    result = {
+        "name": name, "group": group, "genotype": str(genotype), "seed": seed,
+        "map": 100 * summary["metrics"]["AP"], "map50": 100 * summary["metrics"]["AP50"],
+        "params": cost.get("params"), "madds": cost.get("madds"), "seconds": summary.get("seconds"),
+    }
+    done.write_text(json.dumps(result))
+    return result
+
+
+def _agreement(choices: list[list[str]], layers: list[SearchedLayer]) -> tuple[float, float]:
+    """Mean over searched layers and pairs of searches of [same op]; chance: mean of 1 / candidates."""
+    pairs = list(itertools.combinations(choices, 2))
+    same = [a[i] == b[i] for a, b in pairs for i in range(len(layers))]
+    return (sum(same) / len(same) if same else float("nan")), statistics.fmean(1 / len(layer.candidates) for layer in layers)
+
+
+def _groups(trained: list[dict]) -> dict[str, dict[str, float]]:
+    groups: dict[str, dict[str, float]] = {}
+    for group in dict.fromkeys(r["group"] for r in trained):
+        rows = [r for r in trained if r["group"] == group]
+        summary = {"count": len(rows)}
+        for key in ("map", "map50", "madds", "params"):
+            values = [r[key] for r in rows if r.get(key) is not None]
+            if values:
+                summary[f"{key}_mean"] = statistics.fmean(values)
+                summary[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+        groups[group] = summary
+    return groups
+
+
+def _by_name(trained: list[dict], name: str) -> dict:
+    return next(r for r in trained if r["name"] == name)
+
+
+def _print(results: dict) -> None:
+    print(f"target {results['target']} = {results['target_value'] / 1e6:.2f}M {results['cost_unit']} (searched layers), "
+          f"val images {results['num_val']}, {results['seconds'] / 60:.0f} min")
+    print(f"{'architecture':<14} {'MAdds':>9} {'params':>8} {'mAP':>6} {'mAP@0.5':>8}")
+    for r in results["trained"]:
+        madds = f"{r['madds'] / 1e6:.1f}M" if r.get("madds") else "-"
+        params = f"{r['params'] / 1e6:.2f}M" if r.get("params") else "-"
+        print(f"{r['name']:<14} {madds:>9} {params:>8} {r['map']:>6.1f} {r['map50']:>8.1f}")
+    for group, g in results["groups"].items():
+        print(f"{group:<14} mAP {g['map_mean']:.1f} ± {g['map_std']:.1f}, mAP@0.5 {g['map50_mean']:.1f} ± {g['map50_std']:.1f} (n={g['count']})")
+    print(f"per-layer agreement of the searched genotypes {results['searched_layer_agreement']:.2f} "
+          f"(chance {results['agreement_by_chance']:.2f}); base trained with 2 seeds differs by {results['base_seed_spread_map']:.1f} mAP")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
