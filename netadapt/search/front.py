@@ -1,0 +1,443 @@
+"""One search, a whole family (DESIGN §1.6): the accuracy-vs-cost front of a finished search.
+
+For each target the exact constrained derive (:func:`~netadapt.search.derive.choose_ops`: Σ log
+softmax(α) maximised subject to Σ table cost ≤ target) picks one op per searched layer. Each
+architecture is then scored with the super network's own weights, inherited and not retrained, as
+SPOS and OFA score sub-networks:
+
+1. the super network runs that path alone (one-hot op weights: each :class:`MixedOp` runs one candidate);
+2. BatchNorm statistics, which the search accumulated under the mixture of paths, are re-estimated
+   for that path on training images of the weight half (``split.json``);
+3. COCOeval scores the detector on the α half of the training set — images the weights never trained
+   on — or on the val split (``evaluate_on="val"``).
+
+This *proxy* mAP is cheap (a few forward passes per point) but is only a proxy:
+``benchmarks/front_proxy.py`` measures how well it ranks architectures against stand-alone training.
+
+A finished search directory holds what is needed: ``supernet.pth`` (base, detector, space, skeleton,
+α, cost table, the detector's weights), ``split.json`` (the two halves' image ids) and the search's
+config (``supernet.pth`` or the final ``last.pth``). The dataset is not recorded: pass the one the
+search ran on (a mismatch of image ids or classes is an error).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from netadapt import plugins
+from netadapt.cost import cost_model_for, format_cost
+from netadapt.data.sources import DataSplit
+from netadapt.engine.config import SearchConfig, section_config
+from netadapt.engine.files import atomic_path, check_output_dir, load_torch_file, write_json_atomic, write_text_atomic
+from netadapt.errors import ConfigError, DataError, PluginError, WeightsError
+from netadapt.genotype import Genotype, genotype_from_data, save_genotype
+from netadapt.search.budget import base_ops, check_target, cost_range, resolve_target
+from netadapt.search.cost_table import CostTable, derived_cost
+from netadapt.search.derive import choose_ops, derive_genotype
+from netadapt.search.space import SearchSpace
+from netadapt.search.supernet import ArchitectureParameters, SearchedLayer
+
+DEFAULT_TARGETS = ("0.5x", "0.6x", "0.7x", "0.8x", "0.9x", "1.0x")
+EVALUATE_ON = ("alpha", "val")
+CSV_FIELDS = ("name", "target_given", "target", "predicted", "measured", "params", "proxy_map", "proxy_map50", "genotype", "ops")
+
+
+@dataclass
+class FinishedSearch:
+    """What a finished ``netadapt search`` directory holds, decoded."""
+
+    directory: Path
+    base: str
+    detector: str
+    space: SearchSpace
+    skeleton: Genotype
+    layers: list[SearchedLayer]  # paths empty: enough to derive (build_supernet gives the real ones)
+    arch: ArchitectureParameters
+    table: CostTable
+    config: SearchConfig
+    detector_state: dict[str, torch.Tensor]
+    weight_image_ids: list[int]
+    alpha_image_ids: list[int]
+    base_ops: list[str] | None  # the ops that make the super network the base network (None: not in the space)
+
+    def genotype(self, ops: list[str]) -> Genotype:
+        """The derived architecture of ``ops`` (one per searched layer), at the search's input size."""
+        genotype = derive_genotype(self.skeleton, self.layers, ops, space_name=self.space.name)
+        return Genotype(**{**genotype.__dict__, "input_size": self.config.input_size})
+
+
+@dataclass
+class FrontPoint:
+    name: str  # point-1, ..., or base
+    target_given: str | None  # as the user wrote it (0.7x, 250M); None for the base network
+    target: float | None  # in the cost model's unit
+    ops: list[str]
+    genotype: Genotype
+    predicted: float = math.nan  # Σ of the chosen ops' table entries
+    measured: float | None = None  # the cost model run on the derived network's searched layers
+    params: int = 0  # the derived detector's parameters (backbone, extras, head; the search's classes)
+    metrics: dict[str, float] = field(default_factory=dict)  # COCOeval of the inherited-weights path
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "target_given": self.target_given, "target": self.target, "predicted": self.predicted,
+            "measured": self.measured, "params": self.params, "proxy_map": 100 * self.metrics["AP"],
+            "proxy_map50": 100 * self.metrics["AP50"], "genotype": f"{self.name}/genotype.yaml", "ops": self.ops,
+            "stages": [stage.to_list() for stage in self.genotype.stages],
+        }
+
+
+@dataclass
+class Front:
+    search: FinishedSearch
+    points: list[FrontPoint]
+    base: FrontPoint | None
+    evaluated_on: str  # a sentence: which images the proxy mAP counts
+    bn_images: int
+    scope: str  # which layers the costs count
+
+    def to_dict(self) -> dict[str, Any]:
+        table = self.search.table
+        return {
+            "search": str(self.search.directory), "base_network": self.search.base, "detector": self.search.detector,
+            "space": self.search.space.name, "cost_model": table.model, "unit": table.unit, "cost_scope": self.scope,
+            "proxy": {
+                "how": "the super network's inherited weights, that path alone (one-hot op weights), BatchNorm statistics "
+                f"re-estimated on {self.bn_images} training images of the weight half; COCO mAP × 100",
+                "evaluated_on": self.evaluated_on,
+            },
+            "base": self.base.to_dict() if self.base is not None else None,
+            "points": [point.to_dict() for point in self.points],
+        }
+
+
+def load_search(search_dir: str | Path) -> FinishedSearch:
+    """Decode a finished search directory; one :class:`ConfigError` (or ``WeightsError``) line when it is not one."""
+    directory = Path(search_dir)
+    supernet_file, split_file = directory / "supernet.pth", directory / "split.json"
+    if not directory.is_dir():
+        raise ConfigError(f"{directory}: no such search directory")
+    if not supernet_file.is_file() or not split_file.is_file():
+        missing = "supernet.pth" if not supernet_file.is_file() else "split.json"
+        raise ConfigError(f"{directory}: not a finished search (no {missing}): run `netadapt search --out {directory}` to its end first")
+    state = load_torch_file(supernet_file, what="search result (supernet.pth)")
+    needed = ("base", "detector", "space", "skeleton", "alpha", "candidates", "cost_table", "detector_state")
+    missing_keys = [key for key in needed if not isinstance(state, dict) or key not in state]
+    if missing_keys:
+        raise WeightsError(f"{supernet_file}: not a netadapt search result (it lacks {', '.join(missing_keys)})")
+    try:
+        split = json.loads(split_file.read_text())
+        weight_ids, alpha_ids = [int(i) for i in split["weight_image_ids"]], [int(i) for i in split["alpha_image_ids"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ConfigError(f"{split_file}: not a search's split (weight_image_ids and alpha_image_ids)") from None
+    space = _search_space(state["space"], source=str(supernet_file))
+    skeleton = genotype_from_data(state["skeleton"], source=f"{supernet_file} (skeleton)")
+    layers = [
+        SearchedLayer(s, i, "", space.layer_candidates(s, i))
+        for s, stage in enumerate(skeleton.stages) if space.is_searched(s) for i in range(len(stage.ops))
+    ]
+    if [[op.name for op in layer.candidates] for layer in layers] != state["candidates"]:
+        raise ConfigError(f"{supernet_file}: search space {space.name!r} no longer gives the candidates the search had (a plugin changed?)")
+    arch = ArchitectureParameters(layers)
+    arch.load_state_dict(state["alpha"])
+    table = CostTable(**state["cost_table"])
+    base_genotype = plugins.bases().get(state["base"]).base_genotype()
+    return FinishedSearch(
+        directory=directory, base=state["base"], detector=state["detector"], space=space, skeleton=skeleton, layers=layers,
+        arch=arch, table=table, config=_search_config(state, directory), detector_state=state["detector_state"],
+        weight_image_ids=weight_ids, alpha_image_ids=alpha_ids, base_ops=base_ops(base_genotype, layers),
+    )
+
+
+def _search_space(data: dict[str, Any], *, source: str) -> SearchSpace:
+    """The space as the search saved it (``asdict``), of the registered space's class when the name is registered
+    (a plugin's space may compute its candidates, as ``fna-mobilenetv3``'s stage styles)."""
+    try:
+        kind = type(plugins.search_spaces().get(data["name"]))
+    except PluginError:
+        kind = SearchSpace  # a space YAML file
+    try:
+        return kind(**data)
+    except TypeError as error:
+        raise WeightsError(f"{source}: the saved search space does not fit {kind.__name__} ({error})") from None
+
+
+def _search_config(state: dict[str, Any], directory: Path) -> SearchConfig:
+    """The search's config: in ``supernet.pth`` if it holds one, else in the final ``last.pth`` (read lazily: mmap)."""
+    values = state.get("config")
+    if values is None and (directory / "last.pth").is_file():
+        try:
+            values = torch.load(directory / "last.pth", map_location="cpu", weights_only=True, mmap=True).get("config")
+        except Exception:  # an unreadable last.pth is reported below as a missing config
+            values = None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{directory}: the search's config is in neither supernet.pth nor last.pth (was last.pth deleted?)")
+    return section_config(SearchConfig, {"search": values}, "search", source=f"{directory} (search config)")
+
+
+def resolve_targets(search: FinishedSearch, targets: Sequence[str] | None = None, points: int | None = None) -> list[tuple[str, float]]:
+    """``(as given, value)`` per target, in the cost model's unit, each checked to be feasible.
+
+    ``targets``: costs as ``search.target`` takes them (``250M``, ``20``) or relative to the base network's
+    searched layers (``0.7x``). ``points``: that many targets evenly spaced from the cheapest network of the
+    space to the base network's cost (1.0x), or to the dearest network when the base is not in the space.
+    Neither: :data:`DEFAULT_TARGETS` (0.5x to 1.0x), or 6 points without a base in the space.
+    """
+    if targets and points is not None:
+        raise ConfigError("--targets and --points: give one of them")
+    costs = [[layer[name] for name in names] for layer, names in zip(search.table.costs, search.arch.candidate_names, strict=True)]
+    if points is None and not targets:
+        if search.base_ops is not None:
+            targets = DEFAULT_TARGETS
+        else:
+            points = 6
+    if points is not None:
+        if points < 2:
+            raise ConfigError(f"--points: at least 2 points span a front, got {points}")
+        low, dearest = cost_range(costs)
+        high = search.table.cost_of(search.base_ops) if search.base_ops is not None else dearest
+        values = [low + (high - low) * i / (points - 1) for i in range(points)]
+        values[-1] = high  # exactly, whatever the rounding of the sum
+        resolved = [(format_cost(value, search.table.unit), value) for value in values]
+    else:
+        resolved = []
+        for given in targets:
+            try:
+                value = resolve_target(given, search.table, search.base_ops)
+            except ConfigError as error:
+                raise ConfigError(str(error).replace("search.target", "--targets", 1)) from None
+            resolved.append((str(given), value))
+    for given, value in resolved:
+        check_target(value, costs, unit=search.table.unit, where=f"--targets {given}")
+    return sorted(resolved, key=lambda item: item[1])
+
+
+def plan_front(search: FinishedSearch, targets: list[tuple[str, float]]) -> list[FrontPoint]:
+    """The constrained derive at every target (no network is run)."""
+    planned = []
+    for number, (given, value) in enumerate(targets, start=1):
+        try:
+            ops = choose_ops(search.arch, search.table, value)
+        except ValueError:  # check_target let it through; a float sum rounded the other way
+            raise ConfigError(f"--targets {given}: no network of the search space meets {format_cost(value, search.table.unit)}") from None
+        planned.append(FrontPoint(f"point-{number}", given, value, ops, search.genotype(ops)))
+    return planned
+
+
+class InheritedScorer:
+    """COCO mAP of one path of the super network with its inherited weights (module docstring, steps 1–3)."""
+
+    def __init__(
+        self, search: FinishedSearch, splits: dict[str, DataSplit], *, evaluate_on: str = "alpha", bn_images: int = 256,
+        batch_size: int = 16, device: torch.device | str = "cpu",
+    ) -> None:
+        from netadapt.detectors.model import build_detector_on, options_from_config
+        from netadapt.search.supernet import build_supernet
+
+        if evaluate_on not in EVALUATE_ON:
+            raise ConfigError(f"--evaluate-on must be one of {', '.join(EVALUATE_ON)}, got {evaluate_on!r}")
+        if bn_images < 1:
+            raise ConfigError(f"--bn-images must be positive, got {bn_images}")
+        config, self.device, self.batch_size = search.config, torch.device(device), batch_size
+        train_set = splits["train"].open(train=False, input_size=config.input_size)
+        self.bn_indices = _indices_of(train_set, search.weight_image_ids, splits["train"])[:bn_images]
+        self.bn_set = train_set
+        if evaluate_on == "alpha":
+            self.eval_set, self.eval_indices = train_set, _indices_of(train_set, search.alpha_image_ids, splits["train"])
+            self.evaluated_on = (
+                f"the α half of the training split ({len(self.eval_indices)} images of {splits['train'].annotations} "
+                "that the super network's weights never trained on)"
+            )
+        else:
+            self.eval_set = splits["val"].open(train=False, input_size=config.input_size)
+            self.eval_indices = list(range(len(self.eval_set)))
+            self.evaluated_on = f"the val split ({len(self.eval_indices)} images of {splits['val'].annotations})"
+        base = plugins.bases().get(search.base)
+        # The skeleton is its own source genotype (skeleton_genotype leaves it as it is); every weight is then
+        # replaced by the search's, so the source's own (random) weights do not matter.
+        self.supernet = build_supernet(search.base, search.space, base.build(search.skeleton), search.skeleton)
+        self.detector = build_detector_on(
+            self.supernet, search.detector, num_classes=train_set.num_classes, input_size=config.input_size,
+            options=options_from_config(search.detector, config),
+        )
+        try:
+            self.detector.load_state_dict(search.detector_state)
+        except RuntimeError:
+            raise DataError(
+                f"{search.directory / 'supernet.pth'}: its detector does not fit {train_set.num_classes - 1} classes of "
+                f"{splits['train'].annotations}: pass the dataset the search ran on (--data)"
+            ) from None
+        self.detector.to(self.device)
+        self.candidates = search.arch.candidate_names
+        self.ground_truth = _coco_subset(self.eval_set.coco, [self.eval_set.image_ids[i] for i in self.eval_indices])
+
+    def set_path(self, ops: list[str]) -> None:
+        """One-hot op weights: every mixed op runs its chosen candidate alone (no gradient, weight exactly 1)."""
+        weights = []
+        for names, op in zip(self.candidates, ops, strict=True):
+            one_hot = torch.zeros(len(names), device=self.device)
+            one_hot[names.index(op)] = 1.0
+            weights.append(one_hot)
+        self.supernet.set_op_weights(weights)
+
+    def score(self, ops: list[str]) -> dict[str, float]:
+        from torch.utils.data import DataLoader, Subset
+
+        from netadapt.data.coco import collate_detection
+        from netadapt.engine.batchnorm import reestimate_batchnorm
+        from netadapt.engine.evaluate import evaluate_coco, run_evaluation
+
+        self.set_path(ops)
+        bn_loader = DataLoader(Subset(self.bn_set, self.bn_indices), batch_size=self.batch_size, collate_fn=collate_detection)
+        reestimate_batchnorm(_DetectorOnBatch(self.detector, self.device), bn_loader)
+        eval_loader = DataLoader(Subset(self.eval_set, self.eval_indices), batch_size=self.batch_size, collate_fn=collate_detection)
+        results = run_evaluation(self.detector, eval_loader, device=self.device, label_to_category_id=self.eval_set.label_to_category_id)
+        return evaluate_coco(self.ground_truth, results)
+
+
+class _DetectorOnBatch(nn.Module):
+    """A detector run on one ``(images, targets)`` batch in train mode (its losses, discarded): BatchNorm
+    re-estimation through the whole detector — backbone, extras, head — whatever the detector plugin."""
+
+    def __init__(self, detector: nn.Module, device: torch.device) -> None:
+        super().__init__()
+        self.detector, self.device = detector, device
+
+    def forward(self, batch: tuple[list[torch.Tensor], list[dict[str, Any]]]) -> None:
+        images, targets = batch
+        images = [image.as_subclass(torch.Tensor).to(self.device) for image in images]
+        targets = [{key: value.to(self.device) if torch.is_tensor(value) else value for key, value in t.items()} for t in targets]
+        self.detector(images, targets)
+
+
+def _indices_of(dataset, image_ids: list[int], split: DataSplit) -> list[int]:
+    position = {image_id: index for index, image_id in enumerate(dataset.image_ids)}
+    missing = [image_id for image_id in image_ids if image_id not in position]
+    if missing:
+        raise DataError(
+            f"{split.annotations} lacks image id {missing[0]} of the search's split.json ({len(missing)} missing): "
+            "pass the dataset the search ran on (--data)"
+        )
+    return [position[image_id] for image_id in image_ids]
+
+
+def _coco_subset(coco, image_ids: list[int]):
+    """A pycocotools COCO of ``image_ids`` alone: COCOeval counts every ground-truth image it is given."""
+    from pycocotools.coco import COCO
+
+    keep = set(image_ids)
+    subset = COCO()
+    subset.dataset = {
+        **{key: value for key, value in coco.dataset.items() if key not in ("images", "annotations")},
+        "images": [image for image in coco.dataset["images"] if image["id"] in keep],
+        "annotations": [annotation for annotation in coco.dataset["annotations"] if annotation["image_id"] in keep],
+    }
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints "creating index..."
+        subset.createIndex()
+    return subset
+
+
+def compute_front(
+    search: FinishedSearch, targets: list[tuple[str, float]], splits: dict[str, DataSplit], *, evaluate_on: str = "alpha",
+    bn_images: int = 256, device: torch.device | str = "cpu", announce: Callable[[FrontPoint], None] | None = None,
+) -> Front:
+    """Every target's architecture (and the base network's, when the space holds it): costs, parameters, proxy mAP.
+
+    A choice of ops met at several targets is scored once.
+    """
+    from netadapt.detectors.model import DetectorSpec, build_detector, options_from_config
+
+    points = plan_front(search, targets)
+    base = None
+    if search.base_ops is not None:
+        base = FrontPoint("base", None, None, search.base_ops, search.genotype(search.base_ops))
+    scorer = InheritedScorer(search, splits, evaluate_on=evaluate_on, bn_images=bn_images, batch_size=search.config.batch_size, device=device)
+    cost_model = cost_model_for(search.config)
+    class_names = scorer.bn_set.class_names
+    scores: dict[tuple[str, ...], dict[str, float]] = {}
+    scope = ""
+    for point in ([base] if base is not None else []) + points:
+        cost = derived_cost(point.genotype, search.table, point.ops, space=search.space, cost_model=cost_model)
+        point.predicted, point.measured, scope = cost.predicted, cost.measured, cost.scope
+        spec = DetectorSpec(search.detector, search.base, point.genotype, class_names, search.config.input_size,
+                            options_from_config(search.detector, search.config))
+        point.params = sum(parameter.numel() for parameter in build_detector(spec).parameters())
+        key = tuple(point.ops)
+        if key not in scores:
+            scores[key] = scorer.score(point.ops)
+        point.metrics = scores[key]
+        if announce is not None:
+            announce(point)
+    return Front(search, points, base, scorer.evaluated_on, len(scorer.bn_indices), scope)
+
+
+def write_front(front: Front, out_dir: str | Path) -> list[Path]:
+    """``front.json``, ``front.csv``, ``front.png`` and ``<point>/genotype.yaml`` per point, each written atomically."""
+    out_dir = check_output_dir(out_dir)
+    rows = ([front.base] if front.base is not None else []) + front.points
+    for point in rows:
+        save_genotype(point.genotype, out_dir / point.name / "genotype.yaml")
+    data = front.to_dict()
+    write_json_atomic(out_dir / "front.json", data)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in ([data["base"]] if data["base"] else []) + data["points"]:
+        writer.writerow(row | {"ops": " ".join(row["ops"])})
+    write_text_atomic(out_dir / "front.csv", buffer.getvalue())
+    draw_front(data, out_dir / "front.png")
+    return [out_dir / name for name in ("front.json", "front.csv", "front.png")] + [out_dir / p.name / "genotype.yaml" for p in rows]
+
+
+def draw_front(data: dict[str, Any], path: str | Path) -> None:
+    """Proxy mAP against the cost of the searched layers: the derived architectures as a line through their points,
+    each labelled with its target(s) and proxy mAP, hollow where another point is cheaper (or as cheap) and better
+    (dominated); the base network as a red star with a dotted line at its cost."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scale, unit = (1e6, f"M {data['unit']}") if data["unit"] == "MAdds" else (1.0, data["unit"])
+    merged: dict[tuple[float, float], list[str]] = {}  # one marker per distinct architecture, its targets joined
+    for p in sorted(data["points"], key=lambda p: (p["predicted"], p["target"])):
+        merged.setdefault((p["predicted"] / scale, p["proxy_map"]), []).append(p["target_given"])
+    figure, axes = plt.subplots(figsize=(7.0, 4.4))
+    xs, ys = zip(*merged)
+    axes.plot(xs, ys, "-", color="#2a6fb0", linewidth=1.2, zorder=1)
+    for (x, y), labels in merged.items():
+        dominated = any(ox <= x and oy > y for ox, oy in merged)
+        axes.scatter([x], [y], s=36, zorder=2, edgecolors="#2a6fb0", facecolors="white" if dominated else "#2a6fb0")
+        axes.annotate(f"{', '.join(labels)}: {y:.1f}", (x, y), textcoords="offset points", xytext=(5, 5), fontsize=7, color="#2a6fb0")
+    handles = [
+        plt.Line2D([], [], color="#2a6fb0", marker="o", label="derived at each target (constrained derive)"),
+        plt.Line2D([], [], color="#2a6fb0", marker="o", markerfacecolor="white", linestyle="", label="dominated (a cheaper point scores higher)"),
+    ]
+    if data["base"] is not None:
+        base = data["base"]
+        axes.axvline(base["predicted"] / scale, color="#c0392b", linestyle=":", linewidth=1)
+        axes.scatter([base["predicted"] / scale], [base["proxy_map"]], marker="*", s=200, color="#c0392b", zorder=3)
+        axes.annotate(f"base: {base['proxy_map']:.1f}", (base["predicted"] / scale, base["proxy_map"]), textcoords="offset points",
+                      xytext=(-8, 8), ha="right", fontsize=7, color="#c0392b")
+        handles.append(plt.Line2D([], [], color="#c0392b", marker="*", markersize=12, linestyle="", label=f"base network ({data['base_network']})"))
+    model = "" if data["cost_model"].lower() == data["unit"].lower() else f", {data['cost_model']}"
+    axes.set_xlabel(f"cost of the searched layers ({unit}{model})")
+    axes.set_ylabel("proxy mAP (%): inherited weights, BN re-estimated")
+    axes.set_title(f"front of {Path(data['search']).name}, proxy mAP on {data['proxy']['evaluated_on'].split(' (')[0]}", fontsize=9, loc="left")
+    axes.grid(alpha=0.3)
+    axes.legend(handles=handles, fontsize=7, loc="best")
+    figure.tight_layout()
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=130)
+    plt.close(figure)
