@@ -1,72 +1,64 @@
-"""Hook specifications of the ``netadapt`` plugin system (DESIGN §2.2).
+"""Hook specifications of the ``netadapt`` plugin system (DESIGN §2.2; docs/writing-a-plugin.md).
 
-Every hook receives a ``register`` callback and calls it once per thing it adds; the core
-builds the callback and rejects a name registered twice with an error naming both plugins.
-Built-in features are plugins too (``netadapt.plugins.DEFAULT_PLUGINS``).
+Every hook receives a ``register`` callback and calls it once per thing it adds:
+``register(name, thing)``. The core builds the callback; it checks ``thing`` against its
+contract in :mod:`netadapt.contracts` (one error line naming the plugin and the missing member)
+and rejects a name registered twice with an error naming both plugins and
+``NETADAPT_DISABLE_PLUGINS``. ``register(name, thing, override=True)`` replaces a name another
+plugin registered before on purpose (built-ins come first); ``netadapt plugins`` shows every
+override. Built-in features are plugins too (``netadapt.plugins.DEFAULT_PLUGINS``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import pluggy
+
+from netadapt import contracts
 
 hookspec = pluggy.HookspecMarker("netadapt")
 hookimpl = pluggy.HookimplMarker("netadapt")
 
 
 @hookspec
-def register_bases(register: Callable[[str, Any], None]) -> None:
-    """Register base networks: ``register(name, base)``.
-
-    ``base`` builds a network from a genotype, gives the base genotype, loads weights
-    (torchvision key format, a path, or ``imagenet``) and exposes feature taps for detectors
-    (see ``netadapt.bases.BaseNetwork``).
-    """
+def register_bases(register: Callable[[str, contracts.BaseNetwork], None]) -> None:
+    """Register base networks: ``register(name, base)``, ``base`` a :class:`~netadapt.contracts.BaseNetwork`
+    whose ``build`` gives a :class:`~netadapt.contracts.Network` (layers, parts and detector taps by path)."""
 
 
 @hookspec
-def register_search_spaces(register: Callable[[str, Any], None]) -> None:
-    """Register search spaces: ``register(name, space)`` — candidate ops, super-network depths,
-    and which layers are searched."""
+def register_search_spaces(register: Callable[[str, contracts.SearchSpace], None]) -> None:
+    """Register search spaces: ``register(name, space)``, a :class:`~netadapt.contracts.SearchSpace`
+    (candidate ops per layer, super-network depths, which stages are searched)."""
 
 
 @hookspec
-def register_cost_models(register: Callable[[str, Any], None]) -> None:
-    """Register cost models: ``register(name, model)``; ``model.measure(module, inputs)`` gives a
-    ``netadapt.cost.Cost`` (total and per module path; see ``netadapt.cost.CostModel``).
-    ``madds`` (fvcore) and ``params`` are built in."""
+def register_cost_models(register: Callable[[str, contracts.CostModel], None]) -> None:
+    """Register cost models: ``register(name, model)``, a :class:`~netadapt.contracts.CostModel` whose
+    ``measure(module, inputs)`` gives a ``netadapt.cost.Cost`` (``madds`` and ``params`` are built in)."""
 
 
 @hookspec
-def register_detectors(register: Callable[[str, Any], None]) -> None:
-    """Register detectors: ``register(name, detector)`` — takes a backbone with taps and gives a
-    detection model."""
+def register_detectors(register: Callable[[str, contracts.Detector], None]) -> None:
+    """Register detectors: ``register(name, detector)``, a :class:`~netadapt.contracts.Detector` that
+    builds a detection model on a network's two taps."""
 
 
 @hookspec
-def register_remap_rules(register: Callable[[type, Any], None]) -> None:
-    """Register parameter-remapping rules: ``register(module_type, rule)``.
-
-    ``rule(source_module, target_module)`` copies the source's tensors into the target in place
-    (DESIGN §1.2); ``netadapt.remap.IGNORE`` marks a type as deliberately left alone. Lookup walks
-    the target's class hierarchy, so the most specific registered type wins. A plugin may override
-    a built-in rule by registering the same type; the override must be declared with
-    ``register(module_type, rule, override=True)``.
-    """
+def register_remap_rules(register: Callable[[type, contracts.RemapRule], None]) -> None:
+    """Register parameter-remapping rules: ``register(module_type, rule)``; ``rule(source, target)`` fills the
+    target module's own tensors from the source's in place (DESIGN §1.2), ``netadapt.remap.IGNORE`` leaves a
+    type alone on purpose. Lookup walks the target's class hierarchy: the most specific type wins."""
 
 
 @hookspec
-def register_strategies(register: Callable[[str, Any], None]) -> None:
-    """Register search strategies: ``register(name, strategy)`` (``darts`` and ``sampled`` built in).
-
-    A strategy gives the op weights of the weight step (``weight_step_weights``, no gradient to α)
-    and of the α step (``alpha_step_weights``, differentiable in α); see ``netadapt.search.darts``.
-    An optional ``for_config(search_config)`` returns the strategy configured for a run.
-    """
+def register_strategies(register: Callable[[str, contracts.Strategy], None]) -> None:
+    """Register search strategies: ``register(name, strategy)``, a :class:`~netadapt.contracts.Strategy`
+    giving the op weights of the weight step and the α step (``darts``, ``sampled``, ``fna`` built in)."""
 
 
 @hookspec
-def register_datasets(register: Callable[[str, Any], None]) -> None:
-    """Register datasets: ``register(name, dataset_factory)`` (``coco`` and ``demo`` built in)."""
+def register_datasets(register: Callable[[str, contracts.Dataset], None]) -> None:
+    """Register datasets: ``register(name, dataset)``, a :class:`~netadapt.contracts.Dataset` giving its
+    COCO-format splits (``coco`` and ``demo`` built in)."""

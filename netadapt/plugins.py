@@ -21,7 +21,7 @@ from typing import Any, Generic, TypeVar
 
 import pluggy
 
-from netadapt import __version__, hookspecs
+from netadapt import __version__, contracts, hookspecs
 from netadapt.errors import PluginError
 
 ENTRY_POINT_GROUP = "netadapt"
@@ -44,13 +44,14 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class PluginInfo:
-    """What ``netadapt plugins`` shows of one plugin."""
+    """What ``netadapt plugins`` shows of one plugin; ``notes`` name its overrides, conflicts and missing members."""
 
     name: str
     version: str
     builtin: bool
     distribution: str
     hooks: tuple[str, ...] = field(default_factory=tuple)
+    notes: tuple[str, ...] = field(default_factory=tuple)
 
 
 class _State:
@@ -92,6 +93,7 @@ def get_plugin_manager() -> pluggy.PluginManager:
 def plugin_infos(*, include_builtins: bool = False) -> list[PluginInfo]:
     """Every registered plugin (external only, unless ``include_builtins``) with its hooks."""
     manager = get_plugin_manager()
+    notes = _notes()
     infos = []
     for name in _ordered_names(manager):
         plugin = manager.get_plugin(name)
@@ -99,25 +101,28 @@ def plugin_infos(*, include_builtins: bool = False) -> list[PluginInfo]:
         if info.builtin and not include_builtins:
             continue
         hooks = tuple(sorted(caller.name for caller in manager.get_hookcallers(plugin) or ()))
-        infos.append(PluginInfo(info.name, info.version, info.builtin, info.distribution, hooks))
+        infos.append(PluginInfo(info.name, info.version, info.builtin, info.distribution, hooks, tuple(notes.get(name, ()))))
     return infos
 
 
 class Registry(Generic[T]):
-    """Name → object, built from one ``register_*`` hook, remembering which plugin gave each."""
+    """Name → object, built from one ``register_*`` hook, remembering which plugin gave each.
 
-    def __init__(self, kind: str) -> None:
+    ``contract`` is the Protocol of :mod:`netadapt.contracts` every object must meet (``None``:
+    remap rules, checked by :func:`_check_rule`).
+    """
+
+    def __init__(self, kind: str, contract: type | None = None) -> None:
         self.kind = kind
+        self.contract = contract
         self._entries: dict[Hashable, tuple[T, str]] = {}
 
     def add(self, key: Hashable, value: T, *, plugin: str, override: bool = False) -> None:
-        if key in self._entries:
-            _, owner = self._entries[key]
-            if not override:
-                raise PluginError(
-                    f"{self.kind} {_display(key)!r} is registered twice: by plugin {owner!r} and by plugin {plugin!r}"
-                    " (pass override=True to replace it on purpose)"
-                )
+        problem = _problem(self.kind, self.contract, key, value)
+        if problem:
+            raise PluginError(f"plugin {plugin!r}: {problem}")
+        if key in self._entries and not override:
+            raise PluginError(_duplicate(self.kind, key, self._entries[key][1], plugin))
         self._entries[key] = (value, plugin)
 
     def get(self, key: Hashable) -> T:
@@ -141,48 +146,114 @@ class Registry(Generic[T]):
         return key in self._entries
 
 
-def bases() -> Registry[Any]:
-    return _collect("register_bases", "base network")
+def bases() -> Registry[contracts.BaseNetwork]:
+    return _collect("register_bases")
 
 
-def remap_rules() -> Registry[Any]:
-    return _collect("register_remap_rules", "remap rule for")
+def remap_rules() -> Registry[contracts.RemapRule]:
+    return _collect("register_remap_rules")
 
 
-def cost_models() -> Registry[Any]:
-    return _collect("register_cost_models", "cost model")
+def cost_models() -> Registry[contracts.CostModel]:
+    return _collect("register_cost_models")
 
 
-def detectors() -> Registry[Any]:
-    return _collect("register_detectors", "detector")
+def detectors() -> Registry[contracts.Detector]:
+    return _collect("register_detectors")
 
 
-def search_spaces() -> Registry[Any]:
-    return _collect("register_search_spaces", "search space")
+def search_spaces() -> Registry[contracts.SearchSpace]:
+    return _collect("register_search_spaces")
 
 
-def strategies() -> Registry[Any]:
-    return _collect("register_strategies", "search strategy")
+def strategies() -> Registry[contracts.Strategy]:
+    return _collect("register_strategies")
 
 
-def datasets() -> Registry[Any]:
-    return _collect("register_datasets", "dataset")
+def datasets() -> Registry[contracts.Dataset]:
+    return _collect("register_datasets")
 
 
-def _collect(hook_name: str, kind: str) -> Registry[Any]:
-    """Call one hook plugin by plugin (built-ins first), so each entry knows its plugin."""
-    manager = get_plugin_manager()
-    registry: Registry[Any] = Registry(kind)
-    implementations = {impl.plugin_name: impl for impl in getattr(manager.hook, hook_name).get_hookimpls()}
-    for name in _ordered_names(manager):
-        implementation = implementations.get(name)
-        if implementation is None:
-            continue
-        register: Callable[..., None] = lambda key, value, override=False, _name=name: registry.add(  # noqa: E731
-            key, value, plugin=_name, override=override
-        )
-        implementation.function(register=register)
+# Hook → (what it registers, the contract of every registered object).
+_HOOKS: dict[str, tuple[str, type | None]] = {
+    "register_bases": ("base network", contracts.BaseNetwork),
+    "register_remap_rules": ("remap rule for", None),
+    "register_cost_models": ("cost model", contracts.CostModel),
+    "register_detectors": ("detector", contracts.Detector),
+    "register_search_spaces": ("search space", contracts.SearchSpace),
+    "register_strategies": ("search strategy", contracts.Strategy),
+    "register_datasets": ("dataset", contracts.Dataset),
+}
+
+
+def _collect(hook_name: str) -> Registry[Any]:
+    """The registry of one hook: each plugin's implementation called in turn (built-ins first), so that
+    every entry knows its plugin; registration checks every entry against its contract."""
+    kind, contract = _HOOKS[hook_name]
+    registry: Registry[Any] = Registry(kind, contract)
+    for name, call in _calls(hook_name):
+        call(lambda key, value, override=False, _name=name: registry.add(key, value, plugin=_name, override=override))
     return registry
+
+
+def _calls(hook_name: str) -> list[tuple[str, Callable[[Callable[..., None]], None]]]:
+    """(plugin name, call) for every plugin implementing ``hook_name``, in plugin order; a call runs that
+    plugin's implementation alone through pluggy (``subset_hook_caller``) with a ``register`` callback."""
+    manager = get_plugin_manager()
+    implementing = {impl.plugin_name for impl in getattr(manager.hook, hook_name).get_hookimpls()}
+    everyone = [plugin for _, plugin in manager.list_name_plugin()]
+    calls = []
+    for name in _ordered_names(manager):
+        if name in implementing:
+            own = manager.get_plugin(name)
+            caller = manager.subset_hook_caller(hook_name, remove_plugins=[plugin for plugin in everyone if plugin is not own])
+            calls.append((name, lambda register, _caller=caller: _caller(register=register)))
+    return calls
+
+
+def _notes() -> dict[str, list[str]]:
+    """Per plugin, what ``netadapt plugins`` says beyond its hooks: a name it overrides (``override=True``), a
+    name another plugin registered before it (a conflict, which every command refuses), a missing member."""
+    notes: dict[str, list[str]] = {}
+    for hook_name, (kind, contract) in _HOOKS.items():
+        owners: dict[Hashable, str] = {}
+        for name, call in _calls(hook_name):
+
+            def record(key: Hashable, value: Any, override: bool = False, _name: str = name) -> None:
+                problem = _problem(kind, contract, key, value)
+                if problem:
+                    notes.setdefault(_name, []).append(problem)
+                if key in owners:
+                    verb = "overrides" if override else "CONFLICT: registers again"
+                    notes.setdefault(_name, []).append(f"{verb} {kind} {_display(key)!r} of plugin {owners[key]!r}")
+                owners[key] = _name
+
+            call(record)
+    return notes
+
+
+def _problem(kind: str, contract: type | None, key: Hashable, value: object) -> str | None:
+    """What ``value`` lacks of its contract, as the rest of one error line; None when it meets it."""
+    if contract is None:  # a remap rule: a module type and a function (or IGNORE)
+        if not isinstance(key, type):
+            return f"a remap rule must be registered for a module type, got {key!r}"
+        if not (callable(value) or value is contracts.IGNORE):
+            return f"{kind} {_display(key)!r} is neither a function rule(source, target) nor netadapt.remap.IGNORE"
+        return None
+    missing = contracts.missing_members(value, contract)
+    if not missing:
+        return None
+    return (
+        f"{kind} {_display(key)!r} has no {', '.join(map(repr, missing))} "
+        f"(required by netadapt.contracts.{contract.__name__}; see {contracts.GUIDE})"
+    )
+
+
+def _duplicate(kind: str, key: Hashable, owner: str, plugin: str) -> str:
+    return (
+        f"{kind} {_display(key)!r} is registered twice: by plugin {owner!r} and by plugin {plugin!r}; "
+        f"set {DISABLE_ENV}={plugin} to skip the second plugin, or register with override=True to replace it on purpose"
+    )
 
 
 def _ordered_names(manager: pluggy.PluginManager) -> list[str]:

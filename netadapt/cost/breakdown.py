@@ -8,6 +8,8 @@ import torch
 from torch import nn
 
 from netadapt import plugins
+from netadapt.contracts import LayerPath, check_network, module_paths
+from netadapt.cost import Cost
 from netadapt.genotype import Genotype
 
 
@@ -60,7 +62,9 @@ def genotype_cost(genotype: Genotype, *, input_size: int | None = None, num_clas
 
 
 def network_cost(network: nn.Module, genotype: Genotype, *, input_size: int, num_classes: int) -> CostBreakdown:
-    """Count ``network`` (built from ``genotype``, exposing ``layer_paths``) on one input image."""
+    """Count ``network`` (a :class:`~netadapt.contracts.Network` built from ``genotype``) on one input image;
+    a layer or part of several modules counts all of them."""
+    check_network(network)
     inputs = (torch.zeros(1, 3, input_size, input_size),)
     params = plugins.cost_models().get("params").measure(network, inputs)
     madds = plugins.cost_models().get("madds").measure(network, inputs)
@@ -72,8 +76,8 @@ def network_cost(network: nn.Module, genotype: Genotype, *, input_size: int, num
             stage_layers.append(
                 PartCost(
                     label=f"stage {s} layer {i}",
-                    params=params.of(path) if path else 0.0,
-                    madds=madds.of(path) if path else 0.0,
+                    params=_of(params, path),
+                    madds=_of(madds, path),
                     stage=s,
                     layer=i,
                     op=op.name,
@@ -95,7 +99,7 @@ def network_cost(network: nn.Module, genotype: Genotype, *, input_size: int, num
                 stride=stage.stride,
             )
         )
-    others = [PartCost(label=label, params=params.of(path), madds=madds.of(path)) for label, path in network.part_paths.items()]
+    others = [PartCost(label=label, params=_of(params, path), madds=_of(madds, path)) for label, path in network.part_paths.items()]
     return CostBreakdown(
         input_size=input_size,
         layers=layers,
@@ -106,3 +110,8 @@ def network_cost(network: nn.Module, genotype: Genotype, *, input_size: int, num
         num_classes=num_classes,
         left_out=madds.left_out,
     )
+
+
+def _of(cost: Cost, path: LayerPath) -> float:
+    """The cost of one layer or part: the sum over its modules (0 for ``skip``)."""
+    return sum(cost.of(module) for module in module_paths(path))

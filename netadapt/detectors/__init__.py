@@ -1,19 +1,7 @@
 """Detectors: the interface a detector plugin provides.
 
-A detector (registered through ``register_detectors``) is an object with:
-
-- ``name`` — its registry name;
-- ``build(backbone, *, num_classes, input_size=320, **options) -> torch.nn.Module`` — a detection
-  model on top of ``backbone``, a network with detector taps (``forward_taps(x)`` and
-  ``tap_channels``, see :mod:`netadapt.bases`). ``num_classes`` counts the background class.
-  Unknown ``options`` and bad values raise ``ValueError`` naming them.
-
-Optional:
-
-- ``options_from_config(config) -> dict`` — the build ``options`` a run config
-  (:class:`~netadapt.engine.config.TrainConfig` or ``SearchConfig``) sets for this detector;
-  ``ssdlite`` takes its anchor scheme from ``anchors``. A detector without it is built with no
-  options from the config (:func:`netadapt.detectors.model.options_from_config`).
+A detector plugin registers a :class:`netadapt.contracts.Detector` (``name``, ``build``; optional
+``options_from_config``, see :class:`netadapt.contracts.DetectorOptions` and docs/writing-a-plugin.md).
 
 The model is a torchvision-style detection model: ``model(images, targets)`` in train mode gives
 a dict of losses, ``model(images)`` in eval mode a list of ``{"boxes", "scores", "labels"}``
@@ -27,15 +15,6 @@ Built in: ``ssdlite`` (:mod:`netadapt.detectors.ssdlite`, torchvision's ``SSD``)
 counted by :func:`netadapt.detectors.cost.detector_cost`.
 """
 
-from __future__ import annotations
+from netadapt.contracts import Detector
 
-from typing import Any, Protocol, runtime_checkable
-
-from torch import nn
-
-
-@runtime_checkable
-class Detector(Protocol):
-    name: str
-
-    def build(self, backbone: nn.Module, *, num_classes: int, input_size: int = 320, **options: Any) -> nn.Module: ...
+__all__ = ["Detector"]

@@ -16,6 +16,8 @@ from numbers import Real
 
 from torch import nn
 
+from netadapt.contracts import Backbone, Network
+
 
 def take_over_body(body: nn.Module, *, classifier: str | None = "classifier") -> list[str]:
     """The names of ``body``'s two detector taps (stride 16 first); its classifier dropped.
@@ -27,7 +29,7 @@ def take_over_body(body: nn.Module, *, classifier: str | None = "classifier") ->
     is replaced by ``nn.Identity`` (if the body has it) — in place, the detector takes the body
     over — so that its parameters are neither trained, counted nor saved.
     """
-    if not callable(getattr(body, "forward_taps", None)) or not isinstance(getattr(body, "tap_channels", None), dict):
+    if not isinstance(body, Backbone) or not isinstance(body.tap_channels, dict):
         raise ValueError(
             f"backbone {type(body).__name__} has no detector taps: it needs forward_taps(x) and a tap_channels dict"
         )
@@ -36,9 +38,12 @@ def take_over_body(body: nn.Module, *, classifier: str | None = "classifier") ->
             f"backbone {type(body).__name__} must expose two taps (strides 16 and 32), got tap_channels={body.tap_channels}"
         )
     if classifier is not None:
-        path = getattr(body, "part_paths", {}).get(classifier, classifier)
-        if isinstance(getattr(body, path, None), nn.Module):
-            setattr(body, path, nn.Identity())
+        path = (body.part_paths if isinstance(body, Network) else {}).get(classifier, classifier)
+        try:
+            body.get_submodule(path)
+        except AttributeError:
+            return list(body.tap_channels)
+        body.set_submodule(path, nn.Identity())
     return list(body.tap_channels)
 
 

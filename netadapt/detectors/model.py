@@ -16,6 +16,7 @@ from typing import Any
 from torch import nn
 
 from netadapt import plugins
+from netadapt.contracts import optional
 from netadapt.engine.files import load_torch_file, save_torch_atomic
 from netadapt.errors import ConfigError, WeightsError
 from netadapt.genotype import Genotype, genotype_from_data
@@ -60,7 +61,7 @@ def options_from_config(detector: str, config: Any) -> dict[str, Any]:
     Those its optional ``options_from_config`` takes from the config (``ssdlite``: ``anchors``),
     then ``config.detector_options`` as given (``--set train.detector_options={...}``).
     """
-    method = getattr(plugins.detectors().get(detector), "options_from_config", None)
+    method = optional(plugins.detectors().get(detector), "options_from_config", None)
     return (dict(method(config)) if method is not None else {}) | dict(config.detector_options)
 
 

@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from torch import nn
 
 from netadapt import plugins
+from netadapt.contracts import IGNORE, Ignore, LayerPath, RemapRule, check_network, module_paths
 from netadapt.errors import RemapError
 
-Rule = Callable[[nn.Module, nn.Module], None]
-
-
-class _Ignore:
-    """Register a module type with this rule to leave its tensors alone on purpose."""
-
-    def __repr__(self) -> str:
-        return "netadapt.remap.IGNORE"
-
-
-IGNORE = _Ignore()
+Rule = RemapRule
 
 
 @dataclass
@@ -31,7 +21,7 @@ class RemapReport:
     ignored: list[str] = field(default_factory=list)
 
 
-def find_rule(rules: plugins.Registry[Rule], module_type: type) -> Rule | _Ignore | None:
+def find_rule(rules: plugins.Registry[Rule], module_type: type) -> Rule | Ignore | None:
     """The rule of the most specific registered class in ``module_type``'s hierarchy."""
     for cls in module_type.__mro__:
         if cls in rules:
@@ -39,11 +29,12 @@ def find_rule(rules: plugins.Registry[Rule], module_type: type) -> Rule | _Ignor
     return None
 
 
-def layer_correspondence(source_paths: list[list[str | None]], target_paths: list[list[str | None]]) -> dict[str, str]:
+def layer_correspondence(source_paths: list[list[LayerPath]], target_paths: list[list[LayerPath]]) -> dict[str, str]:
     """Eq. 1: in every stage, target layer i takes source layer f(i) = min(i, l).
 
     ``l`` is the number of source layers in the stage; ``skip`` layers (``None`` paths) are no
-    layers, so a stage with skips counts only its real blocks.
+    layers, so a stage with skips counts only its real blocks. A layer of several modules takes
+    the source layer's modules one by one, in order.
     """
     if len(source_paths) != len(target_paths):
         raise RemapError(f"source has {len(source_paths)} stages, target has {len(target_paths)}: not the same family")
@@ -54,8 +45,16 @@ def layer_correspondence(source_paths: list[list[str | None]], target_paths: lis
         if targets and not sources:
             raise RemapError(f"stage {number}: the source stage has no layers to copy from")
         for i, path in enumerate(targets):
-            mapping[path] = sources[min(i, len(sources) - 1)]
+            mapping.update(_module_correspondence(path, sources[min(i, len(sources) - 1)], where=f"stage {number}"))
     return mapping
+
+
+def _module_correspondence(target: LayerPath, source: LayerPath, *, where: str) -> dict[str, str]:
+    """Target module path → source module path of one layer or part, several modules taken one by one."""
+    targets, sources = module_paths(target), module_paths(source)
+    if len(targets) != len(sources):
+        raise RemapError(f"{where}: target layer {target!r} has {len(targets)} modules, its source layer {source!r} {len(sources)}")
+    return dict(zip(targets, sources))
 
 
 def remap_network(source: nn.Module, target: nn.Module, *, rules: plugins.Registry[Rule] | None = None) -> RemapReport:
@@ -65,9 +64,13 @@ def remap_network(source: nn.Module, target: nn.Module, *, rules: plugins.Regist
     parameters or buffers needs a rule; a module with none is an error naming its path and type.
     """
     rules = plugins.remap_rules() if rules is None else rules
+    check_network(source), check_network(target)
     correspondence = layer_correspondence(source.layer_paths, target.layer_paths)
     # Parts outside the stages (stem, head conv, classifier) are copied as they are.
-    correspondence.update({path: source.part_paths[label] for label, path in target.part_paths.items()})
+    for label, path in target.part_paths.items():
+        if label not in source.part_paths:
+            raise RemapError(f"target part {label!r} ({path!r}) has no counterpart in the source network's part_paths")
+        correspondence.update(_module_correspondence(path, source.part_paths[label], where=f"part {label!r}"))
     report = RemapReport()
     for path, module in target.named_modules():
         if not _owns_tensors(module):

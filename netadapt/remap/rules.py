@@ -73,17 +73,33 @@ def copy_tensors(source: nn.Module, target: nn.Module) -> None:
             tensor.copy_(remap_tensor(source_tensors[name], tensor.shape))
 
 
+def is_depthwise(conv: nn.Conv2d) -> bool:
+    """A depthwise convolution by its shape: ``groups == in_channels == out_channels`` (more than one channel)."""
+    return conv.groups == conv.in_channels == conv.out_channels > 1
+
+
 def remap_conv(source: nn.Conv2d, target: nn.Conv2d) -> None:
-    """Conv2d: out- and in-channels by selection, kernel by Eq. 2 (also grouped convs with groups kept)."""
+    """Conv2d: out- and in-channels by selection, kernel by Eq. 2 (also grouped convs with groups kept).
+
+    A depthwise conv, recognised by shape on both sides (a plain ``nn.Conv2d(C, C, k, groups=C)``
+    as torchvision builds it), is its own case: :func:`remap_depthwise_conv`.
+    """
+    if is_depthwise(source) and is_depthwise(target):
+        remap_depthwise_conv(source, target)
+        return
     if source.groups != target.groups:
-        raise RemapError(f"conv groups differ: source {source.groups}, target {target.groups}")
+        raise RemapError(
+            f"conv groups differ: source {source.groups} ({source.in_channels}→{source.out_channels} channels), "
+            f"target {target.groups} ({target.in_channels}→{target.out_channels}); a depthwise conv has "
+            "groups == in_channels == out_channels on both sides"
+        )
     copy_tensors(source, target)
 
 
 def remap_depthwise_conv(source: nn.Conv2d, target: nn.Conv2d) -> None:
     """Depthwise Conv2d: channels by selection (weight is C×1×k×k), kernel by Eq. 2, groups follow channels."""
     for role, module in (("source", source), ("target", target)):
-        if not module.groups == module.in_channels == module.out_channels:
+        if not is_depthwise(module):
             raise RemapError(f"{role} is not depthwise (groups={module.groups}, channels={module.in_channels}→{module.out_channels})")
     copy_tensors(source, target)
 
