@@ -1,0 +1,30 @@
+"""The progress line keeps the progress: bar, count, ETA and loss first, a long field on a line of its own."""
+
+from __future__ import annotations
+
+import pytest
+from rich.console import Console
+
+from netadapt.engine.progress import TrainingProgress
+
+ARCH = " ".join(["k3e3", "k5e6", "k7e3", "skip"] * 5)  # a search's twenty searched layers
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_the_bar_line_shows_count_eta_and_loss_first(width: int) -> None:
+    console = Console(width=width, record=True, color_system=None)
+    bar = TrainingProgress(total=400, description="search", console=console)
+    bar.update(200, epoch=1, loss=13.2234, cost="48.24M MAdds", arch=ARCH)
+    console.print(bar.progress)
+    first, second = console.export_text().splitlines()
+    assert first.startswith("search ") and "200/400" in first and "ETA" in first and "loss 13.22" in first
+    assert first.index("200/400") < first.index("ETA") < first.index("loss") < first.index("epoch 1")
+    assert "k3e3" not in first and second.startswith("arch k3e3 k5e6")
+    assert max(len(first), len(second)) <= width
+
+
+def test_a_quiet_bar_draws_nothing() -> None:
+    console = Console(width=80, record=True)
+    with TrainingProgress(total=10, enabled=False, console=console) as bar:
+        bar.update(5, loss=1.0)
+    assert console.export_text() == ""
