@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from netadapt import __version__, plugins
+from netadapt.contracts import optional
 from netadapt.cost import CostModel
 from netadapt.engine.files import write_json_atomic
 from netadapt.genotype import Genotype
@@ -59,7 +60,8 @@ def build_cost_table(
     """Count every candidate on its real input shape (cached under ``cache_dir`` when given and the model allows)."""
     if isinstance(cost_model, str):
         cost_model = plugins.cost_models().get(cost_model)
-    model_key = cost_model.cache_key() if hasattr(cost_model, "cache_key") else ""
+    cache_key = optional(cost_model, "cache_key", None)
+    model_key = cache_key() if cache_key is not None else ""
     owners = _plugin_versions([(plugins.bases(), supernet.base), (plugins.search_spaces(), supernet.space.name), (plugins.cost_models(), cost_model.name)])
     key = hashlib.sha256(
         json.dumps([
@@ -127,10 +129,11 @@ def derived_cost(
     searched = [s + 1 for s in range(len(genotype.stages)) if space.is_searched(s)]
     scope = f"the searched layers (stages {', '.join(map(str, searched))}) of the derived network at {table.input_size}×{table.input_size}, batch 1"
     measured = None
-    if measure and getattr(cost_model, "measures", True):
+    if measure and optional(cost_model, "measures", True):
         network = plugins.bases().get(genotype.base).build(genotype).to(device)
         measured = sum(cost_model.measure(chain, (torch.zeros(shape, device=device),)).total for chain, shape in searched_chains(network, space, table.input_size))
-    source = cost_model.describe() if hasattr(cost_model, "describe") else cost_model.name
+    describe = optional(cost_model, "describe", None)
+    source = describe() if describe is not None else cost_model.name
     return DerivedCost(cost_model.name, cost_model.unit, scope, table.cost_of(best_ops), measured, source)
 
 

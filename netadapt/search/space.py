@@ -21,6 +21,7 @@ from pathlib import Path
 
 import yaml
 
+from netadapt.contracts import optional
 from netadapt.errors import ConfigError
 from netadapt.genotype import SKIP, Genotype, Op, parse_op
 from netadapt.hookspecs import hookimpl
@@ -68,7 +69,7 @@ def default_space_name(base_name: str) -> str:
     the base network's ``default_search_space`` attribute (see :mod:`netadapt.bases`), else ``fna``."""
     from netadapt import plugins
 
-    return getattr(plugins.bases().get(base_name), "default_search_space", FNA_SPACE.name)
+    return optional(plugins.bases().get(base_name), "default_search_space", FNA_SPACE.name)
 
 
 def load_search_space(source: str | Path) -> SearchSpace:

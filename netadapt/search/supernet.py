@@ -28,6 +28,8 @@ import torch
 from torch import nn
 
 from netadapt import plugins
+from netadapt.contracts import GUIDE, TapBlock
+from netadapt.errors import PluginError
 from netadapt.genotype import Genotype, Op
 from netadapt.remap import remap_network
 from netadapt.search.space import SearchSpace
@@ -82,7 +84,7 @@ class MixedOp(nn.Module):
     @property
     def hidden_channels(self) -> int:
         """The widest candidate's expansion width (the stride-16 tap's channels)."""
-        return max(getattr(op, "hidden_channels", 0) for op in self.candidates.values())
+        return max(op.hidden_channels if isinstance(op, TapBlock) else 0 for op in self.candidates.values())
 
     @property
     def op_weights(self) -> torch.Tensor | None:
@@ -246,6 +248,8 @@ def build_supernet(base_name: str, space: SearchSpace, source: nn.Module, source
             continue
         for i in range(len(stage.ops)):
             path = network.layer_paths[s][i]
+            if not isinstance(path, str):
+                raise PluginError(f"base {base_name!r}: stage {s + 1}, layer {i + 1} is the modules {path!r}; a searched layer must be one module ({GUIDE})")
             candidates = space.layer_candidates(s, i)
             mixed = MixedOp({op.name: nn.Identity() if op.is_skip else choices[j].get_submodule(path) for j, op in enumerate(candidates)})
             network.set_submodule(path, mixed)
