@@ -28,3 +28,14 @@ def test_a_quiet_bar_draws_nothing() -> None:
     with TrainingProgress(total=10, enabled=False, console=console) as bar:
         bar.update(5, loss=1.0)
     assert console.export_text() == ""
+
+
+def test_quiet_reaches_the_demo_base_pretraining(monkeypatch: pytest.MonkeyPatch) -> None:
+    from netadapt.bases import pretrain
+    from netadapt.cli import weights
+
+    seen = []
+    monkeypatch.setattr(pretrain, "pretrained_demo_base", lambda base, *, announce, progress: seen.append(progress) or "demo.pth")
+    monkeypatch.setattr(weights, "read_weights", lambda path, *, base_name: path)
+    assert weights.resolve_base_weights(None, base="mobilenetv2", demo=True, progress=False) == "demo.pth"
+    assert seen == [False]

@@ -46,7 +46,7 @@ def adapt_command(
     check_search_target(base, search_config, cache_dir=cache_root() / "cost_tables")  # before any training
     started = time.perf_counter()
     pretraining = is_demo and weights is None and not pretrained_demo_path(base).is_file()
-    base_weights = resolve_base_weights(weights, base=base, demo=is_demo)
+    base_weights = resolve_base_weights(weights, base=base, demo=is_demo, progress=not quiet)
     extra = {"base pretraining on demo crops": (time.perf_counter() - started) / 3600} if pretraining else {}
     report = run_adapt(
         base=base, detector=detector, weights=base_weights, splits=splits, dataset_name=dataset_name,

@@ -48,7 +48,7 @@ def search_command(
     config = load_run_config(SearchConfig, "search", config_file=config_file, overrides=overrides or [], flags=flags, demo=is_demo)
     splits = resolve_splits(dataset, data)
     check_search_target(base, config, cache_dir=cache_root() / "cost_tables")  # before the demo base's pretraining
-    source = resolve_base_weights(weights, base=base, demo=is_demo)
+    source = resolve_base_weights(weights, base=base, demo=is_demo, progress=not quiet)
     result = run_search_job(
         base=base, detector=detector, weights=source, splits=splits, config=config, out_dir=out, resume=resume,
         device=device, progress=not quiet,

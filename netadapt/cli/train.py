@@ -50,7 +50,7 @@ def train_command(
     else:
         genotype = load_genotype(genotype_file) if genotype_file else bases().get(base).base_genotype()
         base = genotype.base if genotype_file else base
-        source = resolve_base_weights(weights, base=base, demo=is_demo)
+        source = resolve_base_weights(weights, base=base, demo=is_demo, progress=not quiet)
     job = TrainJob(genotype, base, detector, source, resolve_splits(dataset, data), config, out)
     result = run_train_job(job, resume=resume, force=force, device=device, progress=not quiet, announce=lambda m: stdout.print(m, markup=False))
     summary = {

@@ -6,8 +6,9 @@ from netadapt.cli.console import stderr, warn
 from netadapt.weights import Weights, read_weights
 
 
-def resolve_base_weights(weights: str | None, *, base: str, demo: bool) -> Weights | None:
-    """``--weights``: a file, ``imagenet`` or ``none``; without it, the demo's pretrained base (demo data) or random."""
+def resolve_base_weights(weights: str | None, *, base: str, demo: bool, progress: bool = True) -> Weights | None:
+    """``--weights``: a file, ``imagenet`` or ``none``; without it, the demo's pretrained base (demo data; its
+    pretraining draws a bar unless ``progress`` is false: ``--quiet``) or random."""
     if weights == "none":
         return None
     if weights is not None:
@@ -15,7 +16,7 @@ def resolve_base_weights(weights: str | None, *, base: str, demo: bool) -> Weigh
     if demo:
         from netadapt.bases.pretrain import pretrained_demo_base
 
-        path = pretrained_demo_base(base, announce=lambda message: stderr.print(message, markup=False))
+        path = pretrained_demo_base(base, announce=lambda message: stderr.print(message, markup=False), progress=progress)
         return read_weights(path, base_name=base)
     warn(f"no --weights given: the {base} backbone starts from RANDOM initialisation (pass --weights FILE or 'imagenet').")
     return None
