@@ -9,7 +9,8 @@ carry a residual connection. Op strings follow the grammar documented in :func:`
 
 A genotype file is YAML with the stage list under ``stages:`` and optional metadata
 (``base:``, ``input_size:``, ``width_mult:``, ``head_channels:``); a file whose top level is the
-bare stage list is accepted too. :func:`load_genotype` validates everything before any network
+bare stage list is accepted too. A file without ``base:`` is built by :data:`DEFAULT_BASE`
+(MobileNetV2, the paper's family), with a warning line that says so. :func:`load_genotype` validates everything before any network
 is built, and every problem is one :class:`~netadapt.errors.GenotypeError` line naming the file
 and the stage/op position.
 """
@@ -18,13 +19,14 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from netadapt.errors import GenotypeError
+from netadapt.errors import GenotypeError, NetadaptWarning
 
 # Bounds that keep a typo (a channel count of 10^9) from allocating anything.
 MAX_CHANNELS = 8192
@@ -34,6 +36,7 @@ MAX_LAYERS_PER_STAGE = 64
 MAX_STAGES = 32
 MAX_INPUT_SIZE = 4096
 ALLOWED_STRIDES = (1, 2)
+DEFAULT_BASE = "mobilenetv2"  # the base network of a genotype that names none
 
 _OP_PATTERN = re.compile(r"k(?P<kernel>\d+)_e(?P<expansion>\d+(?:\.\d{1,2})?)(?P<se>_se)?(?P<hs>_hs)?")
 
@@ -127,14 +130,19 @@ class Stage:
 @dataclass(frozen=True)
 class Genotype:
     """A whole architecture of the MobileNet family (stem → stages → 1×1 head conv); ``base`` names
-    the base network that builds it."""
+    the base network that builds it (:data:`DEFAULT_BASE` when a file names none)."""
 
     stages: tuple[Stage, ...]
-    base: str = "mobilenetv2"
+    base: str = DEFAULT_BASE
     input_size: int = 224
     width_mult: float = 1.0
     head_channels: int = 1280
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)  # further metadata, this genotype's own
+
+    def __post_init__(self) -> None:
+        # A copy: a genotype made from another (``with_ops``, ``dataclasses.replace``) or from a
+        # caller's dict never shares the dict, so adding metadata to one changes no other genotype.
+        object.__setattr__(self, "extra", dict(self.extra))
 
     @property
     def stem_channels(self) -> int:
@@ -201,7 +209,7 @@ def genotype_from_data(data: object, *, source: str = "<genotype>") -> Genotype:
     known = {"base", "input_size", "width_mult", "head_channels"}
     genotype = Genotype(
         stages=stages,
-        base=_field(meta, "base", str, "mobilenetv2", source),
+        base=_field(meta, "base", str, DEFAULT_BASE, source),
         input_size=_field(meta, "input_size", int, 224, source),
         width_mult=float(_field(meta, "width_mult", (int, float), 1.0, source)),
         head_channels=_field(meta, "head_channels", int, 1280, source),
@@ -263,7 +271,10 @@ def load_genotype(path: str | Path) -> Genotype:
         position = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(error, "problem", None) or "invalid YAML"
         raise GenotypeError(f"{path}: malformed YAML{position}: {problem}") from None
-    return genotype_from_data(data, source=str(path))
+    genotype = genotype_from_data(data, source=str(path))
+    if not isinstance(data, dict) or "base" not in data:
+        warnings.warn(f"{path}: names no base network; built by {DEFAULT_BASE} (write 'base: {DEFAULT_BASE}' to say so)", NetadaptWarning, stacklevel=2)
+    return genotype
 
 
 def save_genotype(genotype: Genotype, path: str | Path) -> None:

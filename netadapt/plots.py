@@ -9,14 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch, Rectangle
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.patches import Patch, Rectangle  # noqa: E402
-
-from netadapt.engine.files import atomic_path  # noqa: E402
-from netadapt.genotype import Genotype  # noqa: E402
+from netadapt.engine.files import atomic_path
+from netadapt.genotype import Genotype
 
 KERNEL_COLOURS = {1: "#cccccc", 3: "#7fb3e6", 5: "#f2b35e", 7: "#e2725b", 9: "#9b6fc9"}
 OTHER_KERNEL_COLOUR = "#888888"
@@ -26,7 +23,8 @@ def draw_architecture(genotype: Genotype, path: str | Path, *, title: str = "") 
     """Draw ``genotype`` into a PNG file (written atomically)."""
     layers = [(s, op) for s, stage in enumerate(genotype.stages) for op in stage.ops if not op.is_skip]
     max_expansion = max(op.expansion for _, op in layers)
-    figure, axes = plt.subplots(figsize=(max(6.0, 0.55 * len(layers) + 2), 3.2))
+    figure = Figure(figsize=(max(6.0, 0.55 * len(layers) + 2), 3.2))  # no pyplot: no backend to choose, nothing global
+    axes = figure.subplots()
     x = 0.0
     previous_stage = None
     for stage_index, op in layers:
@@ -53,7 +51,6 @@ def draw_architecture(genotype: Genotype, path: str | Path, *, title: str = "") 
     figure.tight_layout()
     with atomic_path(path) as temporary:
         figure.savefig(temporary, format="png", dpi=150)
-    plt.close(figure)
 
 
 def draw_alpha_history(rows: list[list], path: str | Path) -> None:
@@ -67,7 +64,8 @@ def draw_alpha_history(rows: list[list], path: str | Path) -> None:
         by_layer.setdefault((stage, stage_layer), {}).setdefault(op, []).append((epoch, probability))
     stages = sorted({stage for stage, _ in by_layer})
     columns = max((layer for _, layer in by_layer), default=1)
-    figure, axes = plt.subplots(len(stages) or 1, columns, figsize=(2.4 * columns, 1.8 * max(1, len(stages))), squeeze=False, sharey=True)
+    figure = Figure(figsize=(2.4 * columns, 1.8 * max(1, len(stages))))
+    axes = figure.subplots(len(stages) or 1, columns, squeeze=False, sharey=True)
     for row, stage in enumerate(stages):
         for column in range(columns):
             axis = axes[row][column]
@@ -93,4 +91,3 @@ def draw_alpha_history(rows: list[list], path: str | Path) -> None:
     figure.tight_layout(rect=(0, 0.04, 1, 1))
     with atomic_path(path) as temporary:
         figure.savefig(temporary, format="png", dpi=120)
-    plt.close(figure)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
 
-from netadapt.errors import GenotypeError
-from netadapt.genotype import Op, genotype_from_data, load_genotype, parse_op, save_genotype
+from netadapt.errors import GenotypeError, NetadaptWarning
+from netadapt.genotype import DEFAULT_BASE, Op, genotype_from_data, load_genotype, parse_op, save_genotype
 
 
 def test_paper_list_format_is_read_as_written(paper_yaml: Path) -> None:
@@ -95,3 +96,23 @@ def test_squeeze_excitation_hardswish_and_fractional_expansions() -> None:
     for text, reason in [("k3_e2.345", "unknown op"), ("k3_e6_hs_se", "unknown op"), ("k3_e16.5", "expansion"), ("k3_e6_sq", "unknown op")]:
         with pytest.raises(ValueError, match=reason):
             parse_op(text)
+
+
+def test_a_genotype_owns_its_metadata() -> None:
+    """Genotype is frozen: a genotype made from another never shares its ``extra`` dict (derive adds to it)."""
+    metadata = {"search_space": "fna"}
+    source = genotype_from_data({"stages": [[[32, 16], ["k3_e1"], 1]]} | metadata)
+    derived = source.with_ops([[parse_op("k5_e1")]])
+    derived.extra["super_depths"] = [1]
+    assert source.extra == metadata == {"search_space": "fna"} and derived.extra == {"search_space": "fna", "super_depths": [1]}
+
+
+def test_a_file_without_base_is_mobilenetv2_with_a_warning(tmp_path: Path) -> None:
+    bare, named = tmp_path / "bare.yaml", tmp_path / "named.yaml"
+    bare.write_text("- [[32, 16], [k3_e1], 1]\n")
+    named.write_text("base: mobilenetv2\nstages:\n- [[32, 16], [k3_e1], 1]\n")
+    with pytest.warns(NetadaptWarning, match=f"{bare}: names no base network; built by mobilenetv2"):
+        assert load_genotype(bare).base == DEFAULT_BASE == "mobilenetv2"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_genotype(named)

@@ -26,7 +26,8 @@ from torch import nn
 from torchvision.transforms import v2
 
 from netadapt import plugins
-from netadapt.data.demo import DEMO_CLASSES, GENERATOR_VERSION, cache_root, render_object_crops
+from netadapt.cache import cache_root
+from netadapt.data.demo import DEMO_CLASSES, GENERATOR_VERSION, render_object_crops
 from netadapt.engine.batchnorm import reestimate_batchnorm
 from netadapt.engine.files import save_torch_atomic, write_json_atomic
 from netadapt.engine.progress import TrainingProgress
@@ -194,7 +195,7 @@ def pretrained_demo_base(
     G is :data:`netadapt.data.demo.GENERATOR_VERSION`, R is :data:`RECIPE_VERSION` and S the seed;
     settings other than :data:`DEFAULT_SETTINGS` add a hash of themselves to the name, so they
     never stand in for the demo's. The cache root is that of the demo dataset
-    (:func:`netadapt.data.demo.cache_root`). Beside the weights, ``<same name>.json`` records the
+    (:func:`netadapt.cache.cache_root`). Beside the weights, ``<same name>.json`` records the
     settings and accuracies. ``announce`` (if given) receives one message saying what is
     happening and why: pretraining now, or the cached weights used.
     """

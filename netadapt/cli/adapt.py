@@ -32,7 +32,7 @@ def adapt_command(
     from netadapt.adapt import run_adapt
     from netadapt.bases.pretrain import pretrained_demo_path
     from netadapt.cli.weights import resolve_base_weights
-    from netadapt.data.demo import cache_root
+    from netadapt.cache import cache_root
     from netadapt.engine.config import SearchConfig, TrainConfig, dataset_is_demo, load_run_config
     from netadapt.engine.jobs import resolve_splits
     from netadapt.search.loop import check_search_target

@@ -38,7 +38,7 @@ def search_command(
     from netadapt.cli.weights import resolve_base_weights
     from netadapt.cost import format_cost
     from netadapt.engine.config import SearchConfig, dataset_is_demo, load_run_config
-    from netadapt.data.demo import cache_root
+    from netadapt.cache import cache_root
     from netadapt.engine.jobs import resolve_splits, run_search_job
     from netadapt.search.loop import check_search_target
 

@@ -54,6 +54,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from netadapt.cache import cache_root  # re-exported: plugins import it from here
 from netadapt.errors import DataError
 
 __all__ = [
@@ -425,11 +426,6 @@ def generate_demo_dataset(
         if retired is not None:
             shutil.rmtree(retired, ignore_errors=True)
     return out_dir
-
-
-def cache_root(cache_dir: str | Path | None = None) -> Path:
-    """Where the demo's generated files live: ``cache_dir`` if given, else ``$NETADAPT_CACHE``, else ``~/.cache/netadapt``."""
-    return Path(cache_dir or os.environ.get("NETADAPT_CACHE") or Path.home() / ".cache/netadapt")
 
 
 def demo_dataset_dir(*, cache_dir: str | Path | None = None, seed: int = 0) -> Path:

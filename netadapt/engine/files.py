@@ -9,16 +9,13 @@ writing fails.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
 
 TEMPORARY_GLOB = ".*.tmp"  # what atomic_path's temporary files look like (a killed writer leaves one)
 
@@ -47,7 +44,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     temporary_path = Path(temporary)
     try:
         yield temporary_path
-        os.chmod(temporary_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual file mode
+        os.chmod(temporary_path, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
         os.replace(temporary_path, path)
     except OSError as error:
         raise output_error(path, error) from None
@@ -145,3 +142,12 @@ RESUME_KEYS = {
         "config", "detector", "alpha", "optimizer", "alpha_optimizer", "schedule", "generator", "iteration", "history",
     ),
 }
+
+
+@functools.cache
+def _umask() -> int:
+    """The process's umask, read when a file is first written (``os.umask`` reads it only by setting it;
+    022 in between, so that a file another thread creates meanwhile is not world-writable)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

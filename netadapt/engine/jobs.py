@@ -100,7 +100,7 @@ def run_search_job(
     progress: bool = True,
 ) -> SearchResult | None:
     """Search into ``out_dir``, which the run holds (:func:`~netadapt.engine.rundir.run_directory`)."""
-    from netadapt.data.demo import cache_root
+    from netadapt.cache import cache_root
     from netadapt.search.loop import run_search
 
     if resume:
