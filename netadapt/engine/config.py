@@ -31,9 +31,18 @@ def check_input_size(value: int, where: str) -> None:
         raise ConfigError(f"{where} must be at least {MIN_INPUT_SIZE} pixels (the network reduces it 32-fold), got {value}")
 
 
+AMP_MODES = ("auto", "off", "bf16", "fp16")  # netadapt.engine.precision
+
+
 def check_common(config: Any, source: str, section: str) -> None:
     """Checks shared by train: and search: (numbers that train to NaN or crash torch's optimisers)."""
     where = f"{source}: {section}"
+    if config.amp not in AMP_MODES:
+        raise ConfigError(f"{where}.amp must be one of {', '.join(AMP_MODES)}, got {config.amp!r}")
+    if config.workers != "auto" and (not isinstance(config.workers, int) or config.workers < 0):
+        raise ConfigError(f"{where}.workers must be a number ≥ 0 or auto, got {config.workers!r}")
+    if config.prefetch_factor < 1:
+        raise ConfigError(f"{where}.prefetch_factor must be at least 1, got {config.prefetch_factor}")
     check_input_size(config.input_size, f"{where}.input_size")
     if config.batch_size < 2:
         raise ConfigError(f"{where}.batch_size must be at least 2 (BatchNorm cannot train on one image), got {config.batch_size}")
@@ -71,10 +80,16 @@ class TrainConfig:
     lr_gamma: float = 0.1
     grad_clip: float = 0.0  # max gradient norm; 0 disables clipping
     seed: int = 0
-    workers: int = 2
+    workers: int | str = "auto"  # DataLoader processes; auto: from the cores (netadapt.engine.throughput)
     checkpoint_every: int = 50  # iterations
     log_every: int = 10  # iterations
     eval_batch_size: int = 16
+    # Mixed precision (netadapt.engine.precision): auto (bf16 on a CUDA device that has it, else off), off, bf16, fp16;
+    # eval_amp: the evaluation's, None: as amp.
+    amp: str = "auto"
+    eval_amp: str | None = None
+    channels_last: bool = False  # channels-last memory format (faster convolutions on tensor-core GPUs)
+    prefetch_factor: int = 2  # batches each loader worker prepares ahead
 
     def validate(self, source: str) -> None:
         positive = ("input_size", "batch_size", "epochs", "lr", "checkpoint_every", "log_every", "eval_batch_size")
@@ -85,8 +100,10 @@ class TrainConfig:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{source}: train.{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
-        if self.workers < 0 or self.warmup_iterations < 0 or self.grad_clip < 0:
-            raise ConfigError(f"{source}: train.workers, warmup_iterations and grad_clip must not be negative")
+        if self.warmup_iterations < 0 or self.grad_clip < 0:
+            raise ConfigError(f"{source}: train.warmup_iterations and grad_clip must not be negative")
+        if self.eval_amp is not None and self.eval_amp not in AMP_MODES:
+            raise ConfigError(f"{source}: train.eval_amp must be one of {', '.join(AMP_MODES)} (or null: as train.amp), got {self.eval_amp!r}")
         if not isinstance(self.detector_options, dict):
             raise ConfigError(f"{source}: train.detector_options must be a mapping, got {self.detector_options!r}")
         check_common(self, source, "train")
@@ -239,9 +256,12 @@ class SearchConfig:
     target: str | float | None = None
     target_lr: float = 0.5
     seed: int = 0
-    workers: int = 2
+    workers: int | str = "auto"  # as train.workers
     checkpoint_every: int = 100
     log_every: int = 10
+    amp: str = "auto"  # as train.amp; α's softmax and the cost term stay float32
+    channels_last: bool = False
+    prefetch_factor: int = 2
 
     def validate(self, source: str) -> None:
         for name in ("input_size", "batch_size", "epochs", "lr", "alpha_lr", "alpha_temperature", "checkpoint_every", "log_every", "sample_k", "repeat"):

@@ -27,11 +27,13 @@ from netadapt.engine import distributed
 from netadapt.engine.config import SearchConfig, TrainConfig
 from netadapt.engine.evaluate import evaluate_detector
 from netadapt.engine.files import load_resume_state, save_torch_atomic
+from netadapt.engine.precision import Precision
 from netadapt.engine.progress import TrainingProgress
 from netadapt.engine.resume import check_finite_loss, check_same_classes, check_same_config
 from netadapt.engine.rundir import run_directory
 from netadapt.engine.runlog import RunLog
 from netadapt.engine.signals import interruptible
+from netadapt.engine.throughput import loader_options, prepare_device, to_memory_format
 from netadapt.errors import ConfigError
 from netadapt.engine.sampling import ResumableBatchSampler, SeededSamples
 
@@ -115,6 +117,9 @@ def _train(spec: DetectorSpec, config: TrainConfig, *, train_set, val_set, out_d
     elif init is not None:
         init(model)
     model.to(context.device)
+    precision = Precision(config.amp, context.device)
+    precision.prepare(to_memory_format(model, channels_last=config.channels_last))
+    prepare_device(context.device)
     if context.distributed:
         model = nn.parallel.DistributedDataParallel(model, device_ids=[context.device.index] if context.device.type == "cuda" else None)
 
@@ -132,12 +137,13 @@ def _train(spec: DetectorSpec, config: TrainConfig, *, train_set, val_set, out_d
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
+        precision.load_state_dict(state.get("precision", {}))
         iteration = state["iteration"]
     loader = DataLoader(
         SeededSamples(train_set, seed=config.seed),
         batch_sampler=sampler,
         collate_fn=collate_detection,
-        num_workers=config.workers,
+        **loader_options(config, context.device),
     )
     log = RunLog(out_dir, keep_until=iteration, enabled=context.is_main)
     end = total_iterations if stop_after is None else min(total_iterations, stop_after)
@@ -149,7 +155,7 @@ def _train(spec: DetectorSpec, config: TrainConfig, *, train_set, val_set, out_d
             sampler.set_position(epoch, batch_in_epoch)
             model.train()
             for images, targets in loader:
-                losses = _train_step(model, optimizer, images, targets, config=config, device=context.device, iteration=iteration + 1)
+                losses = _train_step(model, optimizer, images, targets, config=config, device=context.device, iteration=iteration + 1, precision=precision)
                 schedule.step()
                 iteration += 1
                 loss_value = distributed.mean_across_ranks(sum(losses.values()), context)
@@ -158,7 +164,7 @@ def _train(spec: DetectorSpec, config: TrainConfig, *, train_set, val_set, out_d
                     log.write({"iteration": iteration, "epoch": epoch + 1, "lr": schedule.get_last_lr()[0], "loss": loss_value} | losses)
                 if iteration % config.checkpoint_every == 0 or iteration == end or interruption.requested:
                     if context.is_main:
-                        _save_training_state(checkpoint_path, spec, config, model, optimizer, schedule, iteration)
+                        _save_training_state(checkpoint_path, spec, config, model, optimizer, schedule, iteration, precision)
                     distributed.barrier(context)
                 interruption.stop(iteration=iteration, checkpoint=checkpoint_path)
                 if iteration >= end:
@@ -169,9 +175,12 @@ def _train(spec: DetectorSpec, config: TrainConfig, *, train_set, val_set, out_d
         if context.is_main:
             save_detector(out_dir / "model.pth", spec, model)
         if val_set is not None:
-            metrics = evaluate_detector(
-                unwrap(model), val_set, out_dir=out_dir, batch_size=config.eval_batch_size, workers=config.workers, context=context
-            )
+            evaluation = Precision(config.eval_amp or config.amp, context.device)  # as trained, unless train.eval_amp says otherwise
+            with evaluation.autocast():
+                metrics = evaluate_detector(
+                    evaluation.prepare(unwrap(model)), val_set, out_dir=out_dir, batch_size=config.eval_batch_size,
+                    workers=loader_options(config, context.device)["num_workers"], context=context,
+                )
             log.write({"iteration": iteration, "eval": metrics})
     log.close()
     return TrainResult(out_dir, iteration, loss_value, seconds, metrics)
@@ -184,15 +193,16 @@ def batch_to_device(images, targets, device: torch.device) -> tuple[list[torch.T
     return images, targets
 
 
-def _train_step(model, optimizer, images, targets, *, config: TrainConfig, device: torch.device, iteration: int) -> dict[str, float]:
-    loss_dict = model(*batch_to_device(images, targets, device))
+def _train_step(
+    model, optimizer, images, targets, *, config: TrainConfig, device: torch.device, iteration: int, precision: Precision
+) -> dict[str, float]:
+    with precision.autocast():
+        loss_dict = model(*batch_to_device(images, targets, device))
     loss = sum(loss_dict.values())
     check_finite_loss(float(loss.detach()), iteration=iteration)
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    if config.grad_clip > 0:
-        nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-    optimizer.step()
+    precision.backward(loss)
+    precision.step(optimizer, clip_parameters=model.parameters(), clip=config.grad_clip)
     return {name: float(value.detach()) for name, value in loss_dict.items()}
 
 
@@ -207,7 +217,7 @@ def _check_same_run(state: dict, spec: DetectorSpec, config: TrainConfig, path: 
             raise ConfigError(f"{path}: the run started with another {name} ({started[name]!r}, now {now[name]!r}); start a new run to change it")
 
 
-def _save_training_state(path: Path, spec, config, model, optimizer, schedule, iteration: int) -> None:
+def _save_training_state(path: Path, spec, config, model, optimizer, schedule, iteration: int, precision: Precision) -> None:
     state = detector_checkpoint(spec, model)
     state |= {
         "format": TRAIN_FORMAT,
@@ -215,6 +225,7 @@ def _save_training_state(path: Path, spec, config, model, optimizer, schedule, i
         "model": state.pop("state_dict"),
         "optimizer": optimizer.state_dict(),
         "schedule": schedule.state_dict(),
+        "precision": precision.state_dict(),
         "iteration": iteration,
     }
     save_torch_atomic(state, path)
