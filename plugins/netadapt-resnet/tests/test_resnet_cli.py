@@ -38,6 +38,7 @@ def search(base: str, detector: str, data: Path, out: Path, *extra: str) -> subp
 
 
 def test_cost_of_resnet50_retinanet_is_torchvisions_without_the_p3_level() -> None:
+    pytest.importorskip("netadapt_retinanet", reason="the netadapt-retinanet plugin is not installed")
     result = netadapt("cost", str(GENOTYPES / "resnet50.yaml"), "--detector", "retinanet", "--num-classes", "81", "--input-size", "320", "--json")
     assert result.returncode == 0, result.stderr
     reference = torchvision.models.detection.retinanet_resnet50_fpn(weights=None, weights_backbone=None, num_classes=81)
@@ -93,6 +94,7 @@ def test_the_trained_detector_exports_and_passes_the_check(trained: tuple[Path, 
 
 @pytest.mark.slow  # the fna-resnet super network of ResNet-50 (160M parameters) under RetinaNet: about 1-2 min on 2 CPU cores
 def test_resnet50_retinanet_search_in_fna_resnet(tiny_data: Path, tmp_path: Path) -> None:
+    pytest.importorskip("netadapt_retinanet", reason="the netadapt-retinanet plugin is not installed")
     result = search("resnet50", "retinanet", tiny_data, tmp_path / "out")
     assert result.returncode == 0, result.stderr
     genotype = load_genotype(tmp_path / "out" / "genotype.yaml")
