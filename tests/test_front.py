@@ -76,15 +76,15 @@ def test_every_point_meets_its_target_builds_and_costs_rise_with_the_target(fini
     assert (tmp_path / "front" / "front.png").read_bytes()[:4] == b"\x89PNG" and len(paths) == 3 + 4
 
 
-def test_points_span_the_cheapest_network_to_the_base(finished_search: Path) -> None:
+def test_points_span_from_above_the_cheapest_network_to_the_argmax(finished_search: Path) -> None:
     search = load_search(finished_search)
-    targets = resolve_targets(search, points=4)
     cheapest, _ = cost_range([list(layer.values()) for layer in search.table.costs])
-    values = [value for _, value in targets]
-    assert [value for _, value in resolve_targets(search, ["0.5x", "1.0x"])] == [0.5 * values[-1], values[-1]]
-    assert values[0] == cheapest and values[-1] == search.table.cost_of(search.base_ops) and len(values) == 4
-    steps = [b - a for a, b in zip(values, values[1:])]
-    assert max(steps) - min(steps) < 1e-6 * values[-1]
+    argmax = search.table.cost_of(search.arch.best_ops())
+    values = [value for _, value in resolve_targets(search, points=4)]
+    assert len(values) == 4 and values[-1] == argmax
+    steps = [b - a for a, b in zip([cheapest, *values], values)]
+    assert max(steps) - min(steps) < 1e-6 * argmax and steps[0] > 0
+    assert [value for _, value in resolve_targets(search, ["0.5x", "1.0x"])] == [0.5 * search.table.cost_of(search.base_ops), search.table.cost_of(search.base_ops)]
 
 
 def test_the_cli_writes_the_front(finished_search: Path, tiny_data: Path, tmp_path: Path) -> None:
@@ -107,7 +107,7 @@ def test_the_cli_writes_the_front(finished_search: Path, tiny_data: Path, tmp_pa
     (["--targets", "0.01x"], "--targets 0.01x: "),
     (["--targets", "100x"], "above what any network of the search space costs"),
     (["--points", "3", "--targets", "0.5x"], "--targets and --points: give one of them"),
-    (["--points", "1"], "at least 2 points"),
+    (["--points", "0"], "--points must be positive"),
 ])
 def test_bad_budgets_are_one_line_and_nothing_is_written(finished_search: Path, tiny_data: Path, tmp_path: Path, arguments, message) -> None:
     result = CliRunner().invoke(app, ["front", str(finished_search), "--data", str(tiny_data), "--out", str(tmp_path / "never"), *arguments])

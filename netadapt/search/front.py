@@ -9,9 +9,11 @@ SPOS and OFA score sub-networks:
 2. BatchNorm statistics, which the search accumulated under the mixture of paths, are re-estimated
    for that path on training images of the weight half (``split.json``);
 3. COCOeval scores the detector on the α half of the training set — images the weights never trained
-   on — or on the val split (``evaluate_on="val"``).
+   on — or on the val split (``evaluate_on="val"``); the detector's training loss on the same images is
+   kept too (``proxy_loss``): a super network trained briefly (the demo's search) scores every path near
+   mAP 0, where the loss still tells them apart.
 
-This *proxy* mAP is cheap (a few forward passes per point) but is only a proxy:
+This *proxy* is cheap (a few forward passes per point) but is only a proxy:
 ``benchmarks/front_proxy.py`` measures how well it ranks architectures against stand-alone training.
 
 A finished search directory holds what is needed: ``supernet.pth`` (base, detector, space, skeleton,
@@ -48,9 +50,9 @@ from netadapt.search.derive import choose_ops, derive_genotype
 from netadapt.search.space import SearchSpace
 from netadapt.search.supernet import ArchitectureParameters, SearchedLayer
 
-DEFAULT_TARGETS = ("0.5x", "0.6x", "0.7x", "0.8x", "0.9x", "1.0x")
+DEFAULT_POINTS = 6
 EVALUATE_ON = ("alpha", "val")
-CSV_FIELDS = ("name", "target_given", "target", "predicted", "measured", "params", "proxy_map", "proxy_map50", "genotype", "ops")
+CSV_FIELDS = ("name", "target_given", "target", "predicted", "measured", "params", "proxy_map", "proxy_map50", "proxy_loss", "genotype", "ops")
 
 
 @dataclass
@@ -87,13 +89,13 @@ class FrontPoint:
     predicted: float = math.nan  # Σ of the chosen ops' table entries
     measured: float | None = None  # the cost model run on the derived network's searched layers
     params: int = 0  # the derived detector's parameters (backbone, extras, head; the search's classes)
-    metrics: dict[str, float] = field(default_factory=dict)  # COCOeval of the inherited-weights path
+    metrics: dict[str, float] = field(default_factory=dict)  # COCOeval of the inherited-weights path, and its "loss"
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name, "target_given": self.target_given, "target": self.target, "predicted": self.predicted,
             "measured": self.measured, "params": self.params, "proxy_map": 100 * self.metrics["AP"],
-            "proxy_map50": 100 * self.metrics["AP50"], "genotype": f"{self.name}/genotype.yaml", "ops": self.ops,
+            "proxy_map50": 100 * self.metrics["AP50"], "proxy_loss": self.metrics["loss"], "genotype": f"{self.name}/genotype.yaml", "ops": self.ops,
             "stages": [stage.to_list() for stage in self.genotype.stages],
         }
 
@@ -114,7 +116,8 @@ class Front:
             "space": self.search.space.name, "cost_model": table.model, "unit": table.unit, "cost_scope": self.scope,
             "proxy": {
                 "how": "the super network's inherited weights, that path alone (one-hot op weights), BatchNorm statistics "
-                f"re-estimated on {self.bn_images} training images of the weight half; COCO mAP × 100",
+                f"re-estimated on {self.bn_images} training images of the weight half; COCO mAP × 100, and the detector's "
+                "training loss per image (proxy_loss, lower is better; BatchNorm statistics kept)",
                 "evaluated_on": self.evaluated_on,
             },
             "base": self.base.to_dict() if self.base is not None else None,
@@ -187,28 +190,25 @@ def _search_config(state: dict[str, Any], directory: Path) -> SearchConfig:
 
 
 def resolve_targets(search: FinishedSearch, targets: Sequence[str] | None = None, points: int | None = None) -> list[tuple[str, float]]:
-    """``(as given, value)`` per target, in the cost model's unit, each checked to be feasible.
+    """``(as given, value)`` per target, in the cost model's unit, each checked to be feasible, cheapest first.
 
     ``targets``: costs as ``search.target`` takes them (``250M``, ``20``) or relative to the base network's
-    searched layers (``0.7x``). ``points``: that many targets evenly spaced from the cheapest network of the
-    space to the base network's cost (1.0x), or to the dearest network when the base is not in the space.
-    Neither: :data:`DEFAULT_TARGETS` (0.5x to 1.0x), or 6 points without a base in the space.
+    searched layers (``0.7x``). ``points`` (default :data:`DEFAULT_POINTS` when neither is given): that many
+    targets evenly spaced above the cheapest network of the space up to the cost of the unconstrained derive
+    (the argmax of α), which is the last: every target above it gives that same architecture, and the cheapest
+    network itself (one op fits it: skips wherever they may stand) is left out.
     """
     if targets and points is not None:
         raise ConfigError("--targets and --points: give one of them")
     costs = [[layer[name] for name in names] for layer, names in zip(search.table.costs, search.arch.candidate_names, strict=True)]
     if points is None and not targets:
-        if search.base_ops is not None:
-            targets = DEFAULT_TARGETS
-        else:
-            points = 6
+        points = DEFAULT_POINTS
     if points is not None:
-        if points < 2:
-            raise ConfigError(f"--points: at least 2 points span a front, got {points}")
-        low, dearest = cost_range(costs)
-        high = search.table.cost_of(search.base_ops) if search.base_ops is not None else dearest
-        values = [low + (high - low) * i / (points - 1) for i in range(points)]
-        values[-1] = high  # exactly, whatever the rounding of the sum
+        if points < 1:
+            raise ConfigError(f"--points must be positive, got {points}")
+        low, _ = cost_range(costs)
+        high = search.table.cost_of(search.arch.best_ops())
+        values = [low + (high - low) * i / points for i in range(1, points)] + [high]  # the last exactly the argmax's cost
         resolved = [(format_cost(value, search.table.unit), value) for value in values]
     else:
         resolved = []
@@ -303,7 +303,29 @@ class InheritedScorer:
         reestimate_batchnorm(_DetectorOnBatch(self.detector, self.device), bn_loader)
         eval_loader = DataLoader(Subset(self.eval_set, self.eval_indices), batch_size=self.batch_size, collate_fn=collate_detection)
         results = run_evaluation(self.detector, eval_loader, device=self.device, label_to_category_id=self.eval_set.label_to_category_id)
-        return evaluate_coco(self.ground_truth, results)
+        return evaluate_coco(self.ground_truth, results) | {"loss": _mean_loss(self.detector, eval_loader, self.device)}
+
+
+@torch.no_grad()
+def _mean_loss(detector: nn.Module, loader, device: torch.device) -> float:
+    """The detector's training loss (the sum of its losses) per image over ``loader``, BatchNorm in eval mode (its
+    statistics kept). Unlike mAP, which a barely trained detector scores near 0 whatever its path, it still ranks."""
+    from netadapt.engine.batchnorm import BATCH_NORMS
+
+    was_training = detector.training
+    detector.train()  # a torchvision detector gives its losses in train mode only
+    for module in detector.modules():
+        if isinstance(module, BATCH_NORMS):
+            module.eval()
+    total, count = 0.0, 0
+    try:
+        for images, targets in loader:
+            losses = _DetectorOnBatch(detector, device)((images, targets))
+            total += float(sum(losses.values())) * len(images)
+            count += len(images)
+    finally:
+        detector.train(was_training)
+    return total / count
 
 
 class _DetectorOnBatch(nn.Module):
@@ -314,11 +336,11 @@ class _DetectorOnBatch(nn.Module):
         super().__init__()
         self.detector, self.device = detector, device
 
-    def forward(self, batch: tuple[list[torch.Tensor], list[dict[str, Any]]]) -> None:
+    def forward(self, batch: tuple[list[torch.Tensor], list[dict[str, Any]]]) -> dict[str, torch.Tensor]:
         images, targets = batch
         images = [image.as_subclass(torch.Tensor).to(self.device) for image in images]
         targets = [{key: value.to(self.device) if torch.is_tensor(value) else value for key, value in t.items()} for t in targets]
-        self.detector(images, targets)
+        return self.detector(images, targets)
 
 
 def _indices_of(dataset, image_ids: list[int], split: DataSplit) -> list[int]:
@@ -401,42 +423,48 @@ def write_front(front: Front, out_dir: str | Path) -> list[Path]:
 
 
 def draw_front(data: dict[str, Any], path: str | Path) -> None:
-    """Proxy mAP against the cost of the searched layers: the derived architectures as a line through their points,
-    each labelled with its target(s) and proxy mAP, hollow where another point is cheaper (or as cheap) and better
-    (dominated); the base network as a red star with a dotted line at its cost."""
+    """Above, proxy mAP against the cost of the searched layers: the derived architectures as a line through their
+    points, each labelled with its target(s) and proxy mAP, hollow where another point is as cheap or cheaper and
+    scores higher (dominated); the base network as a red star with a dotted line at its cost. Below, the same for
+    the proxy loss (lower is better)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     scale, unit = (1e6, f"M {data['unit']}") if data["unit"] == "MAdds" else (1.0, data["unit"])
-    merged: dict[tuple[float, float], list[str]] = {}  # one marker per distinct architecture, its targets joined
-    for p in sorted(data["points"], key=lambda p: (p["predicted"], p["target"])):
-        merged.setdefault((p["predicted"] / scale, p["proxy_map"]), []).append(p["target_given"])
-    figure, axes = plt.subplots(figsize=(7.0, 4.4))
-    xs, ys = zip(*merged)
-    axes.plot(xs, ys, "-", color="#2a6fb0", linewidth=1.2, zorder=1)
-    for (x, y), labels in merged.items():
-        dominated = any(ox <= x and oy > y for ox, oy in merged)
-        axes.scatter([x], [y], s=36, zorder=2, edgecolors="#2a6fb0", facecolors="white" if dominated else "#2a6fb0")
-        axes.annotate(f"{', '.join(labels)}: {y:.1f}", (x, y), textcoords="offset points", xytext=(5, 5), fontsize=7, color="#2a6fb0")
+    figure, (above, below) = plt.subplots(2, 1, figsize=(7.0, 6.4), sharex=True, height_ratios=(3, 2))
+    for axes, key, better, label in ((above, "proxy_map", 1, "proxy mAP (%)"), (below, "proxy_loss", -1, "proxy loss per image")):
+        merged: dict[tuple[float, float], list[str]] = {}  # one marker per distinct architecture, its targets joined
+        for p in sorted(data["points"], key=lambda p: (p["predicted"], p["target"])):
+            merged.setdefault((p["predicted"] / scale, p[key]), []).append(p["target_given"])
+        xs, ys = zip(*merged)
+        axes.plot(xs, ys, "-", color="#2a6fb0", linewidth=1.2, zorder=1)
+        for (x, y), labels in merged.items():
+            dominated = any(ox <= x and better * (oy - y) > 0 for ox, oy in merged)
+            axes.scatter([x], [y], s=36, zorder=2, edgecolors="#2a6fb0", facecolors="white" if dominated else "#2a6fb0")
+            axes.annotate(f"{', '.join(labels)}: {y:.2f}", (x, y), textcoords="offset points", xytext=(5, 5), fontsize=7, color="#2a6fb0")
+        if data["base"] is not None:
+            base = data["base"]
+            axes.axvline(base["predicted"] / scale, color="#c0392b", linestyle=":", linewidth=1)
+            axes.scatter([base["predicted"] / scale], [base[key]], marker="*", s=200, color="#c0392b", zorder=3)
+            axes.annotate(f"base: {base[key]:.2f}", (base["predicted"] / scale, base[key]), textcoords="offset points",
+                          xytext=(-8, 8), ha="right", fontsize=7, color="#c0392b")
+        axes.set_ylabel(label, fontsize=8)
+        axes.grid(alpha=0.3)
     handles = [
         plt.Line2D([], [], color="#2a6fb0", marker="o", label="derived at each target (constrained derive)"),
-        plt.Line2D([], [], color="#2a6fb0", marker="o", markerfacecolor="white", linestyle="", label="dominated (a cheaper point scores higher)"),
+        plt.Line2D([], [], color="#2a6fb0", marker="o", markerfacecolor="white", linestyle="", label="dominated (a cheaper point scores better)"),
     ]
     if data["base"] is not None:
-        base = data["base"]
-        axes.axvline(base["predicted"] / scale, color="#c0392b", linestyle=":", linewidth=1)
-        axes.scatter([base["predicted"] / scale], [base["proxy_map"]], marker="*", s=200, color="#c0392b", zorder=3)
-        axes.annotate(f"base: {base['proxy_map']:.1f}", (base["predicted"] / scale, base["proxy_map"]), textcoords="offset points",
-                      xytext=(-8, 8), ha="right", fontsize=7, color="#c0392b")
         handles.append(plt.Line2D([], [], color="#c0392b", marker="*", markersize=12, linestyle="", label=f"base network ({data['base_network']})"))
     model = "" if data["cost_model"].lower() == data["unit"].lower() else f", {data['cost_model']}"
-    axes.set_xlabel(f"cost of the searched layers ({unit}{model})")
-    axes.set_ylabel("proxy mAP (%): inherited weights, BN re-estimated")
-    axes.set_title(f"front of {Path(data['search']).name}, proxy mAP on {data['proxy']['evaluated_on'].split(' (')[0]}", fontsize=9, loc="left")
-    axes.grid(alpha=0.3)
-    axes.legend(handles=handles, fontsize=7, loc="best")
+    below.set_xlabel(f"cost of the searched layers ({unit}{model})")
+    above.set_title(
+        f"front of {Path(data['search']).name}: inherited weights, BN re-estimated, on {data['proxy']['evaluated_on'].split(' (')[0]}",
+        fontsize=9, loc="left",
+    )
+    above.legend(handles=handles, fontsize=7, loc="best")
     figure.tight_layout()
     with atomic_path(path) as temporary:
         figure.savefig(temporary, format="png", dpi=130)

@@ -1,0 +1,169 @@
+"""Does the front's proxy rank architectures as training them does? (DESIGN §1.6: check it, do not assume it)
+
+From one finished search (``SEARCH_DIR``, on the demo by default):
+
+1. ``netadapt front SEARCH_DIR --targets ...`` derives one architecture per target with the exact
+   constrained derive and scores it with the super network's inherited weights (proxy mAP: the path
+   alone, BatchNorm re-estimated, COCO mAP on the α half of the training split);
+2. every distinct architecture of the front, and the base network, is trained stand-alone with one
+   budget (``netadapt train`` with the config's ``train:`` section — the demo's by default — its backbone
+   remapped from the demo-pretrained base) and evaluated on the val split;
+3. Kendall's τ-b and Spearman's ρ between each proxy (mAP, and minus the loss) and trained mAP, over those
+   architectures (scipy is not needed: both are a few lines here, checked against scipy's documented examples).
+
+Every step is a real ``netadapt`` subprocess; finished steps are kept (``OUT/front/front.json``,
+``OUT/train-*/result.json``) and an interrupted training resumes, so a stopped run continues where
+it was. A point whose architecture another point already has is trained once.
+
+    python benchmarks/front_proxy.py runs/search                           # the demo's budget: 224², 12 epochs
+    python benchmarks/front_proxy.py runs/search --set train.epochs=6 --set train.input_size=160 --parallel 2
+
+It prints and writes (``OUT/results.json``, and ``--json``) per architecture its target, cost,
+params, proxy mAP and loss, trained mAP, and the rank correlations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from search_vs_random import _run  # a netadapt subprocess: its stderr logged, its --json output returned
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO_CONFIG = ROOT / "netadapt" / "configs" / "demo.yaml"
+NETADAPT = shutil.which("netadapt") or "netadapt"
+
+
+def kendall_tau(x: list[float], y: list[float]) -> float:
+    """Kendall's τ-b: Σ_{i<j} sign(Δx)·sign(Δy) / √(pairs not tied in x · pairs not tied in y)."""
+    pairs = list(itertools.combinations(range(len(x)), 2))
+    sign = lambda v: (v > 0) - (v < 0)  # noqa: E731
+    score = sum(sign(x[i] - x[j]) * sign(y[i] - y[j]) for i, j in pairs)
+    untied_x = sum(x[i] != x[j] for i, j in pairs)
+    untied_y = sum(y[i] != y[j] for i, j in pairs)
+    return score / math.sqrt(untied_x * untied_y) if untied_x and untied_y else math.nan
+
+
+def spearman_rho(x: list[float], y: list[float]) -> float:
+    """Spearman's ρ: Pearson's correlation of the ranks (ties get their average rank)."""
+    rx, ry = _ranks(x), _ranks(y)
+    mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
+    covariance = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
+    spread = math.sqrt(sum((a - mx) ** 2 for a in rx) * sum((b - my) ** 2 for b in ry))
+    return covariance / spread if spread else math.nan
+
+
+def _ranks(values: list[float]) -> list[float]:
+    order = sorted(range(len(values)), key=values.__getitem__)
+    ranks = [0.0] * len(values)
+    start = 0
+    while start < len(order):
+        end = start
+        while end + 1 < len(order) and values[order[end + 1]] == values[order[start]]:
+            end += 1
+        for k in range(start, end + 1):
+            ranks[order[k]] = (start + end) / 2 + 1
+        start = end + 1
+    return ranks
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("search_dir", type=Path, help="a finished netadapt search")
+    parser.add_argument("--points", type=int, default=5, help="netadapt front --points (from the cheapest network to the argmax)")
+    parser.add_argument("--targets", default=None, help="netadapt front --targets instead of --points")
+    parser.add_argument("--evaluate-on", default="alpha", choices=("alpha", "val"), help="the proxy's images")
+    parser.add_argument("--data", type=Path, default=None, help="the search's dataset [default: the demo]")
+    parser.add_argument("--config", type=Path, default=DEMO_CONFIG, help="its train: section is the training budget")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], help="passed to netadapt train (train.epochs=6)")
+    parser.add_argument("--parallel", type=int, default=1, help="trainings side by side, 1 thread each")
+    parser.add_argument("--out", type=Path, default=Path("runs/front_proxy"))
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    data = ["--data", str(args.data)] if args.data else []
+
+    front_file = args.out / "front" / "front.json"
+    if not front_file.is_file():
+        budgets = ["--targets", args.targets] if args.targets else ["--points", str(args.points)]
+        _run([NETADAPT, "front", str(args.search_dir), *budgets, "--evaluate-on", args.evaluate_on, *data,
+              "--out", str(args.out / "front"), "--json"], args.out / "front.log", env)
+    front = json.loads(front_file.read_text())
+
+    from netadapt.bases.pretrain import pretrained_demo_base
+
+    weights = pretrained_demo_base(front["base_network"], announce=None)
+    architectures: dict[tuple[str, ...], dict] = {}  # ops → the first point that has them, and its targets
+    for point in ([front["base"]] if front["base"] else []) + front["points"]:
+        entry = architectures.setdefault(tuple(point["ops"]), point | {"targets": []})
+        entry["targets"].append(point["target_given"] or "base")
+    common = ["--config", str(args.config), *data, *itertools.chain(*(("--set", o) for o in args.overrides)), "--quiet", "--json"]
+    with ThreadPoolExecutor(max_workers=args.parallel) as pool:
+        trained = list(pool.map(lambda point: _train(point, args, common, weights, env), architectures.values()))
+
+    real = [row["trained_map"] for row in trained]
+    correlations = {
+        f"{statistic.__name__}_{proxy}": statistic([sign * row[proxy] for row in trained], real)
+        for statistic in (kendall_tau, spearman_rho) for proxy, sign in (("proxy_map", 1), ("proxy_loss", -1))
+    }
+    results = {
+        "search": str(args.search_dir), "front": str(front_file), "proxy": front["proxy"], "unit": front["unit"],
+        "training": {"config": str(args.config), "overrides": args.overrides, "weights": str(weights), "evaluated_on": "the val split"},
+        "architectures": trained,
+        "correlations_with_trained_map": correlations,  # proxy_loss: of minus the loss (lower loss, better)
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    text = json.dumps(results, indent=2)
+    (args.out / "results.json").write_text(text)
+    if args.json:
+        args.json.write_text(text)
+    _print(results)
+    return 0
+
+
+def _train(point: dict, args, common: list[str], weights: Path, env: dict) -> dict:
+    out = args.out / f"train-{point['name']}"
+    done = out / "result.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    resume = ["--resume"] if (out / "last.pth").is_file() else []
+    if out.exists() and not resume:
+        shutil.rmtree(out)
+    genotype = args.out / "front" / point["genotype"]
+    summary = _run([NETADAPT, "train", str(genotype), "--weights", str(weights), "--out", str(out), *resume, *common],
+                   args.out / f"train-{point['name']}.log", env)
+    result = {
+        "name": point["name"], "targets": point["targets"], "target": point["target"], "predicted": point["predicted"],
+        "measured": point["measured"], "params": point["params"], "proxy_map": point["proxy_map"], "proxy_map50": point["proxy_map50"],
+        "proxy_loss": point["proxy_loss"],
+        "trained_map": 100 * summary["metrics"]["AP"], "trained_map50": 100 * summary["metrics"]["AP50"],
+        "train_seconds": summary.get("seconds"), "genotype": str(genotype), "ops": point["ops"],
+    }
+    done.write_text(json.dumps(result))
+    return result
+
+
+def _print(results: dict) -> None:
+    scale = 1e6 if results["unit"] == "MAdds" else 1.0
+    print(f"{'architecture':<12} {'targets':<28} {'cost':>9} {'params':>8} {'proxy mAP':>10} {'proxy loss':>11} {'trained mAP':>12} {'(mAP@0.5)':>10}")
+    for row in sorted(results["architectures"], key=lambda r: r["predicted"]):
+        print(f"{row['name']:<12} {','.join(row['targets']):<28} {row['predicted'] / scale:>8.2f}M {row['params'] / 1e6:>7.2f}M "
+              f"{row['proxy_map']:>10.2f} {row['proxy_loss']:>11.3f} {row['trained_map']:>12.2f} {row['trained_map50']:>10.2f}")
+    c = results["correlations_with_trained_map"]
+    print(f"Against trained mAP over {len(results['architectures'])} architectures: proxy mAP τ-b {c['kendall_tau_proxy_map']:.3f}, "
+          f"ρ {c['spearman_rho_proxy_map']:.3f}; proxy loss (lower better) τ-b {c['kendall_tau_proxy_loss']:.3f}, ρ {c['spearman_rho_proxy_loss']:.3f}. "
+          f"Proxy on {results['proxy']['evaluated_on']}; {results['seconds']:.0f} s")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
