@@ -65,7 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--input-size", type=int, default=224, help="the train: section's input size (for the cost column)")
     parser.add_argument("--out", type=Path, default=Path("runs/search_vs_random"))
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--summary", action="store_true", help="only summarise the steps finished so far")
     args = parser.parse_args(argv)
+    if args.summary:
+        return _summary_of_finished(args)
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
 
@@ -94,22 +97,57 @@ def main(argv: list[str] | None = None) -> int:
                 save_genotype(Genotype(**{**genotype.__dict__, "extra": dict(genotype.extra), "input_size": skeleton.input_size}), path)
             genotypes[f"random-{number}"] = ("random", path)
         genotypes["base"] = ("base", ROOT / "examples" / "genotypes" / "mobilenetv2.yaml")
-        runs = [(name, group, path, 0) for name, (group, path) in genotypes.items()] + [("base-seed1", "base (seed 1)", genotypes["base"][1], 1)]
+        runs = _interleaved(genotypes) + [("base-seed1", "base (seed 1)", genotypes["base"][1], 1)]
         trained = list(pool.map(lambda run: _train(*run, args=args, common=common, weights=weights, env=env), runs))
 
-    agreement, chance = _agreement([s["ops"] for s in searches], layers)
-    results = {
-        "target": args.target, "target_value": target, "cost_unit": table.unit, "num_val": args.num_val,
-        "searches": searches, "trained": trained, "groups": _groups(trained),
-        "searched_layer_agreement": agreement, "agreement_by_chance": chance,
-        "base_seed_spread_map": abs(_by_name(trained, "base")["map"] - _by_name(trained, "base-seed1")["map"]),
-        "seconds": round(time.perf_counter() - started, 1),
-    }
+    results = _results(args, searches, trained, layers, table, target, started)
+    _write(results, args)
+    return 0
+
+
+def _write(results: dict, args) -> None:
     text = json.dumps(results, indent=2)
     (args.out / "results.json").write_text(text)
     if args.json:
         args.json.write_text(text)
     _print(results)
+
+
+def _results(args, searches: list[dict], trained: list[dict], layers: list[SearchedLayer], table: CostTable, target: float, started: float) -> dict:
+    agreement, chance = _agreement([s["ops"] for s in searches], layers)
+    names = {r["name"] for r in trained}
+    return {
+        "target": args.target, "target_value": target, "cost_unit": table.unit, "num_val": args.num_val,
+        "searches": searches, "trained": trained, "groups": _groups(trained),
+        "searched_layer_agreement": agreement, "agreement_by_chance": chance,
+        "base_seed_spread_map": abs(_by_name(trained, "base")["map"] - _by_name(trained, "base-seed1")["map"])
+        if {"base", "base-seed1"} <= names else None,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def _interleaved(genotypes: dict[str, tuple[str, Path]]) -> list[tuple[str, str, Path, int]]:
+    """Base first, then searched and random alternately, so that a run stopped early compares like with like."""
+    by_group: dict[str, list[tuple[str, str, Path, int]]] = {}
+    for name, (group, path) in genotypes.items():
+        by_group.setdefault(group, []).append((name, group, path, 0))
+    order = by_group.pop("base")
+    for pair in itertools.zip_longest(by_group.get("searched", []), by_group.get("random", [])):
+        order += [run for run in pair if run is not None]
+    return order
+
+
+def _summary_of_finished(args) -> int:
+    """``--summary``: the results of the steps finished so far (a run still going, or stopped)."""
+    searches = [json.loads(p.read_text()) for p in sorted(args.out.glob("search-*/result.json"))]
+    trained = [json.loads(p.read_text()) for p in sorted(args.out.glob("train-*/result.json"))]
+    first = torch.load(sorted(args.out.glob("search-*/supernet.pth"))[0], weights_only=True)
+    space, skeleton, table = SearchSpace(**first["space"]), Genotype.from_dict(first["skeleton"]), CostTable(**first["cost_table"])
+    target = json.loads(sorted(args.out.glob("search-*/cost.json"))[0].read_text())["target"]
+    results = _results(args, searches, trained, _layers(skeleton, space), table, target, time.perf_counter())
+    results["seconds"] = None
+    results["partial"] = True
+    _write(results, args)
     return 0
 
 
@@ -215,8 +253,9 @@ def _by_name(trained: list[dict], name: str) -> dict:
 
 
 def _print(results: dict) -> None:
+    took = f"{results['seconds'] / 60:.0f} min" if results["seconds"] is not None else "partial: the steps finished so far"
     print(f"target {results['target']} = {results['target_value'] / 1e6:.2f}M {results['cost_unit']} (searched layers), "
-          f"val images {results['num_val']}, {results['seconds'] / 60:.0f} min")
+          f"val images {results['num_val']}, {took}")
     print(f"{'architecture':<14} {'MAdds':>9} {'params':>8} {'mAP':>6} {'mAP@0.5':>8}")
     for r in results["trained"]:
         madds = f"{r['madds'] / 1e6:.1f}M" if r.get("madds") else "-"
@@ -224,8 +263,10 @@ def _print(results: dict) -> None:
         print(f"{r['name']:<14} {madds:>9} {params:>8} {r['map']:>6.1f} {r['map50']:>8.1f}")
     for group, g in results["groups"].items():
         print(f"{group:<14} mAP {g['map_mean']:.1f} ± {g['map_std']:.1f}, mAP@0.5 {g['map50_mean']:.1f} ± {g['map50_std']:.1f} (n={g['count']})")
+    spread = results["base_seed_spread_map"]
     print(f"per-layer agreement of the searched genotypes {results['searched_layer_agreement']:.2f} "
-          f"(chance {results['agreement_by_chance']:.2f}); base trained with 2 seeds differs by {results['base_seed_spread_map']:.1f} mAP")
+          f"(chance {results['agreement_by_chance']:.2f}); base trained with 2 seeds differs by "
+          + (f"{spread:.1f} mAP" if spread is not None else "(not measured yet)"))
 
 
 if __name__ == "__main__":

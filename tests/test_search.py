@@ -77,6 +77,12 @@ def test_a_cost_term_that_dominates_derives_cheap_ops_in_every_layer(tiny_data: 
     split = json.loads((tmp_path / "cheap" / "split.json").read_text())
     assert not set(split["weight_image_ids"]) & set(split["alpha_image_ids"])
     assert len(split["weight_image_ids"]) + len(split["alpha_image_ids"]) == 16
+    # The finished run can be resumed: running into it again needs --resume or --force.
+    again = search(tiny_data, tmp_path / "cheap", *_flags(cost_lambda=2000.0))
+    assert again.returncode == 2 and "--resume" in again.stderr and "--force" in again.stderr, again.stderr
+    forced = search(tiny_data, tmp_path / "cheap", *_flags(epochs=1), "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert len((tmp_path / "cheap" / "alpha_history.csv").read_text().splitlines()) == 1 + 20 * 6 + 15
 
 
 def test_a_target_bounds_the_derived_network_predicted_and_measured(tiny_data: Path, tmp_path: Path) -> None:

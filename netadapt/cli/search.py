@@ -30,6 +30,7 @@ def search_command(
     epochs: int = typer.Option(None, "--epochs", help="Override search.epochs."),
     out: Path = typer.Option(Path("runs/search"), "--out", help="Run directory."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last.pth."),
+    force: bool = typer.Option(False, "--force", help="Start over in an OUT that holds a resumable run (its last.pth is deleted)."),
     device: str = options.DEVICE,
     quiet: bool = options.QUIET,
     json_: bool = options.JSON,
@@ -50,7 +51,7 @@ def search_command(
     check_search_target(base, config, cache_dir=cache_root() / "cost_tables")  # before the demo base's pretraining
     source = resolve_base_weights(weights, base=base, demo=is_demo, progress=not quiet)
     result = run_search_job(
-        base=base, detector=detector, weights=source, splits=splits, config=config, out_dir=out, resume=resume,
+        base=base, detector=detector, weights=source, splits=splits, config=config, out_dir=out, resume=resume, force=force,
         device=device, progress=not quiet,
     )
     summary = {

@@ -251,10 +251,11 @@ class SearchConfig:
     cost_lambda: float = 0.2
     cost_log_base: float = 10.0
     # A hard budget for the searched layers in the cost model's unit (250M, 0.25B, 30000000; ms for
-    # latency) or relative to the base network's searched layers (0.7x): α steps steer the expected cost to it (dual ascent on the cost weight, step target_lr)
-    # and the derive never exceeds it (netadapt.search.budget). None: the paper's soft term alone.
+    # latency) or relative to the base network's searched layers (0.7x): α steps steer the expected
+    # cost to it (target_weight · |ln(C / target)|, TuNAS's absolute reward) and the derive never
+    # exceeds it (netadapt.search.budget). None: the paper's soft term λ · log_τ C alone.
     target: str | float | None = None
-    target_lr: float = 0.5
+    target_weight: float = 1.0
     seed: int = 0
     workers: int | str = "auto"  # as train.workers
     checkpoint_every: int = 100
@@ -293,8 +294,8 @@ class SearchConfig:
             from netadapt.cost import parse_target
 
             parse_target(self.target, where=f"{source}: search.target")
-        if self.target_lr < 0 or self.alpha_grad_clip < 0:
-            raise ConfigError(f"{source}: search.target_lr and search.alpha_grad_clip must not be negative")
+        if not self.target_weight >= 0 or not self.alpha_grad_clip >= 0:
+            raise ConfigError(f"{source}: search.target_weight and search.alpha_grad_clip must not be negative")
         for name, allowed in {"optimizer": ("rmsprop", "sgd", "adamw"), "lr_schedule": ("cosine", "step"), "anchors": ("fna", "torchvision")}.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{source}: search.{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")

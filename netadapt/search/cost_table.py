@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,7 @@ from netadapt import __version__, plugins
 from netadapt.contracts import optional
 from netadapt.cost import CostModel
 from netadapt.engine.files import write_json_atomic
+from netadapt.errors import NetadaptWarning
 from netadapt.genotype import Genotype
 from netadapt.search.space import SearchSpace
 from netadapt.search.supernet import SuperNetwork
@@ -72,8 +75,9 @@ def build_cost_table(
     cached = cache_dir is not None and model_key is not None
     cache_file = cache_dir / f"cost-{supernet.base}-{supernet.space.name}-{input_size}-{cost_model.name}-{key}.json" if cached else None
     if cache_file is not None and cache_file.is_file():
-        data = json.loads(cache_file.read_text())
-        return CostTable(**data)
+        cached_table = _read_cached_table(cache_file, [len(mixed.candidates) for mixed in supernet.mixed_ops])
+        if cached_table is not None:
+            return cached_table
     shapes = _input_shapes(supernet, input_size)
     device = _device_of(supernet)
     costs = []
@@ -84,6 +88,21 @@ def build_cost_table(
     if cache_file is not None:
         write_json_atomic(cache_file, table.__dict__)
     return table
+
+
+def _read_cached_table(path: Path, sizes: list[int]) -> CostTable | None:
+    """The cached table, or ``None`` (with a warning) when the file is not one of this super network: a
+    corrupted cache must not fail every later search at this size; it is measured again and rewritten."""
+    try:
+        table = CostTable(**json.loads(path.read_text()))
+        if [len(layer) for layer in table.costs] == sizes and all(
+            isinstance(cost, (int, float)) and math.isfinite(cost) and cost >= 0 for layer in table.costs for cost in layer.values()
+        ):
+            return table
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, AttributeError, RecursionError):
+        pass
+    warnings.warn(f"{path}: not a readable cost table; counting the candidates again", NetadaptWarning, stacklevel=3)
+    return None
 
 
 def _plugin_versions(entries: list[tuple[plugins.Registry, str]]) -> list[tuple[str, str, str]]:

@@ -1,15 +1,19 @@
 """The search run (DESIGN §1.3, step 2): alternate weight and α steps, log α, derive the genotype.
 
 The training set is split once, deterministically (``split_seed``), into a half for weight steps
-and a half for α steps (``alpha_fraction``); the split is recorded in ``split.json``. Each
-iteration takes a weight step on the weight half with the op weights the strategy gives
-(detached from α); from ``alpha_start_epoch`` on it also takes an α step on the α half, with loss
-``L_task + λ · log_τ(cost(α))`` (Eq. 3), cost(α) the expected cost of :mod:`cost_table`, whose
+and a half for α steps (``alpha_fraction``); the split is recorded in ``split.json``. An epoch is
+``repeat`` passes over the weight half. Each iteration takes a weight step on the weight half with
+the op weights the strategy gives (detached from α); from ``alpha_start_epoch`` on, one iteration in
+every ``weight_steps_per_alpha_step`` of the strategy (1; ``fna``: 5) also takes an α step on the α
+half, with loss ``L_task + λ · log_τ(cost(α))`` (Eq. 3) — with ``search.target``, the term of
+:mod:`cost_term` that steers the cost to the target — cost(α) the expected cost of :mod:`cost_table`, whose
 table the cost model (``search.cost_model``, configured by ``search.cost_table`` and
 ``search.cost_options``) fills on the run's device, on rank 0 only (a measured table, such as
 timings, differs between measurements; every rank must use the same one).
 
-The run directory holds ``genotype.yaml`` (the derived architecture, list format),
+The derived architecture is the argmax of α per layer, or under a target the exact constrained
+choice (:mod:`budget`); a target that no network of the space meets, or that every one does, is
+refused before anything trains. The run directory holds ``genotype.yaml`` (the derived architecture, list format),
 ``alpha_history.csv`` (op probabilities of every layer at the end of every epoch),
 ``alpha_history.png`` (the same, plotted), ``supernet.pth`` (the super network, α and cost
 table), ``cost.json`` (the derived architecture's searched layers: cost predicted from the table
@@ -42,11 +46,13 @@ from netadapt.detectors.model import build_detector_on, options_from_config
 from netadapt.engine import distributed
 from netadapt.engine.config import SearchConfig
 from netadapt.engine.files import load_resume_state, save_torch_atomic, write_json_atomic, write_text_atomic
+from netadapt.engine.precision import Precision
 from netadapt.engine.progress import TrainingProgress
 from netadapt.engine.resume import check_finite_loss, check_same_config, check_same_shapes
 from netadapt.engine.signals import interruptible
 from netadapt.engine.sampling import ResumableBatchSampler, SeededSamples
 from netadapt.engine.runlog import RunLog
+from netadapt.engine.throughput import loader_options, prepare_device, to_memory_format
 from netadapt.engine.train import batch_to_device, lr_factor, make_optimizer
 from netadapt.errors import ConfigError
 from netadapt.genotype import Genotype, save_genotype
@@ -134,6 +140,9 @@ def run_search(
         arch.load_state_dict(state["alpha"])
     detector.to(context.device)
     arch.to(context.device)
+    precision = Precision(config.amp, context.device)  # the detector's forward only: α's softmax and the cost term stay float32
+    precision.prepare(to_memory_format(detector, channels_last=config.channels_last))
+    prepare_device(context.device)
     if state is not None and "cost_table" in state:  # the table the run started with, not one measured again
         table = CostTable(**state["cost_table"])
     else:
@@ -143,7 +152,7 @@ def run_search(
     if target is not None:  # before anything is trained or written
         check_target(target, [list(layer.values()) for layer in table.costs], unit=table.unit)
     costs = table.tensors(context.device)
-    cost_term = CostTerm(cost_lambda=config.cost_lambda, cost_log_base=config.cost_log_base, target=target, target_lr=config.target_lr)
+    cost_term = CostTerm(cost_lambda=config.cost_lambda, cost_log_base=config.cost_log_base, target=target, target_weight=config.target_weight)
     alpha_every = getattr(strategy, "weight_steps_per_alpha_step", 1)
     model: nn.Module = detector
     if context.distributed:
@@ -156,8 +165,8 @@ def run_search(
     weight_epoch = weight_half * config.repeat  # an epoch: `repeat` passes over the weight half (mmdet's RepeatDataset)
     weight_sampler = ResumableBatchSampler(len(weight_epoch), batch_size=config.batch_size, seed=config.seed, rank=context.rank, world_size=context.world_size)
     alpha_sampler = ResumableBatchSampler(len(alpha_half), batch_size=config.batch_size, seed=config.seed + 1, rank=context.rank, world_size=context.world_size)
-    weight_loader = _loader(dataset, weight_epoch, weight_sampler, config)
-    alpha_loader = _loader(dataset, alpha_half, alpha_sampler, config)
+    weight_loader = _loader(dataset, weight_epoch, weight_sampler, config, context.device)
+    alpha_loader = _loader(dataset, alpha_half, alpha_sampler, config, context.device)
     iterations_per_epoch = weight_sampler.batches_per_epoch
     total = config.epochs * iterations_per_epoch
     optimizer = make_optimizer(detector.parameters(), config)
@@ -173,15 +182,12 @@ def run_search(
         schedule.load_state_dict(state["schedule"])
         generator.set_state(state["generator"])
         iteration, history = state["iteration"], state["history"]
-        if "cost_term" in state:
-            cost_term.load_state_dict(state["cost_term"])
-    elif context.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(out_dir / "split.json", {
-            "seed": config.split_seed, "alpha_fraction": config.alpha_fraction,
-            "weight_image_ids": [dataset.image_ids[i] for i in weight_half],
-            "alpha_image_ids": [dataset.image_ids[i] for i in alpha_half],
-        })
+        precision.load_state_dict(state.get("precision", {}))
+    split = {  # written with the first checkpoint: a run that fails before it leaves nothing behind
+        "seed": config.split_seed, "alpha_fraction": config.alpha_fraction,
+        "weight_image_ids": [dataset.image_ids[i] for i in weight_half],
+        "alpha_image_ids": [dataset.image_ids[i] for i in alpha_half],
+    }
 
     log = RunLog(out_dir, keep_until=iteration, enabled=context.is_main)
     end = total if stop_after is None else min(total, stop_after)
@@ -195,18 +201,17 @@ def run_search(
             for images, targets in weight_loader:
                 detector.train()
                 supernet.set_op_weights(strategy.weight_step_weights(arch, temperature=config.alpha_temperature, generator=generator))
-                task_loss = _task_loss(model, images, targets, context.device)
+                with precision.autocast():
+                    task_loss = _task_loss(model, images, targets, context.device)
                 check_finite_loss(float(task_loss.detach()), iteration=iteration + 1)
                 optimizer.zero_grad(set_to_none=True)
-                task_loss.backward()
-                if config.grad_clip > 0:
-                    nn.utils.clip_grad_norm_(detector.parameters(), config.grad_clip)
-                optimizer.step()
+                precision.backward(task_loss)
+                precision.step(optimizer, clip_parameters=detector.parameters(), clip=config.grad_clip)
                 schedule.step()
                 record: dict[str, Any] = {"iteration": iteration + 1, "epoch": epoch + 1, "lr": schedule.get_last_lr()[0], "loss": float(task_loss.detach())}
                 # One α step per ``alpha_every`` weight steps, from each epoch's first (FNA's workflow [('arch', 1), ('train', 5)]).
                 if epoch + 1 >= config.alpha_start_epoch and batch % alpha_every == 0:
-                    record |= _alpha_step(detector, supernet, arch, strategy, alpha_optimizer, next(alpha_batches), costs, cost_term, config, context, generator)
+                    record |= _alpha_step(detector, supernet, arch, strategy, alpha_optimizer, next(alpha_batches), costs, cost_term, config, context, generator, precision)
                 batch += 1
                 iteration += 1
                 cost_now = _expected_cost_now(arch, costs, config)
@@ -219,12 +224,14 @@ def run_search(
                     history += _history_rows(epoch + 1, supernet, arch, config)
                 if iteration % config.checkpoint_every == 0 or iteration == end or interruption.requested:
                     if context.is_main:
+                        if not (out_dir / "split.json").is_file():
+                            write_json_atomic(out_dir / "split.json", split)
                         save_torch_atomic({
                             "format": SEARCH_FORMAT, "config": asdict(config), "detector": detector.state_dict(),
                             "alpha": arch.state_dict(), "optimizer": optimizer.state_dict(),
                             "alpha_optimizer": alpha_optimizer.state_dict(), "schedule": schedule.state_dict(),
                             "generator": generator.get_state(), "iteration": iteration, "history": history,
-                            "cost_table": table.__dict__, "cost_term": cost_term.state_dict(),
+                            "cost_table": table.__dict__, "precision": precision.state_dict(),
                         }, state_path)
                     distributed.barrier(context)
                 interruption.stop(iteration=iteration, checkpoint=state_path)
@@ -233,6 +240,8 @@ def run_search(
     if iteration < total:
         log.close()
         return None
+    decision = decision_summary(arch)
+    log.write({"iteration": iteration, **{f"alpha_{name}": value for name, value in decision.items()}})
     if context.distributed:
         _check_alpha_synchronised(arch, context)
         log.write({"iteration": iteration, "world_size": context.world_size, "alpha_identical_across_ranks": True})
@@ -253,7 +262,7 @@ def run_search(
             "skeleton": supernet.skeleton.to_dict(), "alpha": arch.state_dict(), "candidates": arch.candidate_names,
             "cost_table": table.__dict__, "detector_state": detector.state_dict(), "genotype": genotype.to_dict(),
         }, out_dir / "supernet.pth")
-    return SearchResult(out_dir, genotype, iteration, time.perf_counter() - started, cost_now, cost, target, decision_summary(arch))
+    return SearchResult(out_dir, genotype, iteration, time.perf_counter() - started, cost_now, cost, target, decision)
 
 
 def check_search_target(base_name: str, config: SearchConfig, *, cache_dir: Path | None = None) -> None:
@@ -282,7 +291,7 @@ def strategy_for(config: SearchConfig):
 
 def _alpha_step(
     detector, supernet: SuperNetwork, arch: ArchitectureParameters, strategy, alpha_optimizer, batch, costs, cost_term: CostTerm,
-    config: SearchConfig, context, generator,
+    config: SearchConfig, context, generator, precision: Precision,
 ) -> dict[str, float]:
     """One α step: L_task + the cost term on an α-half batch (Eq. 3: λ · log_τ(cost(α)); with a target
     the constrained form of :mod:`netadapt.search.cost_term`); α gradients averaged over ranks, then
@@ -295,11 +304,12 @@ def _alpha_step(
     images, targets = batch
     op_weights = strategy.alpha_step_weights(arch, temperature=config.alpha_temperature, generator=generator)
     supernet.set_op_weights(op_weights)
-    task_loss = _task_loss(detector, images, targets, context.device)
+    with precision.autocast():  # op_weights (softmax of α) were computed outside it, in float32, as is the cost term
+        task_loss = _task_loss(detector, images, targets, context.device)
     cost = expected_cost(op_weights, costs)
     cost_loss = cost_term.loss(cost)
     alphas = list(arch.parameters())
-    for alpha, grad in zip(alphas, torch.autograd.grad(task_loss + cost_loss, alphas)):
+    for alpha, grad in zip(alphas, precision.grad(task_loss + cost_loss, alphas)):
         alpha.grad = grad
     if context.distributed:
         for alpha in arch.parameters():
@@ -307,10 +317,9 @@ def _alpha_step(
             alpha.grad /= context.world_size
     if config.alpha_grad_clip > 0:
         nn.utils.clip_grad_norm_(alphas, config.alpha_grad_clip)
-    alpha_optimizer.step()
-    cost_weight = cost_term.weight
-    cost_term.update(float(cost.detach()))
-    return {"alpha_task_loss": float(task_loss.detach()), "cost_loss": float(cost_loss.detach()), "cost_weight": cost_weight}
+    if not precision.overflowed(alpha.grad for alpha in alphas):  # fp16: an overflow on any rank reached all in the all-reduce
+        alpha_optimizer.step()
+    return {"alpha_task_loss": float(task_loss.detach()), "cost_loss": float(cost_loss.detach())}
 
 
 @torch.no_grad()
@@ -332,8 +341,11 @@ def _task_loss(model: nn.Module, images, targets, device: torch.device) -> torch
     return sum(model(*batch_to_device(images, targets, device)).values())
 
 
-def _loader(dataset, indices: list[int], sampler: ResumableBatchSampler, config: SearchConfig) -> DataLoader:
-    return DataLoader(SeededSamples(Subset(dataset, indices), seed=config.seed), batch_sampler=sampler, collate_fn=collate_detection, num_workers=config.workers)
+def _loader(dataset, indices: list[int], sampler: ResumableBatchSampler, config: SearchConfig, device: torch.device) -> DataLoader:
+    return DataLoader(
+        SeededSamples(Subset(dataset, indices), seed=config.seed), batch_sampler=sampler, collate_fn=collate_detection,
+        **loader_options(config, device),
+    )
 
 
 def _cycle(loader: DataLoader, sampler: ResumableBatchSampler, epoch: int, batch: int):
