@@ -10,7 +10,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from netadapt import __version__
-from netadapt.cli import adapt, cost, data, eval, export, front, plugins, predict, remap, search, show, train
+from netadapt.cli import adapt, cost, data, estimate, eval, export, front, plugins, predict, remap, search, show, train
 from netadapt.cli.console import stderr, warn
 from netadapt.errors import NetadaptError, NetadaptWarning
 
@@ -85,6 +85,7 @@ app.command("predict")(predict.predict_command)
 app.command("adapt")(adapt.adapt_command)
 app.command("export")(export.export_command)
 app.command("front")(front.front_command)
+app.command("estimate")(estimate.estimate_command)
 app.add_typer(data.app, name="data")
 
 
