@@ -92,7 +92,7 @@ def test_the_trained_detector_exports_and_passes_the_check(trained: tuple[Path, 
     assert "max abs difference to PyTorch" in result.stdout and (tmp_path / "model.pt").is_file()
 
 
-@pytest.mark.slow  # the fna-resnet super network of ResNet-50 (160M parameters) under RetinaNet: about 1-2 min on 2 CPU cores
+@pytest.mark.slow  # the fna-resnet super network of ResNet-50 (160M parameters) under RetinaNet: 155 s on 2 shared CPU cores
 def test_resnet50_retinanet_search_in_fna_resnet(tiny_data: Path, tmp_path: Path) -> None:
     pytest.importorskip("netadapt_retinanet", reason="the netadapt-retinanet plugin is not installed")
     result = search("resnet50", "retinanet", tiny_data, tmp_path / "out")
