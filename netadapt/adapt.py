@@ -29,6 +29,7 @@ from netadapt.detectors.model import DetectorSpec, build_detector, init_backbone
 from netadapt.engine import distributed
 from netadapt.engine.config import SearchConfig, TrainConfig
 from netadapt.engine.files import write_json_atomic, write_text_atomic
+from netadapt.engine.rundir import run_directory
 from netadapt.engine.train import train_detector
 from netadapt.genotype import Genotype, load_genotype
 from netadapt.search.loop import run_search
@@ -163,10 +164,12 @@ def run_adapt(
             announce(f"Search: done before, {search_dir / 'genotype.yaml'}")
         else:
             announce("Search: the base network remapped into the super network, α and weights trained alternately")
-            run_search(
-                base_name=base, detector_name=detector, weights=weights, config=search_config, train_split=splits["train"],
-                out_dir=search_dir, resume=resume, context=context, progress=progress, cache_dir=cache_dir,
-            )
+            continuing = resume and (search_dir / "last.pth").is_file()
+            with run_directory(search_dir, resume=continuing, enabled=context.is_main):  # locked, not started over by mistake
+                run_search(
+                    base_name=base, detector_name=detector, weights=weights, config=search_config, train_split=splits["train"],
+                    out_dir=search_dir, resume=continuing, context=context, progress=progress, cache_dir=cache_dir,
+                )
         hours["search"] = _hours_of(search_dir, "search", started, resume)
         genotype = load_genotype(search_dir / "genotype.yaml")
         genotype = Genotype(**{**genotype.__dict__, "input_size": train_config.input_size})
