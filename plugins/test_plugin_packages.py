@@ -26,6 +26,7 @@ PACKAGES = {
     "mobilenetv3": ("netadapt-mobilenetv3", "register_bases"),
     "latency": ("netadapt-latency", "register_cost_models"),
     "retinanet": ("netadapt-retinanet", "register_detectors"),
+    "resnet": ("netadapt-resnet", "register_bases"),
 }
 
 
