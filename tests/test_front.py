@@ -125,3 +125,17 @@ def test_a_folder_that_is_not_a_finished_search_is_one_line(tmp_path: Path, fini
     result = CliRunner().invoke(app, ["front", str(unfinished)])
     assert result.exit_code == 2 and "not a readable search result" in result.output, result.output
     assert sorted(path.name for path in unfinished.iterdir()) == ["split.json", "supernet.pth"]  # no front/ written
+
+
+def test_a_fine_tuned_path_leaves_the_inherited_weights_as_they_were(finished_search: Path, tiny_data: Path) -> None:
+    import torch
+
+    from netadapt.search.front import InheritedScorer
+
+    search = load_search(finished_search)
+    scorer = InheritedScorer(search, resolve_splits(None, tiny_data), bn_images=4, batch_size=4, finetune_steps=1)
+    before = {key: value.clone() for key, value in scorer.detector.state_dict().items()}
+    metrics = scorer.score(search.arch.best_ops())
+    assert {"AP", "AP50", "loss"} <= set(metrics)
+    after = scorer.detector.state_dict()
+    assert all(torch.equal(before[key], after[key]) for key in before)

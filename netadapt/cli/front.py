@@ -19,6 +19,9 @@ def front_command(
     points: int = typer.Option(None, "--points", help="N budgets evenly spaced from the cheapest network of the space to the base network (1.0x)."),
     evaluate_on: str = typer.Option("alpha", "--evaluate-on", help="Proxy mAP on 'alpha' (the α half of the training split) or 'val'."),
     bn_images: int = typer.Option(256, "--bn-images", help="Training images (weight half) that re-estimate BatchNorm statistics per point."),
+    finetune_steps: int = typer.Option(
+        0, "--finetune-steps", help="Optimizer steps (the search's optimizer and lr) on each path alone before it is scored; undone after."
+    ),
     data: Path = options.DATA,
     dataset: str = options.DATASET,
     out: Path = typer.Option(None, "--out", help="Output folder [default: SEARCH_DIR/front]."),
@@ -49,7 +52,8 @@ def front_command(
             markup=False,
         )
 
-    front = compute_front(search, resolved, splits, evaluate_on=evaluate_on, bn_images=bn_images, device=setup(device).device, announce=announce)
+    front = compute_front(search, resolved, splits, evaluate_on=evaluate_on, bn_images=bn_images, device=setup(device).device,
+        finetune_steps=finetune_steps, announce=announce)
     out = out or search.directory / "front"
     written = write_front(front, out)
     if json_:

@@ -11,7 +11,8 @@ SPOS and OFA score sub-networks:
 3. COCOeval scores the detector on the α half of the training set — images the weights never trained
    on — or on the val split (``evaluate_on="val"``); the detector's training loss on the same images is
    kept too (``proxy_loss``): a super network trained briefly (the demo's search) scores every path near
-   mAP 0, where the loss still tells them apart.
+   mAP 0, where the loss still tells them apart. Optionally (``finetune_steps``) each path is first trained
+   alone for a few steps on the weight half (undone before the next path).
 
 This *proxy* is cheap (a few forward passes per point) but is only a proxy:
 ``benchmarks/front_proxy.py`` measures how well it ranks architectures against stand-alone training.
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -108,14 +110,16 @@ class Front:
     evaluated_on: str  # a sentence: which images the proxy mAP counts
     bn_images: int
     scope: str  # which layers the costs count
+    finetune_steps: int = 0  # optimizer steps on each path alone before it is scored (0: the inherited weights as they are)
 
     def to_dict(self) -> dict[str, Any]:
         table = self.search.table
+        tuned = f", after {self.finetune_steps} fine-tuning steps on that path alone (weight half; undone before the next)" if self.finetune_steps else ""
         return {
             "search": str(self.search.directory), "base_network": self.search.base, "detector": self.search.detector,
             "space": self.search.space.name, "cost_model": table.model, "unit": table.unit, "cost_scope": self.scope,
             "proxy": {
-                "how": "the super network's inherited weights, that path alone (one-hot op weights), BatchNorm statistics "
+                "how": f"the super network's inherited weights, that path alone (one-hot op weights){tuned}, BatchNorm statistics "
                 f"re-estimated on {self.bn_images} training images of the weight half; COCO mAP × 100, and the detector's "
                 "training loss per image (proxy_loss, lower is better; BatchNorm statistics kept)",
                 "evaluated_on": self.evaluated_on,
@@ -186,6 +190,10 @@ def _search_config(state: dict[str, Any], directory: Path) -> SearchConfig:
             values = None
     if not isinstance(values, dict):
         raise ConfigError(f"{directory}: the search's config is in neither supernet.pth nor last.pth (was last.pth deleted?)")
+    # A field another netadapt version had and this one lacks is left out: the front reads only the input size, the
+    # detector's options, the cost model's settings, the batch size, the optimizer and the seed.
+    known = {field.name for field in dataclasses.fields(SearchConfig)}
+    values = {name: value for name, value in values.items() if name in known}
     return section_config(SearchConfig, {"search": values}, "search", source=f"{directory} (search config)")
 
 
@@ -240,16 +248,19 @@ class InheritedScorer:
 
     def __init__(
         self, search: FinishedSearch, splits: dict[str, DataSplit], *, evaluate_on: str = "alpha", bn_images: int = 256,
-        batch_size: int = 16, device: torch.device | str = "cpu",
+        batch_size: int = 16, device: torch.device | str = "cpu", finetune_steps: int = 0,
     ) -> None:
         from netadapt.detectors.model import build_detector_on, options_from_config
         from netadapt.search.supernet import build_supernet
 
         if evaluate_on not in EVALUATE_ON:
             raise ConfigError(f"--evaluate-on must be one of {', '.join(EVALUATE_ON)}, got {evaluate_on!r}")
-        if bn_images < 1:
-            raise ConfigError(f"--bn-images must be positive, got {bn_images}")
+        if bn_images < 1 or finetune_steps < 0:
+            raise ConfigError(f"--bn-images must be positive and --finetune-steps not negative, got {bn_images} and {finetune_steps}")
         config, self.device, self.batch_size = search.config, torch.device(device), batch_size
+        self.config, self.finetune_steps = config, finetune_steps
+        if finetune_steps:
+            self.finetune_set = splits["train"].open(train=True, input_size=config.input_size)
         train_set = splits["train"].open(train=False, input_size=config.input_size)
         self.bn_indices = _indices_of(train_set, search.weight_image_ids, splits["train"])[:bn_images]
         self.bn_set = train_set
@@ -292,18 +303,54 @@ class InheritedScorer:
         self.supernet.set_op_weights(weights)
 
     def score(self, ops: list[str]) -> dict[str, float]:
+        """Proxy metrics of the path ``ops``; a fine-tune (``finetune_steps``) is undone afterwards."""
+        self.set_path(ops)
+        inherited = {key: value.clone() for key, value in self.detector.state_dict().items()} if self.finetune_steps else None
+        try:
+            return self._score_path()
+        finally:
+            if inherited is not None:
+                self.detector.load_state_dict(inherited)
+
+    def _score_path(self) -> dict[str, float]:
         from torch.utils.data import DataLoader, Subset
 
         from netadapt.data.coco import collate_detection
         from netadapt.engine.batchnorm import reestimate_batchnorm
         from netadapt.engine.evaluate import evaluate_coco, run_evaluation
 
-        self.set_path(ops)
+        if self.finetune_steps:
+            self._finetune()
         bn_loader = DataLoader(Subset(self.bn_set, self.bn_indices), batch_size=self.batch_size, collate_fn=collate_detection)
         reestimate_batchnorm(_DetectorOnBatch(self.detector, self.device), bn_loader)
         eval_loader = DataLoader(Subset(self.eval_set, self.eval_indices), batch_size=self.batch_size, collate_fn=collate_detection)
         results = run_evaluation(self.detector, eval_loader, device=self.device, label_to_category_id=self.eval_set.label_to_category_id)
         return evaluate_coco(self.ground_truth, results) | {"loss": _mean_loss(self.detector, eval_loader, self.device)}
+
+    def _finetune(self) -> None:
+        """``finetune_steps`` steps of the search's optimizer (its ``lr``, no schedule) on the path alone, on weight-half
+        batches with the training augmentation, in a fixed order (seeded by the search's seed)."""
+        from torch.utils.data import DataLoader, Subset
+
+        from netadapt.data.coco import collate_detection
+        from netadapt.engine.sampling import SeededSamples
+        from netadapt.engine.train import make_optimizer
+
+        samples = SeededSamples(Subset(self.finetune_set, self.bn_indices), seed=self.config.seed)
+        generator = torch.Generator().manual_seed(self.config.seed)
+        loader = DataLoader(samples, batch_size=self.config.batch_size, shuffle=True, generator=generator, collate_fn=collate_detection, drop_last=True)
+        optimizer = make_optimizer([p for p in self.detector.parameters() if p.requires_grad], self.config)
+        step, run = 0, _DetectorOnBatch(self.detector, self.device)
+        self.detector.train()
+        while step < self.finetune_steps:
+            for batch in loader:
+                loss = sum(run(batch).values())
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                step += 1
+                if step == self.finetune_steps:
+                    break
 
 
 @torch.no_grad()
@@ -372,7 +419,7 @@ def _coco_subset(coco, image_ids: list[int]):
 
 def compute_front(
     search: FinishedSearch, targets: list[tuple[str, float]], splits: dict[str, DataSplit], *, evaluate_on: str = "alpha",
-    bn_images: int = 256, device: torch.device | str = "cpu", announce: Callable[[FrontPoint], None] | None = None,
+    bn_images: int = 256, device: torch.device | str = "cpu", finetune_steps: int = 0, announce: Callable[[FrontPoint], None] | None = None,
 ) -> Front:
     """Every target's architecture (and the base network's, when the space holds it): costs, parameters, proxy mAP.
 
@@ -384,7 +431,8 @@ def compute_front(
     base = None
     if search.base_ops is not None:
         base = FrontPoint("base", None, None, search.base_ops, search.genotype(search.base_ops))
-    scorer = InheritedScorer(search, splits, evaluate_on=evaluate_on, bn_images=bn_images, batch_size=search.config.batch_size, device=device)
+    scorer = InheritedScorer(search, splits, evaluate_on=evaluate_on, bn_images=bn_images, batch_size=search.config.batch_size, device=device,
+                            finetune_steps=finetune_steps)
     cost_model = cost_model_for(search.config)
     class_names = scorer.bn_set.class_names
     scores: dict[tuple[str, ...], dict[str, float]] = {}
@@ -401,7 +449,7 @@ def compute_front(
         point.metrics = scores[key]
         if announce is not None:
             announce(point)
-    return Front(search, points, base, scorer.evaluated_on, len(scorer.bn_indices), scope)
+    return Front(search, points, base, scorer.evaluated_on, len(scorer.bn_indices), scope, finetune_steps)
 
 
 def write_front(front: Front, out_dir: str | Path) -> list[Path]:
