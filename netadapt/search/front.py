@@ -472,7 +472,7 @@ def write_front(front: Front, out_dir: str | Path) -> list[Path]:
 
 def draw_front(data: dict[str, Any], path: str | Path) -> None:
     """Above, proxy mAP against the cost of the searched layers: the derived architectures as a line through their
-    points, each labelled with its target(s) and proxy mAP, hollow where another point is as cheap or cheaper and
+    points, each labelled with its target(s) (≤ budget) and proxy mAP, hollow where another point is as cheap or cheaper and
     scores higher (dominated); the base network as a red star with a dotted line at its cost. Below, the same for
     the proxy loss (lower is better)."""
     import matplotlib
@@ -485,7 +485,7 @@ def draw_front(data: dict[str, Any], path: str | Path) -> None:
     for axes, key, better, label in ((above, "proxy_map", 1, "proxy mAP (%)"), (below, "proxy_loss", -1, "proxy loss per image")):
         merged: dict[tuple[float, float], list[str]] = {}  # one marker per distinct architecture, its targets joined
         for p in sorted(data["points"], key=lambda p: (p["predicted"], p["target"])):
-            merged.setdefault((p["predicted"] / scale, p[key]), []).append(p["target_given"])
+            merged.setdefault((p["predicted"] / scale, p[key]), []).append("≤" + p["target_given"].removesuffix(f" {data['unit']}"))
         xs, ys = zip(*merged)
         axes.plot(xs, ys, "-", color="#2a6fb0", linewidth=1.2, zorder=1)
         for (x, y), labels in merged.items():
@@ -498,6 +498,7 @@ def draw_front(data: dict[str, Any], path: str | Path) -> None:
             axes.scatter([base["predicted"] / scale], [base[key]], marker="*", s=200, color="#c0392b", zorder=3)
             axes.annotate(f"base: {base[key]:.2f}", (base["predicted"] / scale, base[key]), textcoords="offset points",
                           xytext=(-8, 8), ha="right", fontsize=7, color="#c0392b")
+        axes.margins(y=0.18)  # room for the labels above the highest point
         axes.set_ylabel(label, fontsize=8)
         axes.grid(alpha=0.3)
     handles = [
