@@ -39,6 +39,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 
 from netadapt import plugins
+from netadapt.contracts import optional
 from netadapt.cost import cost_model_for, format_cost
 from netadapt.data.coco import collate_detection
 from netadapt.data.sources import DataSplit
@@ -153,13 +154,13 @@ def run_search(
         check_target(target, [list(layer.values()) for layer in table.costs], unit=table.unit)
     costs = table.tensors(context.device)
     cost_term = CostTerm(cost_lambda=config.cost_lambda, cost_log_base=config.cost_log_base, target=target, target_weight=config.target_weight)
-    alpha_every = getattr(strategy, "weight_steps_per_alpha_step", 1)
+    alpha_every = optional(strategy, "weight_steps_per_alpha_step", 1)
     model: nn.Module = detector
     if context.distributed:
         model = nn.parallel.DistributedDataParallel(
             detector,
             device_ids=[context.device.index] if context.device.type == "cuda" else None,
-            find_unused_parameters=not getattr(strategy, "uses_all_parameters", False),
+            find_unused_parameters=not optional(strategy, "uses_all_parameters", False),
         )
 
     weight_epoch = weight_half * config.repeat  # an epoch: `repeat` passes over the weight half (mmdet's RepeatDataset)
@@ -282,8 +283,9 @@ def strategy_for(config: SearchConfig):
     """The strategy ``search.strategy`` names, configured by its ``for_config`` (sampled: ``search.sample_k``,
     fna: ``search.strategy_options``); a strategy without one takes no ``strategy_options``."""
     strategy = plugins.strategies().get(config.strategy)
-    if hasattr(strategy, "for_config"):
-        return strategy.for_config(config)
+    for_config = optional(strategy, "for_config", None)
+    if for_config is not None:
+        return for_config(config)
     if config.strategy_options:
         raise ConfigError(f"search.strategy_options: strategy {config.strategy!r} takes no options")
     return strategy
