@@ -78,3 +78,15 @@ def test_five_weight_steps_per_alpha_step_from_each_epochs_first(small_data: Pat
     alpha_steps = [r["iteration"] for r in records if "alpha_task_loss" in r]
     assert weight_steps == list(range(1, 25)) and result.iterations == 24  # 24 weight-half images / batch 2, 2 epochs
     assert alpha_steps == [13, 18, 23]  # epoch 2 only (alpha_start_epoch), its weight steps 1, 6 and 11
+
+
+def test_the_temperature_is_constant_until_alpha_updates_start_then_anneals_to_its_end() -> None:
+    from netadapt.search.loop import alpha_temperature
+
+    config = SearchConfig(epochs=10, alpha_start_epoch=3, alpha_temperature=1.0, alpha_temperature_end=0.2)
+    temperatures = [alpha_temperature(config, iteration=i, total=100, iterations_per_epoch=10) for i in range(100)]
+    assert temperatures[:21] == [1.0] * 21 and temperatures[-1] == pytest.approx(0.2)
+    assert all(a > b for a, b in zip(temperatures[20:], temperatures[21:]))
+    assert temperatures[60] == pytest.approx(1.0 * 0.2 ** (40 / 79))  # geometric
+    constant = SearchConfig(epochs=10, alpha_start_epoch=3, alpha_temperature=0.9)
+    assert {alpha_temperature(constant, iteration=i, total=100, iterations_per_epoch=10) for i in range(100)} == {0.9}

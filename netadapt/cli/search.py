@@ -69,6 +69,7 @@ def search_command(
         "target": result.target,
         "alpha_top1_mean": round(result.decision["top1_mean"], 4),
         "alpha_gap_mean": round(result.decision["gap_mean"], 4),
+        "alpha_top1_mean_at_final_temperature": round(result.decision["top1_mean_at_final_temperature"], 4),
     }
     if json_:
         print_json(summary)
@@ -79,7 +80,9 @@ def search_command(
     stdout.print(
         f"Searched {result.iterations} iterations in {result.seconds:.0f} s → {summary['genotype']}\n"
         f"softmax(α) over the searched layers: mean top-1 probability {result.decision['top1_mean']:.3f} "
-        f"(uniform {result.decision['uniform_top1_mean']:.3f}), mean gap to the second op {result.decision['gap_mean']:.3f}\n"
+        f"(uniform {result.decision['uniform_top1_mean']:.3f}), mean gap to the second op {result.decision['gap_mean']:.3f}"
+        + (f"; at the final temperature {result.decision['final_temperature']:.3g}: {result.decision['top1_mean_at_final_temperature']:.3f}"
+           if result.decision["final_temperature"] != 1 else "") + "\n"
         f"Cost ({result.cost.source}) of {result.cost.scope}: predicted {format_cost(result.derived_cost, result.cost_unit)} "
         f"(sum of the cost table's entries), measured {measured}{budget}",
         markup=False,

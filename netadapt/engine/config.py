@@ -247,6 +247,8 @@ class SearchConfig:
     alpha_betas: list[float] = dataclasses.field(default_factory=lambda: [0.5, 0.999])
     alpha_weight_decay: float = 1e-3
     alpha_temperature: float = 1.0
+    # Annealed geometrically from alpha_temperature to this over the α updates (None: constant).
+    alpha_temperature_end: float | None = None
     alpha_grad_clip: float = 0.0  # max norm of α's gradient (FNA's code: 35); 0 disables clipping
     cost_lambda: float = 0.2
     cost_log_base: float = 10.0
@@ -294,6 +296,8 @@ class SearchConfig:
             from netadapt.cost import parse_target
 
             parse_target(self.target, where=f"{source}: search.target")
+        if self.alpha_temperature_end is not None and not (math.isfinite(self.alpha_temperature_end) and self.alpha_temperature_end > 0):
+            raise ConfigError(f"{source}: search.alpha_temperature_end must be positive, got {self.alpha_temperature_end}")
         if not self.target_weight >= 0 or not self.alpha_grad_clip >= 0:
             raise ConfigError(f"{source}: search.target_weight and search.alpha_grad_clip must not be negative")
         for name, allowed in {"optimizer": ("rmsprop", "sgd", "adamw"), "lr_schedule": ("cosine", "step"), "anchors": ("fna", "torchvision")}.items():

@@ -20,18 +20,17 @@ from collections.abc import Sequence
 from netadapt.cost import format_cost, parse_target
 from netadapt.errors import ConfigError
 from netadapt.genotype import Genotype
-from netadapt.search.cost_table import CostTable
 from netadapt.search.supernet import SearchedLayer
 
-def resolve_target(value: str | float | int, table: CostTable, base_ops: list[str] | None) -> float:
-    """``search.target`` in the table's unit: a cost as it is, ``0.7x`` times the base network's searched
-    layers (``base_ops``: the op of every searched layer that makes the super network the base network)."""
+def resolve_target(value: str | float | int, base_cost: float | None) -> float:
+    """``search.target`` in the cost model's unit: a cost as it is, ``0.7x`` times ``base_cost``, the base
+    network's searched layers (``None``: not known, and a relative target is an error)."""
     number, relative = parse_target(value)
     if not relative:
         return number
-    if base_ops is None:
-        raise ConfigError(f"search.target {value!r}: the base network's ops are not all candidates of the search space, so no cost is relative to it")
-    return number * table.cost_of(base_ops)
+    if base_cost is None:
+        raise ConfigError(f"search.target {value!r}: the base network's cost is not known here, so no target can be relative to it")
+    return number * base_cost
 
 
 def base_ops(base_genotype: Genotype, layers: Sequence[SearchedLayer]) -> list[str] | None:

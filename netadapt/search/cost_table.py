@@ -150,10 +150,16 @@ def derived_cost(
     measured = None
     if measure and optional(cost_model, "measures", True):
         network = plugins.bases().get(genotype.base).build(genotype).to(device)
-        measured = sum(cost_model.measure(chain, (torch.zeros(shape, device=device),)).total for chain, shape in searched_chains(network, space, table.input_size))
+        measured = searched_cost(network, space=space, input_size=table.input_size, cost_model=cost_model)
     describe = optional(cost_model, "describe", None)
     source = describe() if describe is not None else cost_model.name
     return DerivedCost(cost_model.name, cost_model.unit, scope, table.cost_of(best_ops), measured, source)
+
+
+def searched_cost(network: torch.nn.Module, *, space: SearchSpace, input_size: int, cost_model: CostModel) -> float:
+    """The cost model run on a built network's searched layers (on the network's device)."""
+    device = _device_of(network)
+    return sum(cost_model.measure(chain, (torch.zeros(shape, device=device),)).total for chain, shape in searched_chains(network, space, input_size))
 
 
 def searched_chains(network: torch.nn.Module, space: SearchSpace, input_size: int) -> list[tuple[torch.nn.Sequential, tuple[int, ...]]]:

@@ -22,16 +22,21 @@ def choose_ops(arch: ArchitectureParameters, table: CostTable, target: float | N
     return [names[i] for names, i in zip(arch.candidate_names, chosen)]
 
 
-def decision_summary(arch: ArchitectureParameters) -> dict[str, float]:
-    """How decided softmax(α) is, over the searched layers: the mean top-1 probability, the mean gap between
-    the first and the second op, and the uniform top-1 for comparison (1 / candidates, averaged)."""
-    probabilities = [p.detach().cpu() for p in arch.probabilities()]
-    top = [p.topk(2).values for p in probabilities]
-    count = len(probabilities)
+def decision_summary(arch: ArchitectureParameters, *, temperature: float = 1.0) -> dict[str, float]:
+    """How decided α is, over the searched layers: the mean top-1 probability of softmax(α) and the mean gap
+    between the first and the second op, the uniform top-1 for comparison (1 / candidates, averaged), and
+    the mean top-1 of softmax(α / T) at the search's final temperature ``T``."""
+
+    def top(t: float) -> list[torch.Tensor]:
+        return [p.detach().cpu().topk(2).values for p in arch.probabilities(temperature=t)]
+
+    at_one, count = top(1.0), len(arch.alphas)
     return {
-        "top1_mean": sum(float(t[0]) for t in top) / count,
-        "gap_mean": sum(float(t[0] - t[1]) for t in top) / count,
-        "uniform_top1_mean": sum(1 / p.numel() for p in probabilities) / count,
+        "top1_mean": sum(float(t[0]) for t in at_one) / count,
+        "gap_mean": sum(float(t[0] - t[1]) for t in at_one) / count,
+        "uniform_top1_mean": sum(1 / alpha.numel() for alpha in arch.alphas) / count,
+        "final_temperature": temperature,
+        "top1_mean_at_final_temperature": sum(float(t[0]) for t in top(temperature)) / count,
     }
 
 

@@ -222,7 +222,7 @@ def resolve_targets(search: FinishedSearch, targets: Sequence[str] | None = None
         resolved = []
         for given in targets:
             try:
-                value = resolve_target(given, search.table, search.base_ops)
+                value = resolve_target(given, search.table.cost_of(search.base_ops) if search.base_ops is not None else None)
             except ConfigError as error:
                 raise ConfigError(str(error).replace("search.target", "--targets", 1)) from None
             resolved.append((str(given), value))

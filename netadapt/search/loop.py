@@ -58,7 +58,7 @@ from netadapt.engine.train import batch_to_device, lr_factor, make_optimizer
 from netadapt.errors import ConfigError
 from netadapt.genotype import Genotype, save_genotype
 from netadapt.search.budget import base_ops, check_target, resolve_target
-from netadapt.search.cost_table import CostTable, DerivedCost, build_cost_table, derived_cost, expected_cost
+from netadapt.search.cost_table import CostTable, DerivedCost, build_cost_table, derived_cost, expected_cost, searched_cost
 from netadapt.search.cost_term import CostTerm
 from netadapt.search.derive import choose_ops, decision_summary, derive_genotype
 from netadapt.search.space import default_space_name, load_search_space
@@ -130,7 +130,6 @@ def run_search(
         source_genotype = plugins.bases().get(base_name).base_genotype()
         source = plugins.bases().get(base_name).build(source_genotype)
     supernet = build_supernet(base_name, space, source, source_genotype)
-    del source
     detector = build_detector_on(
         supernet, detector_name, num_classes=dataset.num_classes, input_size=config.input_size, options=options_from_config(detector_name, config)
     )
@@ -149,7 +148,8 @@ def run_search(
     else:
         table = build_cost_table(supernet, input_size=config.input_size, cost_model=cost_model, cache_dir=cache_dir) if context.is_main else None
         table = distributed.broadcast_object(table, context)
-    target = resolve_target(config.target, table, base_ops(source_genotype, supernet.layers)) if config.target is not None else None
+    target = resolve_target(config.target, _base_cost(source, supernet, source_genotype, table, cost_model)) if config.target is not None else None
+    del source
     if target is not None:  # before anything is trained or written
         check_target(target, [list(layer.values()) for layer in table.costs], unit=table.unit)
     costs = table.tensors(context.device)
@@ -193,7 +193,8 @@ def run_search(
     log = RunLog(out_dir, keep_until=iteration, enabled=context.is_main)
     end = total if stop_after is None else min(total, stop_after)
     started = time.perf_counter()
-    cost_now = _expected_cost_now(arch, costs, config)
+    temperature = alpha_temperature(config, iteration=iteration, total=total, iterations_per_epoch=iterations_per_epoch)
+    cost_now = _expected_cost_now(arch, costs, temperature)
     with TrainingProgress(total=total, completed=iteration, enabled=progress and context.is_main, description="search") as bar, interruptible() as interruption:
         while iteration < end:
             epoch, batch = divmod(iteration, iterations_per_epoch)
@@ -201,7 +202,8 @@ def run_search(
             alpha_batches = _cycle(alpha_loader, alpha_sampler, epoch, -(-batch // alpha_every))  # α steps taken this epoch
             for images, targets in weight_loader:
                 detector.train()
-                supernet.set_op_weights(strategy.weight_step_weights(arch, temperature=config.alpha_temperature, generator=generator))
+                temperature = alpha_temperature(config, iteration=iteration, total=total, iterations_per_epoch=iterations_per_epoch)
+                supernet.set_op_weights(strategy.weight_step_weights(arch, temperature=temperature, generator=generator))
                 with precision.autocast():
                     task_loss = _task_loss(model, images, targets, context.device)
                 check_finite_loss(float(task_loss.detach()), iteration=iteration + 1)
@@ -212,10 +214,13 @@ def run_search(
                 record: dict[str, Any] = {"iteration": iteration + 1, "epoch": epoch + 1, "lr": schedule.get_last_lr()[0], "loss": float(task_loss.detach())}
                 # One α step per ``alpha_every`` weight steps, from each epoch's first (FNA's workflow [('arch', 1), ('train', 5)]).
                 if epoch + 1 >= config.alpha_start_epoch and batch % alpha_every == 0:
-                    record |= _alpha_step(detector, supernet, arch, strategy, alpha_optimizer, next(alpha_batches), costs, cost_term, config, context, generator, precision)
+                    record |= _alpha_step(
+                        detector, supernet, arch, strategy, alpha_optimizer, next(alpha_batches), costs, cost_term, config, context, generator,
+                        precision, temperature,
+                    )
                 batch += 1
                 iteration += 1
-                cost_now = _expected_cost_now(arch, costs, config)
+                cost_now = _expected_cost_now(arch, costs, temperature)
                 record["expected_cost"] = cost_now
                 record["loss"] = distributed.mean_across_ranks(record["loss"], context)
                 bar.update(iteration, epoch=epoch + 1, loss=record["loss"], cost=format_cost(cost_now, table.unit), arch=_short(arch.best_ops()))
@@ -241,7 +246,7 @@ def run_search(
     if iteration < total:
         log.close()
         return None
-    decision = decision_summary(arch)
+    decision = decision_summary(arch, temperature=alpha_temperature(config, iteration=total - 1, total=total, iterations_per_epoch=iterations_per_epoch))
     log.write({"iteration": iteration, **{f"alpha_{name}": value for name, value in decision.items()}})
     if context.distributed:
         _check_alpha_synchronised(arch, context)
@@ -272,11 +277,21 @@ def check_search_target(base_name: str, config: SearchConfig, *, cache_dir: Path
     if config.target is None:
         return
     base = plugins.bases().get(base_name)
-    genotype = base.base_genotype()
-    supernet = build_supernet(base_name, load_search_space(config.space or default_space_name(base_name)), base.build(genotype), genotype)
-    table = build_cost_table(supernet, input_size=config.input_size, cost_model=cost_model_for(config), cache_dir=cache_dir)
-    target = resolve_target(config.target, table, base_ops(genotype, supernet.layers))
+    genotype, cost_model = base.base_genotype(), cost_model_for(config)
+    network = base.build(genotype)
+    supernet = build_supernet(base_name, load_search_space(config.space or default_space_name(base_name)), network, genotype)
+    table = build_cost_table(supernet, input_size=config.input_size, cost_model=cost_model, cache_dir=cache_dir)
+    target = resolve_target(config.target, _base_cost(network, supernet, genotype, table, cost_model))
     check_target(target, [list(layer.values()) for layer in table.costs], unit=table.unit)
+
+
+def _base_cost(network: nn.Module, supernet: SuperNetwork, genotype: Genotype, table: CostTable, cost_model) -> float:
+    """The base network's searched layers: the table's entries of its ops where they are candidates (as the
+    derived network is predicted), else the cost model run on them (a base whose ops the space lacks)."""
+    ops = base_ops(genotype, supernet.layers)
+    if ops is not None:
+        return table.cost_of(ops)
+    return searched_cost(network, space=supernet.space, input_size=table.input_size, cost_model=cost_model)
 
 
 def strategy_for(config: SearchConfig):
@@ -293,7 +308,7 @@ def strategy_for(config: SearchConfig):
 
 def _alpha_step(
     detector, supernet: SuperNetwork, arch: ArchitectureParameters, strategy, alpha_optimizer, batch, costs, cost_term: CostTerm,
-    config: SearchConfig, context, generator, precision: Precision,
+    config: SearchConfig, context, generator, precision: Precision, temperature: float,
 ) -> dict[str, float]:
     """One α step: L_task + the cost term on an α-half batch (Eq. 3: λ · log_τ(cost(α)); with a target
     the constrained form of :mod:`netadapt.search.cost_term`); α gradients averaged over ranks, then
@@ -304,7 +319,7 @@ def _alpha_step(
     gradient reduction stays with the weight step; α is all-reduced by hand.
     """
     images, targets = batch
-    op_weights = strategy.alpha_step_weights(arch, temperature=config.alpha_temperature, generator=generator)
+    op_weights = strategy.alpha_step_weights(arch, temperature=temperature, generator=generator)
     supernet.set_op_weights(op_weights)
     with precision.autocast():  # op_weights (softmax of α) were computed outside it, in float32, as is the cost term
         task_loss = _task_loss(detector, images, targets, context.device)
@@ -321,12 +336,25 @@ def _alpha_step(
         nn.utils.clip_grad_norm_(alphas, config.alpha_grad_clip)
     if not precision.overflowed(alpha.grad for alpha in alphas):  # fp16: an overflow on any rank reached all in the all-reduce
         alpha_optimizer.step()
-    return {"alpha_task_loss": float(task_loss.detach()), "cost_loss": float(cost_loss.detach())}
+    return {"alpha_task_loss": float(task_loss.detach()), "cost_loss": float(cost_loss.detach()), "temperature": temperature}
+
+
+def alpha_temperature(config: SearchConfig, *, iteration: int, total: int, iterations_per_epoch: int) -> float:
+    """T of softmax(α / T) at ``iteration`` (0-based): ``alpha_temperature`` until α updates start, then
+    annealed geometrically to ``alpha_temperature_end`` at the last iteration (FBNet, Wu et al. 2019, §3.3;
+    GDAS, Dong & Yang 2019, anneal it too). As T falls, softmax(α / T) nears the one-hot derived architecture,
+    so the expected cost that the cost term steers becomes the cost of the architecture that will be derived."""
+    start, end = config.alpha_temperature, config.alpha_temperature_end
+    first = (config.alpha_start_epoch - 1) * iterations_per_epoch
+    if end is None or iteration <= first or total <= first + 1:
+        return start
+    progress = min(1.0, (iteration - first) / (total - 1 - first))
+    return start * (end / start) ** progress
 
 
 @torch.no_grad()
-def _expected_cost_now(arch: ArchitectureParameters, costs: list[torch.Tensor], config: SearchConfig) -> float:
-    return float(expected_cost(arch.probabilities(temperature=config.alpha_temperature), costs))
+def _expected_cost_now(arch: ArchitectureParameters, costs: list[torch.Tensor], temperature: float) -> float:
+    return float(expected_cost(arch.probabilities(temperature=temperature), costs))
 
 
 def _check_alpha_synchronised(arch: ArchitectureParameters, context: distributed.Context) -> None:
