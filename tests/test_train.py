@@ -229,3 +229,14 @@ def test_learning_rate_warm_up_and_step_decay_at_1_based_epochs() -> None:
     assert factor[20] == pytest.approx(0.1) and factor[39] == pytest.approx(0.1)  # epoch 3 starts at iteration 20
     cosine = TrainConfig(lr_schedule="cosine", warmup_iterations=0, epochs=4)
     assert lr_factor(20, config=cosine, total_iterations=40, iterations_per_epoch=10) == pytest.approx(0.5)
+
+
+def test_json_output_is_json_alone_when_the_backbone_is_remapped(tiny_data: Path, tmp_path: Path) -> None:
+    """``--json`` keeps stdout machine-readable: the remapping announcement goes to stderr."""
+    weights = tmp_path / "mobilenetv2.pth"
+    torch.save(plugins.bases().get("mobilenetv2").build(plugins.bases().get("mobilenetv2").base_genotype()).state_dict(), weights)
+    flags = [flag if flag != "none" else str(weights) for flag in TINY]
+    result = netadapt("train", "--data", str(tiny_data), *flags, "--epochs", "1", "--out", str(tmp_path / "run"), "--json")
+    assert result.returncode == 0, result.stderr
+    assert set(json.loads(result.stdout)) >= {"iterations", "metrics"}
+    assert "layers remapped from" in result.stderr

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from netadapt.cli import options
-from netadapt.cli.console import print_json, stdout
+from netadapt.cli.console import print_json, stderr, stdout
 
 
 def train_command(
@@ -52,7 +52,7 @@ def train_command(
         base = genotype.base if genotype_file else base
         source = resolve_base_weights(weights, base=base, demo=is_demo, progress=not quiet)
     job = TrainJob(genotype, base, detector, source, resolve_splits(dataset, data), config, out)
-    result = run_train_job(job, resume=resume, force=force, device=device, progress=not quiet, announce=lambda m: stdout.print(m, markup=False))
+    result = run_train_job(job, resume=resume, force=force, device=device, progress=not quiet, announce=lambda m: (stderr if json_ else stdout).print(m, markup=False))  # --json: stdout is JSON only
     summary = {
         "out": str(result.out_dir),
         "iterations": result.iterations,
