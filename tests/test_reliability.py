@@ -518,3 +518,13 @@ def test_a_large_annotation_file_is_announced(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setattr(coco, "LARGE_JSON_BYTES", 100)
     with pytest.warns(NetadaptWarning, match=r"big.json: reading 0.0 GiB of JSON"):
         assert coco.read_json(tmp_path / "big.json") == GT
+
+
+def test_numbers_with_an_exponent_and_no_dot_are_numbers_in_set() -> None:
+    """YAML 1.1 reads ``1e-5`` as a string; ``--set train.lr=1e-5`` means a number."""
+    from netadapt.engine.config import load_run_config
+
+    config = load_run_config(TrainConfig, "train", config_file=None, overrides=["train.lr=1e-5", "train.weight_decay=4E+0"], demo=False)
+    assert (config.lr, config.weight_decay) == (1e-5, 4.0)
+    with pytest.raises(ConfigError, match="train.lr' must be float, got '1e-5x'"):
+        load_run_config(TrainConfig, "train", config_file=None, overrides=["train.lr=1e-5x"], demo=False)

@@ -175,3 +175,11 @@ def test_a_resumed_search_keeps_its_cost_table(tiny_data: Path, tmp_path: Path) 
     result = run_search(config=config, resume=True, **common)
     assert result is not None and result.iterations == 2
     assert torch.load(run / "supernet.pth", weights_only=True)["cost_table"] == started_with
+
+
+def test_a_search_that_fails_before_its_first_checkpoint_leaves_no_split(tiny_data: Path, tmp_path: Path) -> None:
+    """``split.json`` is written with the first checkpoint: a run that fails before it leaves nothing to mistake for a run."""
+    run = tmp_path / "failed"
+    result = search(tiny_data, run, *_flags(checkpoint_every=100, lr=1e30, optimizer="sgd", warmup_iterations=0))
+    assert result.returncode == 2 and "the loss is" in result.stderr, result.stderr
+    assert not (run / "split.json").exists() and not (run / "last.pth").exists()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -179,6 +180,9 @@ def section_config(kind: type[C], sections: Mapping[str, Any], section: str, *, 
     return config
 
 
+_YAML11_EXPONENT = re.compile(r"^[-+]?[0-9]+(\.[0-9]*)?[eE][-+]?[0-9]+$")
+
+
 def _coerce(value: Any, hint: Any, where: str) -> Any:
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
@@ -199,6 +203,8 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         return [_coerce(v, item, where) for v in value]
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if hint is float and isinstance(value, str) and _YAML11_EXPONENT.match(value):
+        return float(value)  # YAML 1.1 reads 1e-5 and 1e+30 (no dot) as strings; they are numbers to a user
     if hint in (int, float, str, bool) and (not isinstance(value, hint) or (hint is not bool and isinstance(value, bool))):
         raise ConfigError(f"{where} must be {hint.__name__}, got {value!r}")
     return value
