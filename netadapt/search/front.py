@@ -74,6 +74,7 @@ class FinishedSearch:
     weight_image_ids: list[int]
     alpha_image_ids: list[int]
     base_ops: list[str] | None  # the ops that make the super network the base network (None: not in the space)
+    base_cost: float | None  # the base network's searched layers (the search's record, else from base_ops; None: unknown)
 
     def genotype(self, ops: list[str]) -> Genotype:
         """The derived architecture of ``ops`` (one per searched layer), at the search's input size."""
@@ -160,10 +161,12 @@ def load_search(search_dir: str | Path) -> FinishedSearch:
     arch.load_state_dict(state["alpha"])
     table = CostTable(**state["cost_table"])
     base_genotype = plugins.bases().get(state["base"]).base_genotype()
+    ops = base_ops(base_genotype, layers)
+    base_cost = state.get("base_cost", table.cost_of(ops) if ops is not None else None)  # older searches did not record it
     return FinishedSearch(
         directory=directory, base=state["base"], detector=state["detector"], space=space, skeleton=skeleton, layers=layers,
         arch=arch, table=table, config=_search_config(state, directory), detector_state=state["detector_state"],
-        weight_image_ids=weight_ids, alpha_image_ids=alpha_ids, base_ops=base_ops(base_genotype, layers),
+        weight_image_ids=weight_ids, alpha_image_ids=alpha_ids, base_ops=ops, base_cost=base_cost,
     )
 
 
@@ -222,7 +225,7 @@ def resolve_targets(search: FinishedSearch, targets: Sequence[str] | None = None
         resolved = []
         for given in targets:
             try:
-                value = resolve_target(given, search.table.cost_of(search.base_ops) if search.base_ops is not None else None)
+                value = resolve_target(given, search.base_cost)
             except ConfigError as error:
                 raise ConfigError(str(error).replace("search.target", "--targets", 1)) from None
             resolved.append((str(given), value))

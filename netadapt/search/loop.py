@@ -148,7 +148,8 @@ def run_search(
     else:
         table = build_cost_table(supernet, input_size=config.input_size, cost_model=cost_model, cache_dir=cache_dir) if context.is_main else None
         table = distributed.broadcast_object(table, context)
-    target = resolve_target(config.target, _base_cost(source, supernet, source_genotype, table, cost_model)) if config.target is not None else None
+    base_cost = _base_cost(source, supernet, source_genotype, table, cost_model)  # `0.7x` targets; netadapt front's base point
+    target = resolve_target(config.target, base_cost) if config.target is not None else None
     del source
     if target is not None:  # before anything is trained or written
         check_target(target, [list(layer.values()) for layer in table.costs], unit=table.unit)
@@ -267,6 +268,7 @@ def run_search(
             "format": SEARCH_FORMAT, "base": base_name, "detector": detector_name, "space": asdict(space) | {"extra": {}},
             "skeleton": supernet.skeleton.to_dict(), "alpha": arch.state_dict(), "candidates": arch.candidate_names,
             "cost_table": table.__dict__, "detector_state": detector.state_dict(), "genotype": genotype.to_dict(),
+            "config": asdict(config), "class_names": list(dataset.class_names), "base_cost": base_cost,
         }, out_dir / "supernet.pth")
     return SearchResult(out_dir, genotype, iteration, time.perf_counter() - started, cost_now, cost, target, decision)
 
