@@ -47,6 +47,7 @@ def test_netadapt_plugins_lists_the_three_packages_with_their_versions() -> None
         assert hook in info["hooks"]
 
 
+@pytest.mark.slow  # over 10 s: the default run must stay under 10 min on 2 cores
 def test_disabling_plugins_removes_them_and_their_names() -> None:
     env = os.environ | {"NETADAPT_DISABLE_PLUGINS": "1"}
     assert not {info["name"] for info in plugins_json(env)} & set(PACKAGES)

@@ -39,6 +39,7 @@ def test_plugins_all_lists_builtins() -> None:
     assert set(plugins.DEFAULT_PLUGINS) <= names
 
 
+@pytest.mark.slow  # over 10 s: the default run must stay under 10 min on 2 cores
 def test_cost_of_mobilenetv2_at_224(mobilenetv2_yaml: Path) -> None:
     result = run("cost", str(mobilenetv2_yaml), "--input-size", "224", "--json")
     assert result.returncode == 0, result.stderr

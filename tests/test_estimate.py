@@ -12,6 +12,7 @@ import pytest
 NETADAPT = shutil.which("netadapt")
 
 
+@pytest.mark.slow  # over 10 s: the default run must stay under 10 min on 2 cores
 @pytest.mark.skipif(NETADAPT is None, reason="the netadapt script is not installed")
 def test_estimate_counts_the_schedule_and_times_every_phase() -> None:
     tiny = {"input_size": 64, "batch_size": 4, "epochs": 3, "alpha_start_epoch": 2, "repeat": 2, "strategy": "fna",

@@ -87,6 +87,7 @@ def test_points_span_from_above_the_cheapest_network_to_the_argmax(finished_sear
     assert [value for _, value in resolve_targets(search, ["0.5x", "1.0x"])] == [0.5 * search.table.cost_of(search.base_ops), search.table.cost_of(search.base_ops)]
 
 
+@pytest.mark.slow  # over 10 s: the default run must stay under 10 min on 2 cores
 def test_the_cli_writes_the_front(finished_search: Path, tiny_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "cli"
     run = subprocess.run(

@@ -192,6 +192,7 @@ def _plugins_json(path: Path, **env: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow  # over 10 s: the default run must stay under 10 min on 2 cores
 def test_entry_point_plugins_load_and_can_be_disabled(tmp_path: Path) -> None:
     path = _fake_distribution(tmp_path / "site", module_source=HELLO)
     listed = _plugins_json(path)

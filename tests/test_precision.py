@@ -147,6 +147,7 @@ def test_bf16_alpha_gradient_is_finite(train_set) -> None:
     assert float(bf16.abs().max()) > 0
 
 
+@pytest.mark.slow  # over 10 s: the default run must stay under 10 min on 2 cores
 @pytest.mark.skipif(NETADAPT is None, reason="the netadapt script is not installed")
 def test_search_runs_in_bf16_from_the_command_line(tiny_data: Path, tmp_path: Path) -> None:
     tiny = {"input_size": SIZE, "batch_size": 4, "epochs": 1, "alpha_start_epoch": 1, "workers": 0, "warmup_iterations": 1,

@@ -112,6 +112,7 @@ def test_demo_overwrite_replaces_only_a_demo_dataset(tmp_path: Path) -> None:
 
 
 # 2, 13, 14. A resumable run is not started over, and a resumed one keeps its settings.
+@pytest.mark.slow  # over 10 s: the default run must stay under 10 min on 2 cores
 def test_a_resumable_run_is_not_overwritten(finished_run: Path, data: Path, genotype_file: Path, tmp_path: Path) -> None:
     run = _copy_run(finished_run, tmp_path / "run")
     before = {name: (run / name).read_bytes() for name in ("last.pth", "log.jsonl")}
@@ -134,6 +135,7 @@ def test_a_resumable_run_is_not_overwritten(finished_run: Path, data: Path, geno
 
 
 # 3, 18. One run per directory; a dead owner's lock and temporary files are cleaned up.
+@pytest.mark.slow  # over 10 s: the default run must stay under 10 min on 2 cores
 def test_a_run_directory_is_locked_and_a_dead_owners_lock_is_taken_over(data: Path, genotype_file: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     base = ["train", str(genotype_file), "--data", str(data), *TRAIN, "--epochs", "1", "--out", str(run)]
@@ -163,6 +165,7 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.mark.slow  # over 10 s: the default run must stay under 10 min on 2 cores
 def test_predict_gives_images_of_the_same_name_distinct_outputs(checkpoint: Path, data: Path, tmp_path: Path) -> None:
     images = sorted((data / "images" / "train").iterdir())[:2]
     for folder, image in zip("ab", images):
@@ -180,6 +183,7 @@ def test_predict_gives_images_of_the_same_name_distinct_outputs(checkpoint: Path
                    str(tmp_path / "file"), "cannot write")
 
 
+@pytest.mark.slow  # over 10 s: the default run must stay under 10 min on 2 cores
 def test_outputs_that_cannot_be_written_are_one_line(checkpoint: Path, genotype_file: Path, data: Path, tmp_path: Path) -> None:
     folder = tmp_path / "folder"
     folder.mkdir()
@@ -341,6 +345,7 @@ def test_bad_config_files_and_overrides_are_config_errors(tmp_path: Path) -> Non
         apply_overrides({}, ["trian.lr=0.1"])
 
 
+@pytest.mark.slow  # over 10 s: the default run must stay under 10 min on 2 cores
 def test_bad_command_line_values_are_one_line(genotype_file: Path, checkpoint: Path, data: Path, tmp_path: Path) -> None:
     one_error_line(netadapt("eval", str(checkpoint), "--data", str(data), "--batch-size", "0"), "--batch-size")
     one_error_line(netadapt("eval", str(checkpoint), "--data", str(data), "--workers", "-1"), "--workers")
@@ -391,6 +396,7 @@ def test_bad_detections_are_data_errors(change: dict, message: str, tmp_path: Pa
         evaluate_coco(tmp_path / "gt.json", [GOOD, GOOD | change])
 
 
+@pytest.mark.slow  # over 10 s: the default run must stay under 10 min on 2 cores
 def test_nan_detections_through_the_cli_are_one_line_not_ap_1(tmp_path: Path) -> None:
     (tmp_path / "gt.json").write_text(json.dumps(GT))
     (tmp_path / "det.json").write_text(json.dumps([GOOD | {"bbox": [float("nan")] * 4}]))
@@ -418,6 +424,7 @@ def test_train_refuses_val_classes_other_than_the_training_ones(data: Path, geno
 
 
 # 10. --resume on a dataset of other classes, and a weights-only-safe last.pth lacking its keys.
+@pytest.mark.slow  # over 10 s: the default run must stay under 10 min on 2 cores
 def test_resume_refuses_other_classes_and_incomplete_states(finished_run: Path, data: Path, genotype_file: Path, tmp_path: Path) -> None:
     fewer = generate_demo_dataset(tmp_path / "fewer", num_train=9, num_val=2, image_size=64, seed=2, num_classes=3)
     run = _copy_run(finished_run, tmp_path / "run")
@@ -443,7 +450,7 @@ def _interrupt_after_first_record(command: list[str], run: Path, number: int) ->
     return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
-@pytest.mark.parametrize("number, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize("number, code", [(signal.SIGINT, 130), pytest.param(signal.SIGTERM, 143, marks=pytest.mark.slow)])  # SIGTERM: slow (same path)
 def test_a_signal_checkpoints_and_resume_ends_as_an_uninterrupted_run(
     number: int, code: int, finished_run: Path, data: Path, genotype_file: Path, tmp_path: Path
 ) -> None:
@@ -484,6 +491,7 @@ SEARCH = ["--weights", "none", "--quiet", *[arg for name, value in {
 }.items() for arg in ("--set", f"search.{name}={json.dumps(value)}")]]
 
 
+@pytest.mark.slow  # over 10 s: the default run must stay under 10 min on 2 cores
 def test_a_search_with_a_batch_of_one_per_half_is_interrupted_and_resumed(tmp_path: Path) -> None:
     data = generate_demo_dataset(tmp_path / "data", num_train=5, num_val=1, image_size=64, seed=4)
     run = tmp_path / "run"

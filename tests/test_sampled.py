@@ -190,6 +190,7 @@ def _search(data: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
 
 
 
+@pytest.mark.slow  # over 10 s: the default run must stay under 10 min on 2 cores
 @needs_cli
 def test_a_sampled_search_resumes_after_sigkill_with_the_same_alpha(tiny_data: Path, tmp_path: Path) -> None:
     flags = _flags(epochs=3, checkpoint_every=1)
@@ -214,6 +215,7 @@ def test_a_sampled_search_resumes_after_sigkill_with_the_same_alpha(tiny_data: P
     assert_same_search(tmp_path / "straight", run)
 
 
+@pytest.mark.slow  # over 10 s: the default run must stay under 10 min on 2 cores
 @needs_cli
 @pytest.mark.skipif(TORCHRUN is None, reason="torchrun is not installed")
 def test_torchrun_two_processes_keep_alpha_identical(tiny_data: Path, tmp_path: Path) -> None:

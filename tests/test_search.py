@@ -107,6 +107,7 @@ def test_an_infeasible_target_is_one_line_before_anything_is_written(tiny_data: 
     assert not (tmp_path / "never").exists()
 
 
+@pytest.mark.slow  # over 10 s: the default run must stay under 10 min on 2 cores
 def test_resume_after_sigkill_gives_the_same_alpha(tiny_data: Path, tmp_path: Path) -> None:
     flags = _flags(epochs=3, checkpoint_every=1)
     straight = search(tiny_data, tmp_path / "straight", *flags)
@@ -146,6 +147,7 @@ class _StrategyPlugin:
         register(_CountingStrategy.name, _CountingStrategy())
 
 
+@pytest.mark.slow  # over 10 s: the default run must stay under 10 min on 2 cores
 def test_a_plugin_strategy_drives_the_search(tiny_data: Path, tmp_path: Path) -> None:
     manager = plugins.get_plugin_manager()
     manager.register(_StrategyPlugin, name="strategy-plugin")
@@ -160,6 +162,7 @@ def test_a_plugin_strategy_drives_the_search(tiny_data: Path, tmp_path: Path) ->
     assert _CountingStrategy.weight_calls == result.iterations == 2
 
 
+@pytest.mark.slow  # over 10 s: the default run must stay under 10 min on 2 cores
 def test_a_resumed_search_keeps_its_cost_table(tiny_data: Path, tmp_path: Path) -> None:
     split = DataSplit(tiny_data / "images" / "train", tiny_data / "train.json")
     config = SearchConfig(**(TINY | {"epochs": 1, "cost_model": "params"}))
@@ -177,6 +180,7 @@ def test_a_resumed_search_keeps_its_cost_table(tiny_data: Path, tmp_path: Path) 
     assert torch.load(run / "supernet.pth", weights_only=True)["cost_table"] == started_with
 
 
+@pytest.mark.slow  # over 10 s: the default run must stay under 10 min on 2 cores
 def test_a_search_that_fails_before_its_first_checkpoint_leaves_no_split(tiny_data: Path, tmp_path: Path) -> None:
     """``split.json`` is written with the first checkpoint: a run that fails before it leaves nothing to mistake for a run."""
     run = tmp_path / "failed"

@@ -106,6 +106,7 @@ def test_resume_after_sigkill_ends_with_the_same_weights(tiny_data: Path, tmp_pa
     assert [r["iteration"] for r in _log(run)] == [r["iteration"] for r in _log(tmp_path / "straight")]
 
 
+@pytest.mark.slow  # over 10 s: the default run must stay under 10 min on 2 cores
 @pytest.mark.skipif(TORCHRUN is None, reason="torchrun is not installed")
 def test_torchrun_two_processes_train_and_evaluate(tiny_data: Path, tmp_path: Path) -> None:
     run = tmp_path / "ddp"

@@ -26,11 +26,11 @@ def predict_command(
     from netadapt.detectors.model import load_detector
     from netadapt.engine.predict import detect, draw_detections, output_names, write_png
 
+    pictures = [read_rgb(path) for path in images]  # every file is checked before anything is written or loaded
     check_output_dir(out)
     model, spec = load_detector(checkpoint)
     target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model.to(target)
-    pictures = [read_rgb(path) for path in images]  # every file is checked before anything is written
     written = []
     for path, picture, name in zip(images, pictures, output_names(images)):
         detections = detect(model, picture, input_size=spec.input_size, device=target)

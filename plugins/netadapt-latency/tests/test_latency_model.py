@@ -199,6 +199,7 @@ def latency_runs(tiny_data: Path, space_yaml: Path, tmp_path_factory: pytest.Tem
     return {"root": root, "cheap": cheap, "free": free, "board": board}
 
 
+@pytest.mark.slow  # over 10 s: the default run must stay under 10 min on 2 cores
 def test_the_cli_search_writes_its_outputs_and_predicted_and_measured_latency(latency_runs: dict) -> None:
     run = latency_runs["root"] / "cheap"
     for name in ("genotype.yaml", "cost.json", "alpha_history.csv", "alpha_history.png", "supernet.pth", "log.jsonl", "split.json"):

@@ -31,6 +31,7 @@ def netadapt(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(NETADAPT), *args], capture_output=True, text=True, timeout=600, env=os.environ | {"OMP_NUM_THREADS": "1"})
 
 
+@pytest.mark.slow  # over 10 s: the default run must stay under 10 min on 2 cores
 def test_show_and_cost_of_the_example_genotype(large_yaml: Path) -> None:
     shown = netadapt("show", str(large_yaml))
     assert shown.returncode == 0, shown.stderr
@@ -62,6 +63,7 @@ def test_remap_of_torchvision_weights_into_larger_kernels_keeps_the_outputs(larg
         assert (network.eval()(images) - reference(images)).abs().max() < 1e-5
 
 
+@pytest.mark.slow  # over 10 s: the default run must stay under 10 min on 2 cores
 def test_search_without_a_space_uses_the_bases_own(tiny_data: Path, tmp_path: Path) -> None:
     tiny = {
         "input_size": 64, "batch_size": 4, "epochs": 1, "alpha_start_epoch": 1, "workers": 0, "warmup_iterations": 1,
@@ -83,6 +85,7 @@ def test_search_without_a_space_uses_the_bases_own(tiny_data: Path, tmp_path: Pa
     plugins.bases().get("mobilenetv3").build(genotype)
 
 
+@pytest.mark.slow  # over 10 s: the default run must stay under 10 min on 2 cores
 def test_train_and_eval_of_a_tiny_mobilenetv3_ssdlite(tiny_data: Path, tmp_path: Path) -> None:
     run = tmp_path / "train"
     trained = netadapt(

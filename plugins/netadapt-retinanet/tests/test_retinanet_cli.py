@@ -29,6 +29,7 @@ def netadapt(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([NETADAPT, *args], capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow  # over 10 s: the default run must stay under 10 min on 2 cores
 def test_train_then_eval(tiny_data: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     trained = netadapt(
@@ -65,6 +66,7 @@ def test_train_then_eval(tiny_data: Path, tmp_path: Path) -> None:
     assert f"{metrics['AR100']:.3f}" in evaluated.stdout
 
 
+@pytest.mark.slow  # over 10 s: the default run must stay under 10 min on 2 cores
 def test_search(tiny_data: Path, tmp_path: Path) -> None:
     settings = {
         # one weight step on 4 images and one α step on 4 of the other 12 (the darts strategy: every candidate runs)

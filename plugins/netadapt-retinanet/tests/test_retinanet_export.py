@@ -61,6 +61,7 @@ def _assert_same_detections(got: dict[str, torch.Tensor], want: dict[str, torch.
     torch.testing.assert_close(got["boxes"], want["boxes"], atol=1e-3, rtol=0)
 
 
+@pytest.mark.slow  # over 10 s: the default run must stay under 10 min on 2 cores
 @pytest.mark.skipif(NETADAPT is None, reason="the netadapt script is not installed")
 def test_onnx_export_postprocesses_to_the_detectors_detections(checkpoint: Path, image_path: Path, tmp_path: Path) -> None:
     import onnxruntime
