@@ -175,22 +175,28 @@ def _run(command: list[str], log: Path, env: dict) -> dict:
     return json.loads(result.stdout)
 
 
-def _search(seed: int, args, common: list[str], weights: Path, env: dict) -> dict:
-    out = args.out / f"search-{seed}"
-    done = out / "result.json"
-    if done.is_file():
-        return json.loads(done.read_text())
+def _fresh_run(out: Path, command: list[str], log: Path, env: dict) -> dict | None:
+    """``None`` when ``out`` holds a finished step (its ``result.json``); else the step run anew into ``out``."""
+    if (out / "result.json").is_file():
+        return None
     if out.exists():
         shutil.rmtree(out)
-    summary = _run(
-        [NETADAPT, "search", "--base", "mobilenetv2", "--detector", "ssdlite", "--weights", str(weights), "--target", args.target,
-         "--set", f"search.seed={seed}", "--out", str(out), *common], args.out / f"search-{seed}.log", env,
+    return _run([*command, "--out", str(out)], log, env)
+
+
+def _search(seed: int, args, common: list[str], weights: Path, env: dict) -> dict:
+    out = args.out / f"search-{seed}"
+    summary = _fresh_run(out, [
+        NETADAPT, "search", "--base", "mobilenetv2", "--detector", "ssdlite", "--weights", str(weights), "--target", args.target,
+        "--set", f"search.seed={seed}", *common], args.out / f"search-{seed}.log", env,
     )
+    if summary is None:
+        return json.loads((out / "result.json").read_text())
     state = torch.load(out / "supernet.pth", weights_only=True)
     alphas = [state["alpha"][f"alphas.{i}"] for i in range(len(state["candidates"]))]
     summary["ops"] = _chosen(out)
     summary["alpha_top1_by_layer"] = [float(torch.softmax(a, 0).max()) for a in alphas]
-    done.write_text(json.dumps(summary))
+    (out / "result.json").write_text(json.dumps(summary))
     return summary
 
 
@@ -207,15 +213,10 @@ def _chosen(search_dir: Path) -> list[str]:
 
 def _train(name: str, group: str, genotype: Path, seed: int, *, args, common: list[str], weights: Path, env: dict) -> dict:
     out = args.out / f"train-{name}"
-    done = out / "result.json"
-    if done.is_file():
-        return json.loads(done.read_text())
-    if out.exists():
-        shutil.rmtree(out)
-    summary = _run(
-        [NETADAPT, "train", str(genotype), "--weights", str(weights), "--set", f"train.seed={seed}", "--out", str(out), *common],
-        args.out / f"train-{name}.log", env,
-    )
+    summary = _fresh_run(out, [NETADAPT, "train", str(genotype), "--weights", str(weights), "--set", f"train.seed={seed}", *common],
+                         args.out / f"train-{name}.log", env)
+    if summary is None:
+        return json.loads((out / "result.json").read_text())
     cost = _run([NETADAPT, "cost", str(genotype), "--detector", "ssdlite", "--input-size", str(args.input_size), "--num-classes", "7", "--json"],
                 args.out / f"cost-{name}.log", env)
     result = {
@@ -223,7 +224,7 @@ def _train(name: str, group: str, genotype: Path, seed: int, *, args, common: li
         "map": 100 * summary["metrics"]["AP"], "map50": 100 * summary["metrics"]["AP50"],
         "params": cost.get("params"), "madds": cost.get("madds"), "seconds": summary.get("seconds"),
     }
-    done.write_text(json.dumps(result))
+    (out / "result.json").write_text(json.dumps(result))
     return result
 
 
