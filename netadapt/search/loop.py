@@ -40,7 +40,7 @@ from torch.utils.data import DataLoader, Subset
 
 from netadapt import plugins
 from netadapt.contracts import optional
-from netadapt.cost import cost_model_for, format_cost
+from netadapt.cost import cost_model_for, format_cost, parse_target
 from netadapt.data.coco import collate_detection
 from netadapt.data.sources import DataSplit
 from netadapt.detectors.model import build_detector_on, options_from_config
@@ -148,7 +148,8 @@ def run_search(
     else:
         table = build_cost_table(supernet, input_size=config.input_size, cost_model=cost_model, cache_dir=cache_dir) if context.is_main else None
         table = distributed.broadcast_object(table, context)
-    base_cost = _base_cost(source, supernet, source_genotype, table, cost_model)  # `0.7x` targets; netadapt front's base point
+    relative = config.target is not None and parse_target(config.target)[1]
+    base_cost = _base_cost(source, supernet, source_genotype, table, cost_model, measure=relative)  # `0.7x`; netadapt front's base point
     target = resolve_target(config.target, base_cost) if config.target is not None else None
     del source
     if target is not None:  # before anything is trained or written
@@ -283,17 +284,18 @@ def check_search_target(base_name: str, config: SearchConfig, *, cache_dir: Path
     network = base.build(genotype)
     supernet = build_supernet(base_name, load_search_space(config.space or default_space_name(base_name)), network, genotype)
     table = build_cost_table(supernet, input_size=config.input_size, cost_model=cost_model, cache_dir=cache_dir)
-    target = resolve_target(config.target, _base_cost(network, supernet, genotype, table, cost_model))
+    target = resolve_target(config.target, _base_cost(network, supernet, genotype, table, cost_model, measure=parse_target(config.target)[1]))
     check_target(target, [list(layer.values()) for layer in table.costs], unit=table.unit)
 
 
-def _base_cost(network: nn.Module, supernet: SuperNetwork, genotype: Genotype, table: CostTable, cost_model) -> float:
+def _base_cost(network: nn.Module, supernet: SuperNetwork, genotype: Genotype, table: CostTable, cost_model, *, measure: bool) -> float | None:
     """The base network's searched layers: the table's entries of its ops where they are candidates (as the
-    derived network is predicted), else the cost model run on them (a base whose ops the space lacks)."""
+    derived network is predicted), else, with ``measure``, the cost model run on them (a base whose ops the
+    space lacks; a relative target needs it), else ``None``."""
     ops = base_ops(genotype, supernet.layers)
     if ops is not None:
         return table.cost_of(ops)
-    return searched_cost(network, space=supernet.space, input_size=table.input_size, cost_model=cost_model)
+    return searched_cost(network, space=supernet.space, input_size=table.input_size, cost_model=cost_model) if measure else None
 
 
 def strategy_for(config: SearchConfig):
