@@ -41,7 +41,7 @@ import torch
 
 from netadapt.bases.pretrain import pretrained_demo_base
 from netadapt.data.demo import generate_demo_dataset
-from netadapt.genotype import Genotype, save_genotype
+from netadapt.genotype import Genotype, genotype_from_data, save_genotype
 from netadapt.search.budget import constrained_choice
 from netadapt.search.cost_table import CostTable
 from netadapt.search.derive import derive_genotype
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     with ThreadPoolExecutor(max_workers=args.parallel) as pool:
         searches = list(pool.map(lambda seed: _search(seed, args, common, weights, env), args.seeds))
         first = torch.load(args.out / f"search-{args.seeds[0]}" / "supernet.pth", weights_only=True)
-        space, skeleton, table = SearchSpace(**first["space"]), Genotype.from_dict(first["skeleton"]), CostTable(**first["cost_table"])
+        space, skeleton, table = SearchSpace(**first["space"]), genotype_from_data(first["skeleton"]), CostTable(**first["cost_table"])
         layers = _layers(skeleton, space)
         target = json.loads((args.out / f"search-{args.seeds[0]}" / "cost.json").read_text())["target"]
         genotypes: dict[str, tuple[str, Path]] = {}
@@ -142,7 +142,7 @@ def _summary_of_finished(args) -> int:
     searches = [json.loads(p.read_text()) for p in sorted(args.out.glob("search-*/result.json"))]
     trained = [json.loads(p.read_text()) for p in sorted(args.out.glob("train-*/result.json"))]
     first = torch.load(sorted(args.out.glob("search-*/supernet.pth"))[0], weights_only=True)
-    space, skeleton, table = SearchSpace(**first["space"]), Genotype.from_dict(first["skeleton"]), CostTable(**first["cost_table"])
+    space, skeleton, table = SearchSpace(**first["space"]), genotype_from_data(first["skeleton"]), CostTable(**first["cost_table"])
     target = json.loads(sorted(args.out.glob("search-*/cost.json"))[0].read_text())["target"]
     results = _results(args, searches, trained, _layers(skeleton, space), table, target, time.perf_counter())
     results["seconds"] = None
