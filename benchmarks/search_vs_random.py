@@ -42,9 +42,9 @@ import torch
 from netadapt.bases.pretrain import pretrained_demo_base
 from netadapt.data.demo import generate_demo_dataset
 from netadapt.genotype import Genotype, genotype_from_data, save_genotype
-from netadapt.search.budget import constrained_choice
 from netadapt.search.cost_table import CostTable
-from netadapt.search.derive import derive_genotype
+from netadapt.search.derive import choose_ops, derive_genotype
+from netadapt.search.front import load_search
 from netadapt.search.space import SearchSpace
 from netadapt.search.supernet import SearchedLayer
 
@@ -201,14 +201,9 @@ def _search(seed: int, args, common: list[str], weights: Path, env: dict) -> dic
 
 
 def _chosen(search_dir: Path) -> list[str]:
-    """The derived op of every searched layer, skips included: the constrained choice over the run's α,
-    cost table and target, as the search derived it (``netadapt.search.derive.choose_ops``)."""
-    state = torch.load(search_dir / "supernet.pth", weights_only=True)
-    target = json.loads((search_dir / "cost.json").read_text())["target"]
-    names = state["candidates"]
-    scores = [torch.log_softmax(state["alpha"][f"alphas.{i}"].double(), 0).tolist() for i in range(len(names))]
-    costs = [[layer[name] for name in layer_names] for layer, layer_names in zip(state["cost_table"]["costs"], names)]
-    return [layer_names[i] for layer_names, i in zip(names, constrained_choice(scores, costs, target))]
+    """The derived op of every searched layer, skips included, as the search derived it (its α, table and target)."""
+    search = load_search(search_dir)
+    return choose_ops(search.arch, search.table, json.loads((search_dir / "cost.json").read_text())["target"])
 
 
 def _train(name: str, group: str, genotype: Path, seed: int, *, args, common: list[str], weights: Path, env: dict) -> dict:
