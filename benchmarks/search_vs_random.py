@@ -34,18 +34,21 @@ import statistics
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import torch
 
 from netadapt.bases.pretrain import pretrained_demo_base
+from netadapt.cache import cache_root
 from netadapt.data.demo import generate_demo_dataset
+from netadapt.engine.config import SearchConfig, load_run_config
 from netadapt.genotype import Genotype, genotype_from_data, save_genotype
 from netadapt.search.cost_table import CostTable
 from netadapt.search.derive import choose_ops, derive_genotype
 from netadapt.search.front import load_search
-from netadapt.search.space import SearchSpace
+from netadapt.search.loop import search_budget
+from netadapt.search.space import SearchSpace, default_space_name
 from netadapt.search.supernet import SearchedLayer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,7 +59,7 @@ NETADAPT = shutil.which("netadapt") or "netadapt"
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--target", default="0.7x")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="search seeds")
+    parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2], help="search seeds (none: train the random architectures and the base only)")
     parser.add_argument("--random", type=int, default=6, help="random architectures under the target")
     parser.add_argument("--num-val", type=int, default=400, help="validation images (the demo has 100)")
     parser.add_argument("--parallel", type=int, default=2, help="netadapt processes side by side, 1 thread each")
@@ -79,26 +82,48 @@ def main(argv: list[str] | None = None) -> int:
     common = ["--data", str(data), "--config", str(args.config), "--quiet", "--json", *itertools.chain(*(("--set", o) for o in args.overrides))]
     env = os.environ | {"OMP_NUM_THREADS": "1"}
 
+    # The space, the cost table and the target come from the untrained super network (as the search's own
+    # preflight does), so the random architectures and the base train while the searches run.
+    config = load_run_config(SearchConfig, "search", config_file=args.config, overrides=args.overrides, flags={"target": args.target}, demo=True)
+    budget = search_budget("mobilenetv2", config, cache_dir=cache_root() / "cost_tables")
+    layers, table, target = budget.layers, budget.table, budget.target
+    rng = random.Random(0)
+    randoms: list[tuple[str, str, Path, int]] = []
+    for number in range(args.random):
+        path = args.out / f"random-{number}.yaml"
+        if not path.is_file():
+            ops = _uniform_under(table, layers, target, rng)
+            genotype = derive_genotype(budget.skeleton, layers, ops, space_name=config.space or default_space_name("mobilenetv2"))
+            save_genotype(Genotype(**{**genotype.__dict__, "extra": dict(genotype.extra), "input_size": budget.skeleton.input_size}), path)
+        randoms.append((f"random-{number}", "random", path, 0))
+    base = ROOT / "examples" / "genotypes" / "mobilenetv2.yaml"
+
+    def search_then_train(seed: int) -> tuple[dict, dict]:
+        search = _search(seed, args, common, weights, env)
+        return search, _train(f"searched-{seed}", "searched", args.out / f"search-{seed}" / "genotype.yaml", 0,
+                              args=args, common=common, weights=weights, env=env)
+
+    def train(run: tuple[str, str, Path, int]) -> dict:
+        return _train(*run, args=args, common=common, weights=weights, env=env)
+
     with ThreadPoolExecutor(max_workers=args.parallel) as pool:
-        searches = list(pool.map(lambda seed: _search(seed, args, common, weights, env), args.seeds))
-        first = torch.load(args.out / f"search-{args.seeds[0]}" / "supernet.pth", weights_only=True)
-        space, skeleton, table = SearchSpace(**first["space"]), genotype_from_data(first["skeleton"]), CostTable(**first["cost_table"])
-        layers = _layers(skeleton, space)
-        target = json.loads((args.out / f"search-{args.seeds[0]}" / "cost.json").read_text())["target"]
-        genotypes: dict[str, tuple[str, Path]] = {}
-        for seed in args.seeds:
-            genotypes[f"searched-{seed}"] = ("searched", args.out / f"search-{seed}" / "genotype.yaml")
-        rng = random.Random(0)
-        for number in range(args.random):
-            path = args.out / f"random-{number}.yaml"
-            if not path.is_file():
-                ops = _uniform_under(table, layers, target, rng)
-                genotype = derive_genotype(skeleton, layers, ops, space_name=space.name)
-                save_genotype(Genotype(**{**genotype.__dict__, "extra": dict(genotype.extra), "input_size": skeleton.input_size}), path)
-            genotypes[f"random-{number}"] = ("random", path)
-        genotypes["base"] = ("base", ROOT / "examples" / "genotypes" / "mobilenetv2.yaml")
-        runs = _interleaved(genotypes) + [("base-seed1", "base (seed 1)", genotypes["base"][1], 1)]
-        trained = list(pool.map(lambda run: _train(*run, args=args, common=common, weights=weights, env=env), runs))
+        # Base first, then searches and random architectures alternately, so that a run stopped early
+        # compares like with like; the base's second seed (the noise of training itself) last.
+        jobs: list[tuple[str, Future]] = [("base", pool.submit(train, ("base", "base", base, 0)))]
+        for seed, pair in itertools.zip_longest(args.seeds, _pairs(randoms)):
+            if seed is not None:
+                jobs.append(("search", pool.submit(search_then_train, seed)))
+            for run in pair or ():
+                jobs.append(("train", pool.submit(train, run)))
+        jobs.append(("train", pool.submit(train, ("base-seed1", "base (seed 1)", base, 1))))
+        searches, trained = [], []
+        for kind, job in jobs:
+            if kind == "search":
+                search, result = job.result()
+                searches.append(search)
+                trained.append(result)
+            else:
+                trained.append(job.result())
 
     results = _results(args, searches, trained, layers, table, target, started)
     _write(results, args)
@@ -126,15 +151,9 @@ def _results(args, searches: list[dict], trained: list[dict], layers: list[Searc
     }
 
 
-def _interleaved(genotypes: dict[str, tuple[str, Path]]) -> list[tuple[str, str, Path, int]]:
-    """Base first, then searched and random alternately, so that a run stopped early compares like with like."""
-    by_group: dict[str, list[tuple[str, str, Path, int]]] = {}
-    for name, (group, path) in genotypes.items():
-        by_group.setdefault(group, []).append((name, group, path, 0))
-    order = by_group.pop("base")
-    for pair in itertools.zip_longest(by_group.get("searched", []), by_group.get("random", [])):
-        order += [run for run in pair if run is not None]
-    return order
+def _pairs(runs: list) -> list[list]:
+    """``runs`` two by two: the random architectures trained between two searches."""
+    return [runs[i:i + 2] for i in range(0, len(runs), 2)]
 
 
 def _summary_of_finished(args) -> int:

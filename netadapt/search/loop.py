@@ -279,13 +279,32 @@ def check_search_target(base_name: str, config: SearchConfig, *, cache_dir: Path
     the cost table of the untrained super network (cached, as the search's) against the target."""
     if config.target is None:
         return
+    budget = search_budget(base_name, config, cache_dir=cache_dir)
+    check_target(budget.target, [list(layer.values()) for layer in budget.table.costs], unit=budget.table.unit)
+
+
+@dataclass(frozen=True)
+class SearchBudget:
+    """What a search with ``config`` will derive under: its searched layers, cost table and resolved target."""
+
+    skeleton: Genotype
+    layers: list
+    table: CostTable
+    target: float | None
+
+
+def search_budget(base_name: str, config: SearchConfig, *, cache_dir: Path | None = None) -> SearchBudget:
+    """The searched layers, the cost table (cached, as the search's) and ``search.target`` resolved against the base
+    network, from the untrained super network: nothing trains."""
     base = plugins.bases().get(base_name)
     genotype, cost_model = base.base_genotype(), cost_model_for(config)
     network = base.build(genotype)
     supernet = build_supernet(base_name, load_search_space(config.space or default_space_name(base_name)), network, genotype)
     table = build_cost_table(supernet, input_size=config.input_size, cost_model=cost_model, cache_dir=cache_dir)
-    target = resolve_target(config.target, _base_cost(network, supernet, genotype, table, cost_model, measure=parse_target(config.target)[1]))
-    check_target(target, [list(layer.values()) for layer in table.costs], unit=table.unit)
+    target = None
+    if config.target is not None:
+        target = resolve_target(config.target, _base_cost(network, supernet, genotype, table, cost_model, measure=parse_target(config.target)[1]))
+    return SearchBudget(genotype, list(supernet.layers), table, target)
 
 
 def _base_cost(network: nn.Module, supernet: SuperNetwork, genotype: Genotype, table: CostTable, cost_model, *, measure: bool) -> float | None:
