@@ -441,7 +441,7 @@ class _Bench:
     def _prepare(self, body) -> None:
         from netadapt.detectors.model import build_detector_on, options_from_config
         from netadapt.engine.throughput import to_memory_format
-        from netadapt.engine.train import make_optimizer
+        from netadapt.engine.loop import make_optimizer
 
         self.model = self.optimizer = None  # the previous network goes before the next is built
         model = build_detector_on(body, "ssdlite", num_classes=self.num_classes, input_size=self.search.input_size, options=options_from_config("ssdlite", self.search))

@@ -11,7 +11,7 @@ where the core first reads it (:func:`check_network`), since registration has no
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
@@ -141,12 +141,6 @@ class Detector(Protocol):
         ...
 
 
-class DetectorOptions(Protocol):
-    def options_from_config(self, config: Any) -> Mapping[str, Any]:
-        """The build options a run config gives this detector (before ``detector_options``)."""
-        ...
-
-
 @runtime_checkable
 class SearchSpace(Protocol):
     """Registered with ``register_search_spaces`` (``netadapt.search.space.SearchSpace`` is one)."""
@@ -219,7 +213,7 @@ class Ignore:
 
 IGNORE = Ignore()
 
-_OPTIONAL = (BaseNetworkOptions, CostModelOptions, DetectorOptions, StrategyOptions)
+_OPTIONAL = (BaseNetworkOptions, CostModelOptions, StrategyOptions)
 
 
 def members(protocol: type) -> tuple[str, ...]:

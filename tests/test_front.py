@@ -20,7 +20,7 @@ from netadapt.cli.main import app
 from netadapt.data.demo import generate_demo_dataset
 from netadapt.detectors.model import DetectorSpec, build_detector
 from netadapt.engine.config import SearchConfig
-from netadapt.engine.jobs import resolve_splits
+from netadapt.jobs import resolve_splits
 from netadapt.genotype import load_genotype
 from netadapt.search.budget import cost_range
 from netadapt.search.front import compute_front, load_search, resolve_targets, write_front

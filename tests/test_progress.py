@@ -31,11 +31,11 @@ def test_a_quiet_bar_draws_nothing() -> None:
 
 
 def test_quiet_reaches_the_demo_base_pretraining(monkeypatch: pytest.MonkeyPatch) -> None:
+    from netadapt import jobs
     from netadapt.bases import pretrain
-    from netadapt.cli import weights
 
     seen = []
     monkeypatch.setattr(pretrain, "pretrained_demo_base", lambda base, *, announce, progress: seen.append(progress) or "demo.pth")
-    monkeypatch.setattr(weights, "read_weights", lambda path, *, base_name: path)
-    assert weights.resolve_base_weights(None, base="mobilenetv2", demo=True, progress=False) == "demo.pth"
+    monkeypatch.setattr(jobs, "read_weights", lambda path, *, base_name: path)
+    assert jobs.base_weights(None, base="mobilenetv2", data=jobs.Data(), progress=False) == "demo.pth"
     assert seen == [False]

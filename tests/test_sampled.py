@@ -13,7 +13,7 @@ import torch
 from netadapt import plugins
 from netadapt.data.demo import generate_demo_dataset
 from netadapt.engine.config import SearchConfig, section_config
-from netadapt.errors import ConfigError
+from netadapt.errors import ConfigError, NetadaptWarning
 from netadapt.search.cost_table import expected_cost
 from netadapt.search.darts import DartsStrategy
 from netadapt.search.sampled import SampledStrategy
@@ -158,14 +158,20 @@ def test_sampling_is_deterministic_under_a_seed(supernet) -> None:
     assert not all(torch.equal(a, b) for a, b in zip(draw(1), draw(2)))
 
 
-def test_sample_k_is_a_positive_search_setting(supernet) -> None:
-    config = section_config(SearchConfig, {"search": {"strategy": "sampled", "sample_k": 2}}, "search", source="test")
+def test_k_is_an_option_of_the_sampled_strategy(supernet) -> None:
+    """``search.strategy_options: {k: 2}``, checked by the strategy; the old core field ``search.sample_k`` still works
+    for one version, moved there with a warning that names the new key."""
+    config = section_config(SearchConfig, {"search": {"strategy": "sampled", "strategy_options": {"k": 2}}}, "search", source="test")
     strategy = plugins.strategies().get("sampled").for_config(config)
     weights = strategy.alpha_step_weights(_arch(supernet), temperature=1.0, generator=torch.Generator().manual_seed(0))
     for w in weights:  # straight-through k-hot: 1/k on two candidates, exactly 0 elsewhere, differentiable
         assert w.requires_grad and torch.count_nonzero(w) == 2 and torch.allclose(w[w != 0], torch.full((2,), 0.5))
-    with pytest.raises(ConfigError, match="search.sample_k must be positive"):
-        section_config(SearchConfig, {"search": {"sample_k": 0}}, "search", source="test")
+    for bad, message in (({"k": 0}, "search.strategy_options.k must be a positive integer"), ({"kk": 2}, "search.strategy_options.kk: unknown option")):
+        with pytest.raises(ConfigError, match=message):
+            plugins.strategies().get("sampled").for_config(SearchConfig(strategy="sampled", strategy_options=bad))
+    with pytest.warns(NetadaptWarning, match=r"search.sample_k is deprecated .* search.strategy_options: \{k: 3\}"):
+        old = section_config(SearchConfig, {"search": {"strategy": "sampled", "sample_k": 3}}, "search", source="old.yaml")
+    assert old.strategy_options == {"k": 3} and plugins.strategies().get("sampled").for_config(old).sample_k == 3
 
 
 # --- the search as users run it ------------------------------------------------------------------

@@ -22,7 +22,7 @@ from netadapt.detectors import ssdlite
 from netadapt.detectors.cost import detector_cost
 from netadapt.detectors.model import DetectorSpec, build_detector, options_from_config
 from netadapt.engine.config import SearchConfig, TrainConfig, section_config
-from netadapt.errors import ConfigError
+from netadapt.errors import ConfigError, NetadaptWarning
 from netadapt.genotype import genotype_from_data, load_genotype
 from netadapt.hookspecs import hookimpl
 
@@ -219,7 +219,7 @@ def test_backbone_without_taps() -> None:
 
 
 class _PlainDetector:
-    """A detector plugin without ``options_from_config``: only ``detector_options`` reach it."""
+    """Another detector plugin: ``detector_options`` reach its build."""
 
     name = "plain-ssdlite"
 
@@ -234,15 +234,24 @@ class _PlainPlugin:
 
 
 def test_run_configs_give_detector_options(detector: Detector) -> None:
-    assert options_from_config("ssdlite", TrainConfig()) == {"anchors": "fna"}
-    config = SearchConfig(anchors="torchvision", detector_options={"score_thresh": 0.1, "detections_per_img": 50})
+    """The core config knows no detector's fields: SSDLite's anchors are one of its ``detector_options``, checked by its
+    build; the old core field ``train.anchors`` still works for one version, moved there with a warning."""
+    assert options_from_config("ssdlite", TrainConfig()) == {}
+    config = SearchConfig(detector_options={"anchors": "torchvision", "score_thresh": 0.1, "detections_per_img": 50})
     assert options_from_config("ssdlite", config) == {"anchors": "torchvision", "score_thresh": 0.1, "detections_per_img": 50}
+    with pytest.warns(NetadaptWarning, match=r"train.anchors is deprecated .* train.detector_options: \{anchors: torchvision\}"):
+        old = section_config(TrainConfig, {"train": {"anchors": "torchvision"}}, "train", source="old.yaml")
+    assert options_from_config("ssdlite", old) == {"anchors": "torchvision"}
+    with pytest.raises(ConfigError, match="train.anchors and train.detector_options.anchors both given"):
+        section_config(TrainConfig, {"train": {"anchors": "fna", "detector_options": {"anchors": "fna"}}}, "train", source="old.yaml")
+    genotype = load_genotype(MOBILENETV2)
+    with pytest.raises(ConfigError, match="unknown anchor scheme 'fnaa'"):
+        build_detector(DetectorSpec("ssdlite", "mobilenetv2", genotype, ["__background__", "a"], 96, {"anchors": "fnaa"}))
     manager = plugins.get_plugin_manager()
     plugin = _PlainPlugin()
     manager.register(plugin, name="plain-ssdlite")
     try:
-        assert options_from_config("plain-ssdlite", config) == {"score_thresh": 0.1, "detections_per_img": 50}
-        genotype = load_genotype(MOBILENETV2)
+        config = SearchConfig(detector_options={"score_thresh": 0.1, "detections_per_img": 50})
         spec = DetectorSpec("plain-ssdlite", "mobilenetv2", genotype, ["__background__", "a"], 96, options_from_config("plain-ssdlite", config))
         model = build_detector(spec)
         assert (model.score_thresh, model.detections_per_img) == (0.1, 50)

@@ -222,7 +222,7 @@ def test_bad_data_is_one_clear_error_and_writes_nothing(kind: str, tmp_path: Pat
 
 def test_learning_rate_warm_up_and_step_decay_at_1_based_epochs() -> None:
     from netadapt.engine.config import TrainConfig
-    from netadapt.engine.train import lr_factor
+    from netadapt.engine.loop import lr_factor
 
     config = TrainConfig(lr_schedule="step", lr_milestones=[3], lr_gamma=0.1, warmup_iterations=10, warmup_factor=0.0, epochs=4)
     factor = [lr_factor(it, config=config, total_iterations=40, iterations_per_epoch=10) for it in range(40)]

@@ -30,7 +30,7 @@ from netadapt.cache import cache_root
 from netadapt.data.demo import DEMO_CLASSES, GENERATOR_VERSION, render_object_crops
 from netadapt.engine.batchnorm import reestimate_batchnorm
 from netadapt.engine.files import save_torch_atomic, write_json_atomic
-from netadapt.engine.progress import TrainingProgress
+from netadapt.engine.loop import Loop, Position
 
 __all__ = [
     "DEFAULT_SETTINGS",
@@ -276,35 +276,43 @@ def _train(
         optimizer, max_lr=settings.lr, total_steps=settings.epochs * steps_per_epoch, pct_start=0.2
     )
     loss_function = nn.CrossEntropyLoss()
-    accuracy = 0.0
-    shown: dict[str, object] = {}  # the bar's status: epoch, loss, accuracy, held-out accuracy
-    with TrainingProgress(total=settings.epochs * steps_per_epoch, enabled=progress, description="pretrain") as bar:
-        for epoch in range(settings.epochs):
-            shown["epoch"] = f"{epoch + 1}/{settings.epochs}"
-            network.train()
-            order = torch.randperm(len(labels))
-            correct = seen = 0
-            for step in range(steps_per_epoch):
-                batch = order[step * batch_size : (step + 1) * batch_size]
-                inputs = _normalise(torch.stack([augment(image) for image in images[batch]]))
-                targets = labels[batch]
-                logits = network(inputs)
-                loss = loss_function(logits, targets)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                schedule.step()
-                correct += int((logits.argmax(1) == targets).sum())
-                seen += len(targets)
-                accuracy = correct / seen
-                shown.update(loss=loss.item(), acc=accuracy)
-                bar.update(epoch * steps_per_epoch + step + 1, **shown)
-            if progress:  # shown only: the held-out crops never steer training, nor do the re-estimated statistics
-                # A few batches give statistics good enough for the display at a fraction of a full pass's time.
-                _reestimate_batchnorm(network, images, batch_size=settings.batch_size, seed=settings.seed, max_batches=DISPLAY_BATCHES)
-                shown["val_acc"] = _accuracy(network, val_images, val_labels, batch_size=settings.batch_size)
-                bar.update((epoch + 1) * steps_per_epoch, **shown)
-    return accuracy
+    counts = {"correct": 0, "seen": 0}  # the running accuracy of the epoch
+
+    def batches(epoch: int, first: int):
+        order = torch.randperm(len(labels))
+        for step in range(first, steps_per_epoch):
+            batch = order[step * batch_size : (step + 1) * batch_size]
+            yield _normalise(torch.stack([augment(image) for image in images[batch]])), labels[batch]
+
+    def step(batch, at: Position) -> dict[str, float]:
+        inputs, targets = batch
+        if at.batch == 0:
+            counts.update(correct=0, seen=0)
+        network.train()
+        logits = network(inputs)
+        loss = loss_function(logits, targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        counts["correct"] += int((logits.argmax(1) == targets).sum())
+        counts["seen"] += len(targets)
+        return {"loss": loss.item(), "acc": counts["correct"] / counts["seen"]}
+
+    def end_of_epoch(epoch: int) -> dict[str, float] | None:
+        if not progress:
+            return None
+        # Shown only: the held-out crops never steer training, nor do the re-estimated statistics. A few
+        # batches give statistics good enough for the display at a fraction of a full pass's time.
+        _reestimate_batchnorm(network, images, batch_size=settings.batch_size, seed=settings.seed, max_batches=DISPLAY_BATCHES)
+        return {"val_acc": _accuracy(network, val_images, val_labels, batch_size=settings.batch_size)}
+
+    loop = Loop(
+        total=settings.epochs * steps_per_epoch, iterations_per_epoch=steps_per_epoch, batches=batches, description="pretrain",
+        progress=progress, end_of_epoch=end_of_epoch,
+        shown=lambda record, at: {"epoch": f"{at.epoch + 1}/{settings.epochs}", "loss": record["loss"], "acc": record["acc"]},
+    )
+    return float(loop.run(step).record.get("acc", 0.0))
 
 
 def _reestimate_batchnorm(

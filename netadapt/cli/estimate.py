@@ -27,15 +27,16 @@ def estimate_command(
     """Time a few steps of every phase of the job on this device and project the whole schedule (search, training, evaluation)."""
     import torch
 
-    from netadapt.engine.config import SearchConfig, TrainConfig, dataset_is_demo, load_run_config
-    from netadapt.engine.estimate import dataset_sizes, estimate_job, format_table
+    from netadapt import jobs
+    from netadapt.engine.config import SearchConfig, TrainConfig, load_run_config
+    from netadapt.estimate import dataset_sizes, estimate_job, format_table
     from netadapt.errors import ConfigError
 
     if data is not None and images is not None:
         raise ConfigError("give --data or --images, not both")
     if world_size < 1 or steps < 1 or (images is not None and images < 2) or (measure_batch is not None and measure_batch < 2):
         raise ConfigError("--world-size and --steps must be at least 1, --images and --measure-batch at least 2")
-    is_demo = dataset_is_demo(dataset, data) and images is None
+    is_demo = jobs.Data(data, dataset).is_demo and images is None
     search = load_run_config(SearchConfig, "search", config_file=config_file, overrides=overrides or [], demo=is_demo)
     train = load_run_config(TrainConfig, "train", config_file=config_file, overrides=overrides or [], demo=is_demo)
     train_images, val_images, classes = dataset_sizes(dataset, data, images=images)

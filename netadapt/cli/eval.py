@@ -42,7 +42,7 @@ def eval_command(
     """Evaluate a detector (or a detections file) with COCO's 12 bbox metrics; write them as JSON."""
     from netadapt.engine.evaluate import evaluate_coco
     from netadapt.engine.files import check_output_dir, write_json_atomic
-    from netadapt.engine.jobs import resolve_splits, run_eval_job
+    from netadapt import jobs
     from netadapt.errors import ConfigError, DataError
 
     if (checkpoint is None) == (detections is None):
@@ -57,7 +57,7 @@ def eval_command(
     if detections is not None and annotations is not None:
         ground_truth = annotations
     else:
-        splits = resolve_splits(dataset, data)
+        splits = jobs.Data(data, dataset).splits()
         if split not in splits:
             raise DataError(f"dataset has no split {split!r}; it has: {', '.join(splits)}")
         ground_truth = splits[split].annotations
@@ -68,7 +68,7 @@ def eval_command(
         written = [out / "metrics.json"]
     else:
         out = out or checkpoint.parent / "eval"
-        metrics, _ = run_eval_job(checkpoint, splits[split], out_dir=out, batch_size=batch_size, workers=workers, device=device)
+        metrics, _ = jobs.evaluate(checkpoint, data=jobs.Data(data, dataset), split=split, out_dir=out, batch_size=batch_size, workers=workers, device=device)
         written = [out / "detections.json", out / "metrics.json"]
     if json_:
         print_json(metrics)

@@ -32,7 +32,7 @@ def front_command(
     """Derive the best architecture under each budget from one search and score each with the super network's weights."""
     from netadapt.cost import format_cost
     from netadapt.engine.distributed import setup
-    from netadapt.engine.jobs import resolve_splits
+    from netadapt.jobs import resolve_splits
     from netadapt.search.front import compute_front, load_search, resolve_targets, write_front
 
     search = load_search(search_dir)

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from netadapt.cli import options
-from netadapt.cli.console import print_json, stdout
+from netadapt.cli.console import print_json, stderr, stdout
 
 
 def search_command(
@@ -36,23 +36,17 @@ def search_command(
     json_: bool = options.JSON,
 ) -> None:
     """Search an architecture for the detector, starting from the base network's weights; write OUT/genotype.yaml."""
-    from netadapt.cli.weights import resolve_base_weights
+    from netadapt import jobs
     from netadapt.cost import format_cost
-    from netadapt.engine.config import SearchConfig, dataset_is_demo, load_run_config
-    from netadapt.cache import cache_root
-    from netadapt.engine.jobs import resolve_splits, run_search_job
-    from netadapt.search.loop import check_search_target
+    from netadapt.engine.config import SearchConfig
 
-    is_demo = dataset_is_demo(dataset, data)
+    source = jobs.Data(data, dataset)
     flags = {"epochs": epochs, "space": space, "strategy": strategy, "cost_model": cost, "cost_table": str(cost_table) if cost_table else None,
              "target": target}
-    config = load_run_config(SearchConfig, "search", config_file=config_file, overrides=overrides or [], flags=flags, demo=is_demo)
-    splits = resolve_splits(dataset, data)
-    check_search_target(base, config, cache_dir=cache_root() / "cost_tables")  # before the demo base's pretraining
-    source = resolve_base_weights(weights, base=base, demo=is_demo, progress=not quiet)
-    result = run_search_job(
-        base=base, detector=detector, weights=source, splits=splits, config=config, out_dir=out, resume=resume, force=force,
-        device=device, progress=not quiet,
+    config = source.config(SearchConfig, "search", config_file=config_file, overrides=overrides or [], flags=flags)
+    result = jobs.search(
+        base=base, detector=detector, weights=weights, data=source, config=config, out_dir=out, resume=resume, force=force,
+        device=device, progress=not quiet, announce=lambda message: stderr.print(message, markup=False),
     )
     summary = {
         "out": str(result.out_dir),

@@ -31,28 +31,18 @@ def train_command(
     json_: bool = options.JSON,
 ) -> None:
     """Train a detector on a COCO-format dataset (default: the embedded demo) and evaluate it."""
-    from netadapt.cli.weights import resolve_base_weights
-    from netadapt.engine.config import TrainConfig, dataset_is_demo, load_run_config
-    from netadapt.engine.jobs import TrainJob, resolve_splits, run_train_job
-    from netadapt.errors import ConfigError
+    from netadapt import jobs
+    from netadapt.engine.config import TrainConfig
     from netadapt.genotype import load_genotype
-    from netadapt.plugins import bases
-    from netadapt.weights import read_weights
 
-    is_demo = dataset_is_demo(dataset, data)
+    source = jobs.Data(data, dataset)
     flags = {"epochs": epochs, "batch_size": batch_size, "lr": lr}
-    config = load_run_config(TrainConfig, "train", config_file=config_file, overrides=overrides or [], flags=flags, demo=is_demo)
-    if checkpoint is not None and (genotype_file is not None or weights is not None):
-        raise ConfigError("--checkpoint carries its genotype and weights: give no GENOTYPE and no --weights with it")
-    if checkpoint is not None:
-        source = read_weights(checkpoint, base_name=base)
-        genotype = source.genotype or bases().get(base).base_genotype()
-    else:
-        genotype = load_genotype(genotype_file) if genotype_file else bases().get(base).base_genotype()
-        base = genotype.base if genotype_file else base
-        source = resolve_base_weights(weights, base=base, demo=is_demo, progress=not quiet)
-    job = TrainJob(genotype, base, detector, source, resolve_splits(dataset, data), config, out)
-    result = run_train_job(job, resume=resume, force=force, device=device, progress=not quiet, announce=lambda m: (stderr if json_ else stdout).print(m, markup=False))  # --json: stdout is JSON only
+    config = source.config(TrainConfig, "train", config_file=config_file, overrides=overrides or [], flags=flags)
+    result = jobs.train(
+        load_genotype(genotype_file) if genotype_file else None, base=base, detector=detector, weights=weights, checkpoint=checkpoint,
+        data=source, config=config, out_dir=out, resume=resume, force=force, device=device, progress=not quiet,
+        announce=lambda m: (stderr if json_ else stdout).print(m, markup=False),  # --json: stdout is JSON only
+    )
     summary = {
         "out": str(result.out_dir),
         "iterations": result.iterations,

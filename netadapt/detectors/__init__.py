@@ -1,7 +1,8 @@
 """Detectors: the interface a detector plugin provides.
 
-A detector plugin registers a :class:`netadapt.contracts.Detector` (``name``, ``build``; optional
-``options_from_config``, see :class:`netadapt.contracts.DetectorOptions` and docs/writing-a-plugin.md).
+A detector plugin registers a :class:`netadapt.contracts.Detector` (``name``, ``build``; see
+docs/writing-a-plugin.md). Its settings are the run config's ``detector_options`` mapping, passed to
+``build`` as keyword arguments, which checks them.
 
 The model is a torchvision-style detection model: ``model(images, targets)`` in train mode gives
 a dict of losses, ``model(images)`` in eval mode a list of ``{"boxes", "scores", "labels"}``

@@ -237,15 +237,12 @@ class SSDLiteDetector:
     name = NAME
 
     def build(self, backbone: nn.Module, *, num_classes: int, input_size: int = 320, **options: Any) -> SSD:
-        """:func:`build_ssdlite`; ``options`` are its keyword arguments (``anchors``, ``score_thresh``, ...)."""
+        """:func:`build_ssdlite`; ``options`` (``train.detector_options`` / ``search.detector_options``) are its keyword
+        arguments (``anchors``, ``score_thresh``, ...), each checked there: an unknown one or a bad value is a ValueError."""
         unknown = sorted(set(options) - set(BUILD_OPTIONS))
         if unknown:
             raise ValueError(f"unknown {NAME} option(s) {', '.join(unknown)}; known: {', '.join(BUILD_OPTIONS)}")
         return build_ssdlite(backbone, num_classes=num_classes, input_size=input_size, **options)
-
-    def options_from_config(self, config: Any) -> dict[str, Any]:
-        """The anchor scheme of a run config (``train.anchors`` / ``search.anchors``)."""
-        return {"anchors": config.anchors}
 
 
 @hookimpl

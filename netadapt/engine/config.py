@@ -12,13 +12,14 @@ import math
 import re
 import types
 import typing
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 
-from netadapt.errors import ConfigError
+from netadapt.errors import ConfigError, NetadaptWarning
 
 C = TypeVar("C")
 
@@ -60,7 +61,6 @@ class TrainConfig:
     """Detector training (``netadapt train``); defaults suit the embedded demo on 2 CPU cores."""
 
     input_size: int = 320
-    anchors: str = "fna"  # ssdlite's anchor scheme
     # Build options of the detector plugin (e.g. {score_thresh: 0.01}); the plugin checks them.
     detector_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     batch_size: int = 16
@@ -97,7 +97,7 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{source}: train.{name} must be positive, got {getattr(self, name)}")
-        choices = {"optimizer": ("rmsprop", "sgd", "adamw"), "lr_schedule": ("cosine", "step"), "anchors": ("fna", "torchvision")}
+        choices = {"optimizer": ("rmsprop", "sgd", "adamw"), "lr_schedule": ("cosine", "step")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{source}: train.{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
@@ -167,6 +167,7 @@ def section_config(kind: type[C], sections: Mapping[str, Any], section: str, *, 
     values = sections.get(section) or {}
     if not isinstance(values, Mapping):
         raise ConfigError(f"{source}: section '{section}' must be a mapping")
+    values = _moved_to_plugin_options(values, section, source)
     fields = {field.name: field for field in dataclasses.fields(kind)}
     hints = typing.get_type_hints(kind)
     checked = {}
@@ -178,6 +179,31 @@ def section_config(kind: type[C], sections: Mapping[str, Any], section: str, *, 
     if hasattr(config, "validate"):
         config.validate(source)
     return config
+
+
+# Plugin settings that were core fields: accepted for one version, moved into the plugin's own options mapping.
+MOVED_TO_PLUGIN_OPTIONS = {"anchors": ("detector_options", "anchors"), "sample_k": ("strategy_options", "k")}
+
+
+def _moved_to_plugin_options(values: Mapping[str, Any], section: str, source: str) -> dict[str, Any]:
+    """``train.anchors`` / ``search.anchors`` (SSDLite's) and ``search.sample_k`` (the sampled strategy's), deprecated:
+    moved into ``detector_options`` / ``strategy_options`` with a warning naming the new key."""
+    values = dict(values)
+    for old, (mapping, key) in MOVED_TO_PLUGIN_OPTIONS.items():
+        if old not in values or (old == "sample_k" and section != "search"):
+            continue
+        value = values.pop(old)
+        options = values.get(mapping) or {}
+        if not isinstance(options, Mapping):
+            raise ConfigError(f"{source}: {section}.{mapping} must be a mapping, got {options!r}")
+        if key in options:
+            raise ConfigError(f"{source}: {section}.{old} and {section}.{mapping}.{key} both given; keep {section}.{mapping}.{key}")
+        values[mapping] = {**options, key: value}
+        warnings.warn(
+            f"{source}: {section}.{old} is deprecated and will be refused in the next version; write {section}.{mapping}: {{{key}: {value}}}",
+            NetadaptWarning, stacklevel=4,
+        )
+    return values
 
 
 _YAML11_EXPONENT = re.compile(r"^[-+]?[0-9]+(\.[0-9]*)?[eE][-+]?[0-9]+$")
@@ -219,7 +245,6 @@ class SearchConfig:
 
     space: str | None = None  # a registered search space or a space YAML file; None: the base's default (fna)
     strategy: str = "darts"
-    sample_k: int = 1  # strategy "sampled": candidates run per layer and step
     # The strategy's own settings (fna: {weight_steps_per_alpha_step: 5}); the strategy checks them.
     strategy_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     cost_model: str = "madds"
@@ -228,7 +253,6 @@ class SearchConfig:
     cost_table: str | None = None
     cost_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     input_size: int = 320
-    anchors: str = "fna"  # ssdlite's anchor scheme
     detector_options: dict[str, Any] = dataclasses.field(default_factory=dict)  # as train.detector_options
     batch_size: int = 32
     epochs: int = 24
@@ -273,7 +297,7 @@ class SearchConfig:
     prefetch_factor: int = 2
 
     def validate(self, source: str) -> None:
-        for name in ("input_size", "batch_size", "epochs", "lr", "alpha_lr", "alpha_temperature", "checkpoint_every", "log_every", "sample_k", "repeat"):
+        for name in ("input_size", "batch_size", "epochs", "lr", "alpha_lr", "alpha_temperature", "checkpoint_every", "log_every", "repeat"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{source}: search.{name} must be positive, got {getattr(self, name)}")
         if not 0 < self.alpha_fraction < 1:
@@ -306,14 +330,9 @@ class SearchConfig:
             raise ConfigError(f"{source}: search.alpha_temperature_end must be positive, got {self.alpha_temperature_end}")
         if not self.target_weight >= 0 or not self.alpha_grad_clip >= 0:
             raise ConfigError(f"{source}: search.target_weight and search.alpha_grad_clip must not be negative")
-        for name, allowed in {"optimizer": ("rmsprop", "sgd", "adamw"), "lr_schedule": ("cosine", "step"), "anchors": ("fna", "torchvision")}.items():
+        for name, allowed in {"optimizer": ("rmsprop", "sgd", "adamw"), "lr_schedule": ("cosine", "step")}.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{source}: search.{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
-
-
-def dataset_is_demo(dataset: str | None, data: Path | None) -> bool:
-    """Commands use the ``demo`` dataset when given neither a dataset plugin nor a folder."""
-    return (dataset or ("coco" if data is not None else "demo")) == "demo"
 
 
 def load_run_config(

@@ -11,7 +11,6 @@ CPU ends with the same weights as an uninterrupted one, bit for bit.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -24,15 +23,14 @@ from torch.utils.data import DataLoader
 from netadapt.data.coco import CocoDetection, collate_detection
 from netadapt.detectors.model import DetectorSpec, build_detector, detector_checkpoint, save_detector, unwrap
 from netadapt.engine import distributed
-from netadapt.engine.config import SearchConfig, TrainConfig
+from netadapt.engine.config import TrainConfig
 from netadapt.engine.evaluate import evaluate_detector
 from netadapt.engine.files import load_resume_state, save_torch_atomic
 from netadapt.engine.precision import Precision
-from netadapt.engine.progress import TrainingProgress
 from netadapt.engine.resume import check_finite_loss, check_same_classes, check_same_config
 from netadapt.engine.rundir import run_directory
+from netadapt.engine.loop import Loop, Position, make_optimizer, make_schedule, wrap_ddp
 from netadapt.engine.runlog import RunLog
-from netadapt.engine.signals import interruptible
 from netadapt.engine.throughput import loader_options, prepare_device, to_memory_format
 from netadapt.errors import ConfigError
 from netadapt.engine.sampling import ResumableBatchSampler, SeededSamples
@@ -47,28 +45,6 @@ class TrainResult:
     final_loss: float
     seconds: float
     metrics: dict[str, float] | None
-
-
-def make_optimizer(parameters, config: TrainConfig | SearchConfig) -> torch.optim.Optimizer:
-    if config.optimizer == "rmsprop":  # FNA's retraining recipe (DESIGN §1.5)
-        return torch.optim.RMSprop(
-            parameters, lr=config.lr, alpha=0.9, eps=config.rmsprop_eps, momentum=config.momentum, weight_decay=config.weight_decay
-        )
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
-    return torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
-
-
-def lr_factor(iteration: int, *, config: TrainConfig | SearchConfig, total_iterations: int, iterations_per_epoch: int) -> float:
-    """Linear warm-up from ``warmup_factor``, times a cosine or step decay (per iteration)."""
-    factor = 1.0
-    if iteration < config.warmup_iterations:
-        factor = config.warmup_factor + (1 - config.warmup_factor) * iteration / config.warmup_iterations
-    if config.lr_schedule == "cosine":
-        return factor * 0.5 * (1 + math.cos(math.pi * min(iteration, total_iterations) / total_iterations))
-    # Milestones are 1-based epochs, like alpha_start_epoch: "÷10 at epoch 22" acts from epoch 22's first iteration.
-    passed = sum(iteration >= (milestone - 1) * iterations_per_epoch for milestone in config.lr_milestones)
-    return factor * config.lr_gamma**passed
 
 
 def train_detector(
@@ -120,8 +96,7 @@ def _train(spec: DetectorSpec, config: TrainConfig, *, train_set, val_set, out_d
     precision = Precision(config.amp, context.device)
     precision.prepare(to_memory_format(model, channels_last=config.channels_last))
     prepare_device(context.device)
-    if context.distributed:
-        model = nn.parallel.DistributedDataParallel(model, device_ids=[context.device.index] if context.device.type == "cuda" else None)
+    model = wrap_ddp(model, context)
 
     sampler = ResumableBatchSampler(
         len(train_set), batch_size=config.batch_size, seed=config.seed, rank=context.rank, world_size=context.world_size
@@ -129,10 +104,7 @@ def _train(spec: DetectorSpec, config: TrainConfig, *, train_set, val_set, out_d
     iterations_per_epoch = sampler.batches_per_epoch
     total_iterations = config.epochs * iterations_per_epoch
     optimizer = make_optimizer(model.parameters(), config)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda it: lr_factor(it, config=config, total_iterations=total_iterations, iterations_per_epoch=iterations_per_epoch),
-    )
+    schedule = make_schedule(optimizer, config, total=total_iterations, iterations_per_epoch=iterations_per_epoch)
     iteration = 0
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
@@ -145,30 +117,26 @@ def _train(spec: DetectorSpec, config: TrainConfig, *, train_set, val_set, out_d
         collate_fn=collate_detection,
         **loader_options(config, context.device),
     )
+
+    def batches(epoch: int, first: int) -> DataLoader:
+        sampler.set_position(epoch, first)
+        return loader
+
+    def step(batch, at: Position) -> dict[str, float]:
+        model.train()
+        losses = _train_step(model, optimizer, *batch, config=config, device=context.device, iteration=at.iteration + 1, precision=precision)
+        schedule.step()
+        return {"lr": schedule.get_last_lr()[0], "loss": sum(losses.values())} | losses
+
     log = RunLog(out_dir, keep_until=iteration, enabled=context.is_main)
-    end = total_iterations if stop_after is None else min(total_iterations, stop_after)
+    loop = Loop(
+        total=total_iterations, iterations_per_epoch=iterations_per_epoch, batches=batches, progress=progress, context=context,
+        log=log, log_every=config.log_every, checkpoint_every=config.checkpoint_every, checkpoint_path=checkpoint_path,
+        save=lambda done: _save_training_state(checkpoint_path, spec, config, model, optimizer, schedule, done, precision),
+    )
     started = time.perf_counter()
-    loss_value = float("nan")
-    with TrainingProgress(total=total_iterations, completed=iteration, enabled=progress and context.is_main) as bar, interruptible() as interruption:
-        while iteration < end:
-            epoch, batch_in_epoch = divmod(iteration, iterations_per_epoch)
-            sampler.set_position(epoch, batch_in_epoch)
-            model.train()
-            for images, targets in loader:
-                losses = _train_step(model, optimizer, images, targets, config=config, device=context.device, iteration=iteration + 1, precision=precision)
-                schedule.step()
-                iteration += 1
-                loss_value = distributed.mean_across_ranks(sum(losses.values()), context)
-                bar.update(iteration, loss=loss_value, epoch=epoch + 1)
-                if iteration % config.log_every == 0 or iteration == end:
-                    log.write({"iteration": iteration, "epoch": epoch + 1, "lr": schedule.get_last_lr()[0], "loss": loss_value} | losses)
-                if iteration % config.checkpoint_every == 0 or iteration == end or interruption.requested:
-                    if context.is_main:
-                        _save_training_state(checkpoint_path, spec, config, model, optimizer, schedule, iteration, precision)
-                    distributed.barrier(context)
-                interruption.stop(iteration=iteration, checkpoint=checkpoint_path)
-                if iteration >= end:
-                    break
+    ended = loop.run(step, start=iteration, stop_after=stop_after)
+    iteration, loss_value = ended.iteration, ended.loss
     seconds = time.perf_counter() - started
     metrics = None
     if iteration == total_iterations:

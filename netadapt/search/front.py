@@ -337,7 +337,7 @@ class InheritedScorer:
 
         from netadapt.data.coco import collate_detection
         from netadapt.engine.sampling import SeededSamples
-        from netadapt.engine.train import make_optimizer
+        from netadapt.engine.loop import make_optimizer
 
         samples = SeededSamples(Subset(self.finetune_set, self.bn_indices), seed=self.config.seed)
         generator = torch.Generator().manual_seed(self.config.seed)

@@ -48,13 +48,12 @@ from netadapt.engine import distributed
 from netadapt.engine.config import SearchConfig
 from netadapt.engine.files import load_resume_state, save_torch_atomic, write_json_atomic, write_text_atomic
 from netadapt.engine.precision import Precision
-from netadapt.engine.progress import TrainingProgress
 from netadapt.engine.resume import check_finite_loss, check_same_config, check_same_shapes
-from netadapt.engine.signals import interruptible
 from netadapt.engine.sampling import ResumableBatchSampler, SeededSamples
 from netadapt.engine.runlog import RunLog
 from netadapt.engine.throughput import loader_options, prepare_device, to_memory_format
-from netadapt.engine.train import batch_to_device, lr_factor, make_optimizer
+from netadapt.engine.loop import Loop, Position, make_optimizer, make_schedule, wrap_ddp
+from netadapt.engine.train import batch_to_device
 from netadapt.errors import ConfigError
 from netadapt.genotype import Genotype, save_genotype
 from netadapt.search.budget import base_ops, check_target, resolve_target
@@ -124,16 +123,7 @@ def run_search(
     dataset = train_split.open(train=True, input_size=config.input_size)
     weight_half, alpha_half = split_halves(len(dataset), alpha_fraction=config.alpha_fraction, seed=config.split_seed)
 
-    if weights is not None:
-        source, source_genotype = build_with_weights(weights, base_name=base_name)
-    else:
-        source_genotype = plugins.bases().get(base_name).base_genotype()
-        source = plugins.bases().get(base_name).build(source_genotype)
-    supernet = build_supernet(base_name, space, source, source_genotype)
-    detector = build_detector_on(
-        supernet, detector_name, num_classes=dataset.num_classes, input_size=config.input_size, options=options_from_config(detector_name, config)
-    )
-    arch = ArchitectureParameters(supernet.layers, generator=torch.Generator().manual_seed(config.seed))
+    source, source_genotype, supernet, detector, arch = _super_network(base_name, detector_name, weights, space, config, dataset.num_classes)
     if state is not None:
         check_same_shapes(state["detector"], detector, state_path)
         detector.load_state_dict(state["detector"])
@@ -154,101 +144,42 @@ def run_search(
     del source
     if target is not None:  # before anything is trained or written
         check_target(target, [list(layer.values()) for layer in table.costs], unit=table.unit)
-    costs = table.tensors(context.device)
     cost_term = CostTerm(cost_lambda=config.cost_lambda, cost_log_base=config.cost_log_base, target=target, target_weight=config.target_weight)
-    alpha_every = optional(strategy, "weight_steps_per_alpha_step", 1)
-    model: nn.Module = detector
-    if context.distributed:
-        model = nn.parallel.DistributedDataParallel(
-            detector,
-            device_ids=[context.device.index] if context.device.type == "cuda" else None,
-            find_unused_parameters=not optional(strategy, "uses_all_parameters", False),
-        )
-
-    weight_epoch = weight_half * config.repeat  # an epoch: `repeat` passes over the weight half (mmdet's RepeatDataset)
-    weight_sampler = ResumableBatchSampler(len(weight_epoch), batch_size=config.batch_size, seed=config.seed, rank=context.rank, world_size=context.world_size)
-    alpha_sampler = ResumableBatchSampler(len(alpha_half), batch_size=config.batch_size, seed=config.seed + 1, rank=context.rank, world_size=context.world_size)
-    weight_loader = _loader(dataset, weight_epoch, weight_sampler, config, context.device)
-    alpha_loader = _loader(dataset, alpha_half, alpha_sampler, config, context.device)
-    iterations_per_epoch = weight_sampler.batches_per_epoch
-    total = config.epochs * iterations_per_epoch
-    optimizer = make_optimizer(detector.parameters(), config)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda it: lr_factor(it, config=config, total_iterations=total, iterations_per_epoch=iterations_per_epoch)
+    step = SearchStep(
+        detector=detector, supernet=supernet, arch=arch, strategy=strategy, config=config, context=context, precision=precision,
+        costs=table.tensors(context.device), cost_term=cost_term, unit=table.unit, dataset=dataset, weight_half=weight_half, alpha_half=alpha_half,
     )
-    alpha_optimizer = torch.optim.Adam(arch.parameters(), lr=config.alpha_lr, betas=tuple(config.alpha_betas), weight_decay=config.alpha_weight_decay)
-    generator = torch.Generator().manual_seed(config.seed + context.rank)
-    iteration, history = 0, []
+    iteration = 0
     if state is not None:
-        optimizer.load_state_dict(state["optimizer"])
-        alpha_optimizer.load_state_dict(state["alpha_optimizer"])
-        schedule.load_state_dict(state["schedule"])
-        generator.set_state(state["generator"])
-        iteration, history = state["iteration"], state["history"]
-        precision.load_state_dict(state.get("precision", {}))
+        step.load_state_dict(state)
+        iteration = state["iteration"]
     split = {  # written with the first checkpoint: a run that fails before it leaves nothing behind
         "seed": config.split_seed, "alpha_fraction": config.alpha_fraction,
         "weight_image_ids": [dataset.image_ids[i] for i in weight_half],
         "alpha_image_ids": [dataset.image_ids[i] for i in alpha_half],
     }
 
+    def save(done: int) -> None:
+        if not (out_dir / "split.json").is_file():
+            write_json_atomic(out_dir / "split.json", split)
+        save_torch_atomic(
+            {"format": SEARCH_FORMAT, "config": asdict(config)} | step.state_dict() | {"iteration": done, "cost_table": table.__dict__},
+            state_path,
+        )
+
     log = RunLog(out_dir, keep_until=iteration, enabled=context.is_main)
-    end = total if stop_after is None else min(total, stop_after)
+    loop = Loop(
+        total=step.total, iterations_per_epoch=step.iterations_per_epoch, batches=step.batches, description="search",
+        progress=progress, context=context, log=log, log_every=config.log_every, save=save, checkpoint_every=config.checkpoint_every,
+        checkpoint_path=state_path, shown=step.shown, end_of_epoch=step.end_of_epoch,
+    )
     started = time.perf_counter()
-    temperature = alpha_temperature(config, iteration=iteration, total=total, iterations_per_epoch=iterations_per_epoch)
-    cost_now = _expected_cost_now(arch, costs, temperature)
-    with TrainingProgress(total=total, completed=iteration, enabled=progress and context.is_main, description="search") as bar, interruptible() as interruption:
-        while iteration < end:
-            epoch, batch = divmod(iteration, iterations_per_epoch)
-            weight_sampler.set_position(epoch, batch)
-            alpha_batches = _cycle(alpha_loader, alpha_sampler, epoch, -(-batch // alpha_every))  # α steps taken this epoch
-            for images, targets in weight_loader:
-                detector.train()
-                temperature = alpha_temperature(config, iteration=iteration, total=total, iterations_per_epoch=iterations_per_epoch)
-                supernet.set_op_weights(strategy.weight_step_weights(arch, temperature=temperature, generator=generator))
-                with precision.autocast():
-                    task_loss = _task_loss(model, images, targets, context.device)
-                check_finite_loss(float(task_loss.detach()), iteration=iteration + 1)
-                optimizer.zero_grad(set_to_none=True)
-                precision.backward(task_loss)
-                precision.step(optimizer, clip_parameters=detector.parameters(), clip=config.grad_clip)
-                schedule.step()
-                record: dict[str, Any] = {"iteration": iteration + 1, "epoch": epoch + 1, "lr": schedule.get_last_lr()[0], "loss": float(task_loss.detach())}
-                # One α step per ``alpha_every`` weight steps, from each epoch's first (FNA's workflow [('arch', 1), ('train', 5)]).
-                if epoch + 1 >= config.alpha_start_epoch and batch % alpha_every == 0:
-                    record |= _alpha_step(
-                        detector, supernet, arch, strategy, alpha_optimizer, next(alpha_batches), costs, cost_term, config, context, generator,
-                        precision, temperature,
-                    )
-                batch += 1
-                iteration += 1
-                cost_now = _expected_cost_now(arch, costs, temperature)
-                record["expected_cost"] = cost_now
-                record["loss"] = distributed.mean_across_ranks(record["loss"], context)
-                bar.update(iteration, epoch=epoch + 1, loss=record["loss"], cost=format_cost(cost_now, table.unit), arch=_short(arch.best_ops()))
-                if iteration % config.log_every == 0 or iteration == end:
-                    log.write(record)
-                if iteration % iterations_per_epoch == 0:
-                    history += _history_rows(epoch + 1, supernet, arch, config)
-                if iteration % config.checkpoint_every == 0 or iteration == end or interruption.requested:
-                    if context.is_main:
-                        if not (out_dir / "split.json").is_file():
-                            write_json_atomic(out_dir / "split.json", split)
-                        save_torch_atomic({
-                            "format": SEARCH_FORMAT, "config": asdict(config), "detector": detector.state_dict(),
-                            "alpha": arch.state_dict(), "optimizer": optimizer.state_dict(),
-                            "alpha_optimizer": alpha_optimizer.state_dict(), "schedule": schedule.state_dict(),
-                            "generator": generator.get_state(), "iteration": iteration, "history": history,
-                            "cost_table": table.__dict__, "precision": precision.state_dict(),
-                        }, state_path)
-                    distributed.barrier(context)
-                interruption.stop(iteration=iteration, checkpoint=state_path)
-                if iteration >= end:
-                    break
+    iteration = loop.run(step, start=iteration, stop_after=stop_after).iteration
+    total, cost_now = step.total, step.cost_now
     if iteration < total:
         log.close()
         return None
-    decision = decision_summary(arch, temperature=alpha_temperature(config, iteration=total - 1, total=total, iterations_per_epoch=iterations_per_epoch))
+    decision = decision_summary(arch, temperature=alpha_temperature(config, iteration=total - 1, total=total, iterations_per_epoch=step.iterations_per_epoch))
     log.write({"iteration": iteration, **{f"alpha_{name}": value for name, value in decision.items()}})
     if context.distributed:
         _check_alpha_synchronised(arch, context)
@@ -259,19 +190,139 @@ def run_search(
     genotype = Genotype(**{**genotype.__dict__, "input_size": config.input_size})
     cost = derived_cost(genotype, table, best, space=space, cost_model=cost_model, device=context.device, measure=context.is_main)
     if context.is_main:
-        save_genotype(genotype, out_dir / "genotype.yaml")
-        write_json_atomic(out_dir / "cost.json", cost.to_dict() | {"expected": cost_now, "target": target})
-        write_text_atomic(out_dir / "alpha_history.csv", _history_csv(history))
-        from netadapt.plots import draw_alpha_history
-
-        draw_alpha_history(history, out_dir / "alpha_history.png")
-        save_torch_atomic({
-            "format": SEARCH_FORMAT, "base": base_name, "detector": detector_name, "space": asdict(space) | {"extra": {}},
-            "skeleton": supernet.skeleton.to_dict(), "alpha": arch.state_dict(), "candidates": arch.candidate_names,
-            "cost_table": table.__dict__, "detector_state": detector.state_dict(), "genotype": genotype.to_dict(),
-            "config": asdict(config), "class_names": list(dataset.class_names), "base_cost": base_cost,
-        }, out_dir / "supernet.pth")
+        _write_outputs(out_dir, genotype, cost, step, table, target, base_cost, space=space, base_name=base_name, detector_name=detector_name,
+                       class_names=list(dataset.class_names))
     return SearchResult(out_dir, genotype, iteration, time.perf_counter() - started, cost_now, cost, target, decision)
+
+
+def _super_network(base_name: str, detector_name: str, weights: Weights | None, space, config: SearchConfig, num_classes: int):
+    """The base network (with ``weights``, else as built), the super network made from it (every candidate op's
+    weights remapped from it, DESIGN §1.3 step 1), the detector on the super network, and α."""
+    if weights is not None:
+        source, source_genotype = build_with_weights(weights, base_name=base_name)
+    else:
+        source_genotype = plugins.bases().get(base_name).base_genotype()
+        source = plugins.bases().get(base_name).build(source_genotype)
+    supernet = build_supernet(base_name, space, source, source_genotype)
+    detector = build_detector_on(
+        supernet, detector_name, num_classes=num_classes, input_size=config.input_size, options=options_from_config(detector_name, config)
+    )
+    arch = ArchitectureParameters(supernet.layers, generator=torch.Generator().manual_seed(config.seed))
+    return source, source_genotype, supernet, detector, arch
+
+
+def _write_outputs(
+    out_dir: Path, genotype: Genotype, cost: DerivedCost, step: SearchStep, table: CostTable, target: float | None, base_cost: float | None,
+    *, space, base_name: str, detector_name: str, class_names: list[str],
+) -> None:
+    """``genotype.yaml``, ``cost.json``, ``alpha_history.csv`` / ``.png`` and ``supernet.pth`` (module docstring)."""
+    from netadapt.plots import draw_alpha_history
+
+    save_genotype(genotype, out_dir / "genotype.yaml")
+    write_json_atomic(out_dir / "cost.json", cost.to_dict() | {"expected": step.cost_now, "target": target})
+    write_text_atomic(out_dir / "alpha_history.csv", _history_csv(step.history))
+    draw_alpha_history(step.history, out_dir / "alpha_history.png")
+    save_torch_atomic({
+        "format": SEARCH_FORMAT, "base": base_name, "detector": detector_name, "space": asdict(space) | {"extra": {}},
+        "skeleton": step.supernet.skeleton.to_dict(), "alpha": step.arch.state_dict(), "candidates": step.arch.candidate_names,
+        "cost_table": table.__dict__, "detector_state": step.detector.state_dict(), "genotype": genotype.to_dict(),
+        "config": asdict(step.config), "class_names": class_names, "base_cost": base_cost,
+    }, out_dir / "supernet.pth")
+
+
+class SearchStep:
+    """One search iteration (DESIGN §1.3, step 2), run by the one loop (:class:`~netadapt.engine.loop.Loop`): a weight
+    step on a weight-half batch with the op weights the strategy gives (detached from α), then, from
+    ``alpha_start_epoch`` on and once per ``weight_steps_per_alpha_step`` of the strategy from each epoch's first
+    iteration (FNA's workflow ``[('arch', 1), ('train', 5)]``), an α step on the next α-half batch.
+
+    It owns what a search iteration changes and its checkpoint holds: the detector's weights and their optimiser
+    and schedule, α and its optimiser, the strategy's random generator, and the history of softmax(α) per epoch.
+    """
+
+    def __init__(
+        self, *, detector: nn.Module, supernet: SuperNetwork, arch: ArchitectureParameters, strategy, config: SearchConfig,
+        context: distributed.Context, precision: Precision, costs: list[torch.Tensor], cost_term: CostTerm, unit: str,
+        dataset, weight_half: list[int], alpha_half: list[int],
+    ) -> None:
+        self.detector, self.supernet, self.arch, self.strategy = detector, supernet, arch, strategy
+        self.config, self.context, self.precision = config, context, precision
+        self.costs, self.cost_term, self.unit = costs, cost_term, unit
+        self.alpha_every = optional(strategy, "weight_steps_per_alpha_step", 1)
+        self.model = wrap_ddp(detector, context, find_unused_parameters=not optional(strategy, "uses_all_parameters", False))
+        weight_epoch = weight_half * config.repeat  # an epoch: `repeat` passes over the weight half (mmdet's RepeatDataset)
+        self.weight_sampler = ResumableBatchSampler(
+            len(weight_epoch), batch_size=config.batch_size, seed=config.seed, rank=context.rank, world_size=context.world_size
+        )
+        self.alpha_sampler = ResumableBatchSampler(
+            len(alpha_half), batch_size=config.batch_size, seed=config.seed + 1, rank=context.rank, world_size=context.world_size
+        )
+        self.weight_loader = _loader(dataset, weight_epoch, self.weight_sampler, config, context.device)
+        self.alpha_loader = _loader(dataset, alpha_half, self.alpha_sampler, config, context.device)
+        self.iterations_per_epoch = self.weight_sampler.batches_per_epoch
+        self.total = config.epochs * self.iterations_per_epoch
+        self.optimizer = make_optimizer(detector.parameters(), config)
+        self.schedule = make_schedule(self.optimizer, config, total=self.total, iterations_per_epoch=self.iterations_per_epoch)
+        self.alpha_optimizer = torch.optim.Adam(
+            arch.parameters(), lr=config.alpha_lr, betas=tuple(config.alpha_betas), weight_decay=config.alpha_weight_decay
+        )
+        self.generator = torch.Generator().manual_seed(config.seed + context.rank)
+        self.history: list[list] = []
+        self.alpha_batches = iter(())
+        self.cost_now = _expected_cost_now(arch, costs, self.temperature(0))
+
+    def temperature(self, iteration: int) -> float:
+        return alpha_temperature(self.config, iteration=iteration, total=self.total, iterations_per_epoch=self.iterations_per_epoch)
+
+    def batches(self, epoch: int, first: int) -> DataLoader:
+        """The weight half's batches of ``epoch`` from ``first``; the α half's from the α step that position had reached."""
+        self.weight_sampler.set_position(epoch, first)
+        self.alpha_batches = _cycle(self.alpha_loader, self.alpha_sampler, epoch, -(-first // self.alpha_every))
+        return self.weight_loader
+
+    def __call__(self, batch, at: Position) -> dict[str, Any]:
+        images, targets = batch
+        self.detector.train()
+        temperature = self.temperature(at.iteration)
+        self.supernet.set_op_weights(self.strategy.weight_step_weights(self.arch, temperature=temperature, generator=self.generator))
+        with self.precision.autocast():
+            task_loss = _task_loss(self.model, images, targets, self.context.device)
+        check_finite_loss(float(task_loss.detach()), iteration=at.iteration + 1)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.precision.backward(task_loss)
+        self.precision.step(self.optimizer, clip_parameters=self.detector.parameters(), clip=self.config.grad_clip)
+        self.schedule.step()
+        record: dict[str, Any] = {"lr": self.schedule.get_last_lr()[0], "loss": float(task_loss.detach())}
+        if at.epoch + 1 >= self.config.alpha_start_epoch and at.batch % self.alpha_every == 0:
+            record |= _alpha_step(
+                self.detector, self.supernet, self.arch, self.strategy, self.alpha_optimizer, next(self.alpha_batches), self.costs,
+                self.cost_term, self.config, self.context, self.generator, self.precision, temperature,
+            )
+        self.cost_now = _expected_cost_now(self.arch, self.costs, temperature)
+        record["expected_cost"] = self.cost_now
+        return record
+
+    def shown(self, record: dict[str, Any], at: Position) -> dict[str, Any]:
+        return {"epoch": at.epoch + 1, "loss": record["loss"], "cost": format_cost(self.cost_now, self.unit), "arch": _short(self.arch.best_ops())}
+
+    def end_of_epoch(self, epoch: int) -> None:
+        self.history += _history_rows(epoch, self.supernet, self.arch, self.config)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "detector": self.detector.state_dict(), "alpha": self.arch.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "alpha_optimizer": self.alpha_optimizer.state_dict(), "schedule": self.schedule.state_dict(),
+            "generator": self.generator.get_state(), "history": self.history, "precision": self.precision.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """The optimisers, schedule, generator and history (the detector and α are loaded before they move to the device)."""
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.alpha_optimizer.load_state_dict(state["alpha_optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.generator.set_state(state["generator"])
+        self.history = state["history"]
+        self.precision.load_state_dict(state.get("precision", {}))
 
 
 def check_search_target(base_name: str, config: SearchConfig, *, cache_dir: Path | None = None) -> None:

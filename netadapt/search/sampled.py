@@ -1,7 +1,7 @@
 """The ``sampled`` strategy: one sampled path per layer and step, so a search step costs one network.
 
 ``darts`` runs every candidate of every layer (Eq. 3), about six networks' compute and memory.
-Here each step samples ``k`` candidates per layer (``search.sample_k``, default 1) from
+Here each step samples ``k`` candidates per layer (``search.strategy_options: {k: K}``, default 1) from
 softmax(α / T) and the super network runs those alone (:class:`~netadapt.search.supernet.MixedOp`
 skips candidates whose weight is exactly zero). Both steps draw from the search's per-rank
 generator (saved in the checkpoint, so a resumed run samples what the uninterrupted one did).
@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import torch
 
+from netadapt.errors import ConfigError
 from netadapt.hookspecs import hookimpl
 from netadapt.search.supernet import ArchitectureParameters
 
@@ -52,8 +53,15 @@ class SampledStrategy:
         self.sample_k = sample_k
 
     def for_config(self, config) -> SampledStrategy:
-        """This strategy with the run's ``search.sample_k``."""
-        return SampledStrategy(config.sample_k)
+        """This strategy with the run's ``search.strategy_options: {k: K}`` (default 1)."""
+        options = dict(config.strategy_options)
+        unknown = sorted(set(options) - {"k"})
+        if unknown:
+            raise ConfigError(f"search.strategy_options.{unknown[0]}: unknown option of strategy 'sampled' (known: k)")
+        k = options.get("k", 1)
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise ConfigError(f"search.strategy_options.k must be a positive integer, got {k!r}")
+        return SampledStrategy(k)
 
     def weight_step_weights(self, arch: ArchitectureParameters, *, temperature: float, generator: torch.Generator) -> list[torch.Tensor]:
         with torch.no_grad():

@@ -47,7 +47,7 @@ from netadapt.detectors.model import build_detector_on, options_from_config
 from netadapt.engine.config import SearchConfig, TrainConfig
 from netadapt.engine.precision import Precision
 from netadapt.engine.throughput import prepare_device, to_memory_format
-from netadapt.engine.train import make_optimizer
+from netadapt.engine.loop import make_optimizer
 
 CPU_MEASURE_BATCH = 2  # the smallest batch BatchNorm trains on
 CPU_FULL_BATCH_BUDGET_S = 90.0  # on CPU, a phase is measured again at the configured batch when that takes at most this long
@@ -363,7 +363,7 @@ def dataset_sizes(dataset: str | None, data: Path | None, *, images: int | None)
     if images is not None:
         return images, COCO_VAL_IMAGES, COCO_CLASSES
     from netadapt.data.coco import read_json
-    from netadapt.engine.jobs import resolve_splits
+    from netadapt.jobs import resolve_splits
 
     splits = resolve_splits(dataset, data)
     train, val = (read_json(splits[name].annotations) for name in ("train", "val"))
