@@ -11,7 +11,7 @@ where the core first reads it (:func:`check_network`), since registration has no
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # annotations only: importing the contracts (hookspecs does) 
 
     from netadapt.cost import Cost
     from netadapt.data.sources import DataSplit
+    from netadapt.export import Probe
     from netadapt.genotype import Genotype, Op
     from netadapt.search.supernet import ArchitectureParameters
 
@@ -138,6 +139,24 @@ class Detector(Protocol):
     def build(self, backbone: nn.Module, *, num_classes: int, input_size: int = 320, **options: Any) -> nn.Module:
         """A torchvision-style detection model on ``backbone`` (a :class:`Network`, kept as ``backbone.body``);
         ``num_classes`` counts the background; a bad option is a ``ValueError`` naming it."""
+        ...
+
+
+@runtime_checkable
+class ExportRule(Protocol):
+    """Registered with ``register_export_rules`` under the name of the detector whose models it exports
+    (``netadapt export``, :mod:`netadapt.export`): what the detector does after its head, for a runtime
+    that has only the exported graph's outputs."""
+
+    def postprocess_settings(self, model: nn.Module, probe: Probe) -> dict[str, Any]:
+        """The numbers of ``model``'s post-processing, JSON-able: the export's metadata holds them as
+        ``postprocess``. ``probe`` is what a forward pass shows of the model (output names, anchors per level)."""
+        ...
+
+    def postprocess(self, outputs: Mapping[str, torch.Tensor], info: Mapping[str, Any]) -> list[dict[str, torch.Tensor]]:
+        """Per image ``{"boxes", "scores", "labels"}``, best first, boxes (x1, y1, x2, y2) in pixels of the
+        ``input_size``² input, from the graph's outputs by name (batch first; ``anchors`` ``[A, 4]``) and the
+        export's metadata; on PyTorch's own outputs, the detector's ``model(images)`` in eval mode."""
         ...
 
 

@@ -6,8 +6,12 @@ backbone (base network and extra layers or FPN) and the head, i.e.
 torchvision's ``SSD`` or ``RetinaNet`` does around it — resizing and normalisation before, box
 decoding, scoring and NMS after — is data-dependent, so it is left to the runtime and written down
 here; the reference functions :func:`preprocess` and :func:`postprocess` reproduce it and are
-tested against the PyTorch detector. Detectors of both torchvision families are supported (SSD:
-SSDLite; RetinaNet: e.g. a detector plugin's RetinaNet); they differ only in the post-processing.
+tested against the PyTorch detector. The post-processing is the detector's own: each detector
+brings an export rule (:class:`netadapt.contracts.ExportRule`, registered under the detector's
+name with the ``register_export_rules`` hook) that writes its numbers into the metadata and runs
+it. Built in: ``ssdlite`` (:class:`netadapt.detectors.ssdlite.SSDExportRule`); the
+``retinanet`` plugin brings its own. A detector without a rule is not exported (one
+:class:`~netadapt.errors.ExportError` line naming it and the hook).
 
 ONNX is written by torch's torch.export-based exporter (``dynamo=True``: torch's default since
 2.9; it needs onnxscript); the TorchScript-based one (``dynamo=False``) is deprecated. TorchScript
@@ -45,35 +49,15 @@ the tuple; the metadata's ``outputs`` lists them — SSD: ``bbox_regression``, `
   input. They depend only on ``S``, which is fixed, so they are a constant output of the graph:
   the model file is self-contained and cannot be paired with the anchors of another input size.
 
-**Decoding a box** (both families) with the box coder's weights ``(wx, wy, ww, wh)`` (SSDLite:
-10, 10, 5, 5; RetinaNet: 1, 1, 1, 1): with the anchor's centre ``(ax, ay)`` and size ``(aw, ah)``,
-``cx = dx/wx·aw + ax``, ``cy = dy/wy·ah + ay``, ``w = exp(min(dw/ww, clip))·aw``,
-``h = exp(min(dh/wh, clip))·ah`` with ``clip = log(1000/16)``; corners ``cx ± w/2``, ``cy ± h/2``;
-then the box is clipped to ``[0, S]``.
+**Post-processing**, per image: the detector's export rule gives its detections in pixels of the
+``S × S`` input (SSD: softmax scores, per class the best above ``score_thresh``, NMS per class;
+the rule's docstring has the steps, :mod:`netadapt.detectors.postprocess` the box decoding);
+then the boxes are scaled back to the original image: x by ``width/S``, y by ``height/S``.
 
-**Post-processing, SSD** (``"scores": "softmax"``; torchvision's ``SSD.postprocess_detections``
-then ``GeneralizedRCNNTransform.postprocess``), per image:
-
-1. decode every anchor's box;
-2. scores = softmax of the logits over the classes;
-3. for each class but the background: keep the anchors scoring above ``score_thresh``, then the
-   ``topk_candidates`` best of them;
-4. NMS per class (IoU ``nms_thresh``) over all kept boxes, then the ``detections_per_img`` best;
-5. scale boxes from ``S × S`` back to the original image: x by ``width/S``, y by ``height/S``.
-
-**Post-processing, RetinaNet** (``"scores": "sigmoid"``; torchvision's
-``RetinaNet.postprocess_detections`` then ``GeneralizedRCNNTransform.postprocess``), per image:
-
-1. split the anchors into pyramid levels, ``anchors_per_level`` of them each, in order;
-2. per level: scores = sigmoid of every (anchor, class) logit, the background's set to 0 (class 0
-   is never a detection); keep the pairs scoring above ``score_thresh``, then the
-   ``topk_candidates`` best; decode the boxes of their anchors;
-3. over all levels: NMS per class (IoU ``nms_thresh``), then the ``detections_per_img`` best;
-4. scale boxes back to the original image as for SSD.
-
-The numbers (``input_size``, ``image_mean``, ``image_std``, ``class_names``, the box weights and
-thresholds, the output names) travel inside the model file as JSON (:func:`export_info`): ONNX
-metadata property ``netadapt``, TorchScript extra file ``netadapt.json``.
+The numbers (``detector``, ``input_size``, ``image_mean``, ``image_std``, ``class_names``, the
+output names, and under ``postprocess`` those of the export rule: box weights, thresholds, ...)
+travel inside the model file as JSON (:func:`export_info`): ONNX metadata property ``netadapt``,
+TorchScript extra file ``netadapt.json``.
 """
 
 from __future__ import annotations
@@ -87,18 +71,14 @@ import time
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 from torch import nn
-from torchvision.models.detection import _utils as det_utils  # BoxCoder: torchvision's SSD uses it; no public alias
 from torchvision.models.detection.image_list import ImageList
-from torchvision.models.detection.retinanet import RetinaNet
-from torchvision.models.detection.ssd import SSD
-from torchvision.models.detection.transform import resize_boxes
 from torchvision.transforms.v2 import functional as F
 
+from netadapt import contracts, plugins
 from netadapt.detectors.cost import CoreForward
 from netadapt.engine.files import atomic_path
 from netadapt.errors import ExportError
@@ -130,39 +110,29 @@ class ExportedCore(nn.Module):
 def export_info(model: nn.Module, spec: DetectorSpec) -> dict[str, Any]:
     """What a runtime needs besides the graph (module docstring), read from the built detector.
 
-    ``spec`` is the checkpoint's :class:`~netadapt.detectors.model.DetectorSpec`. Detectors that
-    post-process as torchvision's ``SSD`` (softmax scores) or ``RetinaNet`` (sigmoid scores per
-    pyramid level) does are supported.
+    ``spec`` is the checkpoint's :class:`~netadapt.detectors.model.DetectorSpec`; its detector
+    needs an export rule (:func:`export_rule`).
     """
-    _require_supported(model, spec)
-    return _info(model, spec, _probe(model, spec.input_size))
+    rule = export_rule(spec.detector, model)
+    return _info(model, spec, _probe(model, spec.input_size), rule)
 
 
-def _require_supported(model: nn.Module, spec: DetectorSpec) -> None:
-    if not isinstance(model, (SSD, RetinaNet)):
+def export_rule(detector: str, model: nn.Module | None = None) -> contracts.ExportRule:
+    """The export rule registered for ``detector`` (a detector's registry name); without one, an
+    :class:`ExportError` line naming the detector (and ``model``'s class) and the hook that adds one."""
+    rules = plugins.export_rules()
+    if detector not in rules:
+        model_class = f" ({type(model).__name__})" if model is not None else ""
+        known = ", ".join(sorted(map(str, rules.names()))) or "none"
         raise ExportError(
-            f"detector {spec.detector!r} ({type(model).__name__}): export supports torchvision SSD and RetinaNet detectors only"
+            f"detector {detector!r}{model_class} has no export rule (rules exist for: {known}); the plugin of the detector adds "
+            f"one with the register_export_rules hook, register({detector!r}, rule) (see {contracts.GUIDE})"
         )
+    return rules.get(detector)
 
 
-def _postprocess_settings(model: nn.Module, anchors_per_level: list[int]) -> dict[str, Any]:
-    """The numbers of the model's post-processing (module docstring), by family."""
-    settings: dict[str, Any] = {
-        "scores": "softmax" if isinstance(model, SSD) else "sigmoid",
-        "box_weights": [float(value) for value in model.box_coder.weights],
-        "box_clip": float(model.box_coder.bbox_xform_clip),
-        "score_thresh": float(model.score_thresh),
-        "topk_candidates": int(model.topk_candidates),
-        "nms_thresh": float(model.nms_thresh),
-        "detections_per_img": int(model.detections_per_img),
-    }
-    if isinstance(model, RetinaNet):
-        settings["anchors_per_level"] = anchors_per_level
-    return settings
-
-
-def _info(model: nn.Module, spec: DetectorSpec, probe: _Probe) -> dict[str, Any]:
-    """:func:`export_info` with the model already probed."""
+def _info(model: nn.Module, spec: DetectorSpec, probe: Probe, rule: contracts.ExportRule) -> dict[str, Any]:
+    """:func:`export_info` with the model already probed and its rule found."""
     return {
         "format": EXPORT_FORMAT,
         "version": EXPORT_VERSION,
@@ -173,18 +143,20 @@ def _info(model: nn.Module, spec: DetectorSpec, probe: _Probe) -> dict[str, Any]
         "image_mean": [float(value) for value in model.transform.image_mean],
         "image_std": [float(value) for value in model.transform.image_std],
         "outputs": [*probe.output_names, "anchors"],
-        "postprocess": _postprocess_settings(model, probe.anchors_per_level),
+        "postprocess": rule.postprocess_settings(model, probe),
     }
 
 
-class _Probe(NamedTuple):
+class Probe(NamedTuple):
+    """What one forward pass on an ``S × S`` input shows of a detector (an export rule reads it)."""
+
     output_names: list[str]  # the head's, in CoreForward's order
     anchors: torch.Tensor  # [A, 4]
     anchors_per_level: list[int]  # per feature map: its locations × anchors per location
 
 
 @torch.no_grad()
-def _probe(model: nn.Module, size: int) -> _Probe:
+def _probe(model: nn.Module, size: int) -> Probe:
     """What one forward pass on a ``size × size`` input shows of the detector, in eval mode (the
     model's mode is restored)."""
     training = model.training
@@ -199,7 +171,7 @@ def _probe(model: nn.Module, size: int) -> _Probe:
         model.train(training)
     locations = [feature.shape[-2] * feature.shape[-1] for feature in features]
     per_location = len(anchors) // sum(locations)  # as torchvision's RetinaNet.forward recovers it
-    return _Probe(names, anchors, [count * per_location for count in locations])
+    return Probe(names, anchors, [count * per_location for count in locations])
 
 
 def detector_anchors(model: nn.Module, size: int) -> torch.Tensor:
@@ -222,34 +194,17 @@ def postprocess(
     ``info`` is the model's metadata (:func:`export_info`); ``image_sizes`` the original
     ``(height, width)`` of each image, to scale the boxes back to (default: the ``S × S`` input).
     Returns per image ``{"boxes": [K, 4] (x1, y1, x2, y2), "scores": [K], "labels": [K]}``,
-    best first. The steps are those of the module docstring. On PyTorch's own raw outputs the
-    result equals the detector's bit for bit; on another runtime's, whose outputs differ by float
-    noise (~1e-7), detections whose scores tie to that precision may swap places.
+    best first, from the export rule of ``info["detector"]`` (:func:`export_rule`). On PyTorch's
+    own raw outputs the result equals the detector's bit for bit; on another runtime's, whose
+    outputs differ by float noise (~1e-7), detections whose scores tie to that precision may swap places.
     """
-    settings = info["postprocess"]
-    size = info["input_size"]
-    # torchvision's own post-processing, run on a stand-in holding the exported settings.
-    detector = SimpleNamespace(
-        box_coder=det_utils.BoxCoder(settings["box_weights"], bbox_xform_clip=settings["box_clip"]),
-        **{key: settings[key] for key in ("score_thresh", "topk_candidates", "nms_thresh", "detections_per_img")},
-    )
-    head_outputs = {name: torch.as_tensor(outputs[name]) for name in ("bbox_regression", "cls_logits")}
-    count = len(head_outputs["cls_logits"])
-    anchors = torch.as_tensor(outputs["anchors"])
-    shapes = [(size, size)] * count
-    if settings["scores"] == "softmax":
-        detections = SSD.postprocess_detections(detector, head_outputs, [anchors] * count, shapes)
-    elif settings["scores"] != "sigmoid":
-        raise ExportError(f"unknown post-processing scores {settings['scores']!r} (known: softmax, sigmoid)")
-    else:
-        # The background's sigmoid score is 0, below any threshold: class 0 is never a detection.
-        head_outputs["cls_logits"] = head_outputs["cls_logits"].index_fill(-1, torch.tensor([0]), -math.inf)
-        levels = settings["anchors_per_level"]
-        split = {name: list(value.split(levels, dim=1)) for name, value in head_outputs.items()}
-        detections = RetinaNet.postprocess_detections(detector, split, [list(anchors.split(levels))] * count, shapes)
+    rule = export_rule(info["detector"])
+    detections = rule.postprocess({name: torch.as_tensor(value) for name, value in outputs.items()}, info)
     if image_sizes is not None:
-        for detection, image_size in zip(detections, image_sizes, strict=True):
-            detection["boxes"] = resize_boxes(detection["boxes"], [size, size], list(image_size))
+        size = info["input_size"]
+        for detection, (height, width) in zip(detections, image_sizes, strict=True):
+            boxes = detection["boxes"]
+            detection["boxes"] = boxes * torch.tensor([width / size, height / size] * 2, dtype=boxes.dtype)
     return detections
 
 
@@ -401,9 +356,9 @@ def export_detector(
         raise ExportError(f"tolerance must be a finite number ≥ 0, got {tolerance!r}")
     started = time.perf_counter()
     model = model.eval().cpu()
-    _require_supported(model, spec)
+    rule = export_rule(spec.detector, model)
     probe = _probe(model, spec.input_size)
-    info = _info(model, spec, probe)
+    info = _info(model, spec, probe, rule)
     module = ExportedCore(model, probe.anchors).eval()
     images = preprocess(image, info)
     checks = {"check image": images, "mirrored check image": images.flip(-1)}

@@ -46,6 +46,13 @@ def register_detectors(register: Callable[[str, contracts.Detector], None]) -> N
 
 
 @hookspec
+def register_export_rules(register: Callable[[str, contracts.ExportRule], None]) -> None:
+    """Register export rules: ``register(detector_name, rule)``, an :class:`~netadapt.contracts.ExportRule`
+    giving the post-processing of that detector's exported backbone and head (``netadapt export``); a
+    detector without one is not exported."""
+
+
+@hookspec
 def register_remap_rules(register: Callable[[type, contracts.RemapRule], None]) -> None:
     """Register parameter-remapping rules: ``register(module_type, rule)``; ``rule(source, target)`` fills the
     target module's own tensors from the source's in place (DESIGN §1.2), ``netadapt.remap.IGNORE`` leaves a

@@ -162,6 +162,10 @@ def detectors() -> Registry[contracts.Detector]:
     return _collect("register_detectors")
 
 
+def export_rules() -> Registry[contracts.ExportRule]:
+    return _collect("register_export_rules")
+
+
 def search_spaces() -> Registry[contracts.SearchSpace]:
     return _collect("register_search_spaces")
 
@@ -180,6 +184,7 @@ _HOOKS: dict[str, tuple[str, type | None]] = {
     "register_remap_rules": ("remap rule for", None),
     "register_cost_models": ("cost model", contracts.CostModel),
     "register_detectors": ("detector", contracts.Detector),
+    "register_export_rules": ("export rule for detector", contracts.ExportRule),
     "register_search_spaces": ("search space", contracts.SearchSpace),
     "register_strategies": ("search strategy", contracts.Strategy),
     "register_datasets": ("dataset", contracts.Dataset),

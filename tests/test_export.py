@@ -6,6 +6,7 @@ import copy
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,16 +16,18 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from netadapt import export
+from netadapt import export, plugins
 from netadapt.cli.main import app
 from netadapt.data.demo import GENERATOR_VERSION, generate_demo_dataset
 from netadapt.data.images import read_rgb
 from netadapt.detectors.cost import CoreForward
 from netadapt.detectors.model import DetectorSpec, build_detector, load_detector, save_detector
+from netadapt.detectors.ssdlite import SSDExportRule, SSDLiteDetector
 from netadapt.engine.batchnorm import reestimate_batchnorm
 from netadapt.engine.predict import detect
 from netadapt.errors import ExportError
 from netadapt.genotype import genotype_from_data
+from netadapt.hookspecs import hookimpl
 
 SIZE = 96
 # One op per stage: the smallest genotype of the MobileNetV2 family, so that export stays quick.
@@ -270,10 +273,86 @@ def test_the_check_runs_another_input_than_the_one_the_export_was_traced_on(
     assert list(tmp_path.iterdir()) == []
 
 
-def test_only_ssd_and_retinanet_detectors_are_exported(checkpoint: Path) -> None:
-    _, spec = load_detector(checkpoint)
-    with pytest.raises(ExportError, match=r"detector 'ssdlite' \(Sequential\): export supports torchvision SSD and RetinaNet detectors only"):
-        export.export_info(torch.nn.Sequential(), spec)
+def test_postprocess_of_pytorchs_own_outputs_is_the_detectors_output_bit_for_bit(checkpoint: Path, demo_cache: Path) -> None:
+    """The export rule's post-processing (public torchvision ops) against torchvision's SSD itself, on a real image."""
+    model, spec = load_detector(checkpoint)
+    model.eval()
+    info = export.export_info(model, spec)
+    image = read_rgb(demo_cache / f"demo-v{GENERATOR_VERSION}-seed0" / "images" / "val" / "000001.jpg")
+    (detections,) = export.postprocess(_torch_outputs(model, info, export.preprocess(image, info)), info, image_sizes=[tuple(image.shape[-2:])])
+    want = detect(model, image, input_size=SIZE)  # model(images) in eval mode, boxes scaled to the image
+    assert len(want["labels"]) > 3
+    for key in ("boxes", "scores", "labels"):
+        assert torch.equal(detections[key], want[key]), key
+
+
+class _BareSSD:
+    """A detector plugin's detector (SSDLite under another name) that brings no export rule."""
+
+    name = "bare-ssd"
+
+    def build(self, backbone: torch.nn.Module, *, num_classes: int, input_size: int = 320, **options) -> torch.nn.Module:
+        return SSDLiteDetector().build(backbone, num_classes=num_classes, input_size=input_size, **options)
+
+
+class _BareSSDPlugin:
+    @staticmethod
+    @hookimpl
+    def register_detectors(register) -> None:
+        register("bare-ssd", _BareSSD())
+
+
+class _BareSSDExportPlugin:
+    @staticmethod
+    @hookimpl
+    def register_export_rules(register) -> None:
+        register("bare-ssd", SSDExportRule())
+
+
+@pytest.fixture
+def bare_ssd(tmp_path: Path) -> Path:
+    """A checkpoint of the ``bare-ssd`` detector, whose plugin is registered for the test."""
+    manager = plugins.get_plugin_manager()
+    manager.register(_BareSSDPlugin, name="bare-ssd-plugin")
+    try:
+        spec = DetectorSpec("bare-ssd", "mobilenetv2", genotype_from_data(TINY_STAGES), ["background", "circle", "square"], SIZE, OPTIONS)
+        torch.manual_seed(0)
+        path = tmp_path / "model.pth"
+        save_detector(path, spec, build_detector(spec))
+        yield path
+    finally:
+        manager.unregister(name="bare-ssd-plugin")
+
+
+def test_a_detector_without_an_export_rule_is_one_error_line_naming_it_and_the_hook(bare_ssd: Path, tmp_path: Path) -> None:
+    out = tmp_path / "model.pt"
+    result = CliRunner().invoke(app, ["export", str(bare_ssd), "--format", "torchscript", "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert re.fullmatch(
+        r"error: detector 'bare-ssd' \(SSD\) has no export rule \(rules exist for: [^)]*ssdlite[^)]*\); the plugin of the "
+        r"detector adds one with the register_export_rules hook, register\('bare-ssd', rule\) \(see docs/writing-a-plugin\.md\)\n",
+        result.output,
+    ), result.output
+    assert not out.exists()
+
+
+def test_a_detector_plugin_brings_its_export_rule(bare_ssd: Path) -> None:
+    manager = plugins.get_plugin_manager()
+    manager.register(_BareSSDExportPlugin, name="bare-ssd-export")
+    try:
+        assert plugins.export_rules().owner("bare-ssd") == "bare-ssd-export"
+        model, spec = load_detector(bare_ssd)
+        info = export.export_info(model, spec)
+        images = torch.rand(2, 3, SIZE, SIZE)
+        got = export.postprocess(_torch_outputs(model.eval(), info, (images - 0.5) / 0.5), info)
+    finally:
+        manager.unregister(name="bare-ssd-export")
+    assert info["detector"] == "bare-ssd" and info["postprocess"]["scores"] == "softmax"
+    with torch.no_grad():
+        want = model(list(images))
+    assert min(len(expected["labels"]) for expected in want) > 3
+    for detection, expected in zip(got, want, strict=True):
+        assert all(torch.equal(detection[key], expected[key]) for key in ("boxes", "scores", "labels"))
 
 
 def test_the_check_allows_twice_pytorchs_own_float32_rounding(

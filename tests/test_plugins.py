@@ -28,6 +28,7 @@ REGISTRIES = {
     "register_search_spaces": (plugins.search_spaces, contracts.SearchSpace),
     "register_cost_models": (plugins.cost_models, contracts.CostModel),
     "register_detectors": (plugins.detectors, contracts.Detector),
+    "register_export_rules": (plugins.export_rules, contracts.ExportRule),
     "register_remap_rules": (plugins.remap_rules, None),
     "register_strategies": (plugins.strategies, contracts.Strategy),
     "register_datasets": (plugins.datasets, contracts.Dataset),

@@ -32,15 +32,13 @@ def export_command(
     Output  the head's outputs, bbox_regression [N, A, 4] and cls_logits
             [N, A, C] (class 0 the background), then anchors [A, 4], x1 y1
             x2 y2 pixels of the S×S input.
-    Post-process each image as the torchvision detector does
-    (netadapt.export.postprocess): decode the boxes from the anchors with
-    the box coder weights (SSDLite 10, 10, 5, 5) and clip them to S×S.
-    SSD: softmax over the classes; for each class but the background keep
-    scores > score_thresh, at most topk_candidates. RetinaNet: per pyramid
-    level (anchors_per_level), sigmoid scores, background 0, keep those >
-    score_thresh, at most topk_candidates. Then NMS per class
-    (nms_thresh); keep the best detections_per_img; scale the boxes to
-    the original image size.
+    Post-process each image as the detector does, by its export rule (a
+    plugin's register_export_rules; netadapt.export.postprocess runs it):
+    decode the boxes from the anchors with the box coder weights (SSDLite
+    10, 10, 5, 5) and clip them to S×S. SSDLite: softmax over the classes;
+    for each class but the background keep scores > score_thresh, at most
+    topk_candidates; NMS per class (nms_thresh); keep the best
+    detections_per_img. Then scale the boxes to the original image size.
     The file holds these numbers as JSON (ONNX metadata 'netadapt',
     TorchScript extra file 'netadapt.json').
 
@@ -48,10 +46,11 @@ def export_command(
     """
     from netadapt.data.images import read_rgb
     from netadapt.detectors.model import load_detector
-    from netadapt.export import demo_image, export_detector, require_format
+    from netadapt.export import demo_image, export_detector, export_rule, require_format
 
     require_format(format)  # a missing package is reported before the checkpoint is read
     model, spec = load_detector(checkpoint)
+    export_rule(spec.detector, model)  # a detector without one is reported before the image is read (or the demo made)
     picture = read_rgb(image or demo_image())
     out = out or checkpoint.with_name(checkpoint.stem + SUFFIXES[format])
     report = export_detector(model, spec, out, format=format, image=picture, tolerance=tolerance, dynamic_batch=dynamic_batch, checkpoint=checkpoint)

@@ -1,6 +1,6 @@
 """SSDLite (MobileNetV2 paper, Sandler et al. 2018, §6.2) on any base network with detector taps.
 
-Built-in plugin: registers the detector ``ssdlite``. The model is torchvision's ``SSD`` with
+Built-in plugin: registers the detector ``ssdlite`` and its export rule. The model is torchvision's ``SSD`` with
 torchvision's ``SSDLiteHead`` and ``DefaultBoxGenerator``; they already do the matching (IoU 0.5),
 hard negative mining (3:1), the losses, box coding with weights (10, 10, 5, 5) — i.e. the stds
 (0.1, 0.1, 0.2, 0.2) of DESIGN §1.5 —, resizing and normalisation (``GeneralizedRCNNTransform``)
@@ -14,7 +14,9 @@ and post-processing (per-class top-k, NMS). What torchvision lacks, and this mod
   strides 16 and 32) and appends the four extra blocks 1280→512→256→256→128;
 - the anchors of FNA's code (``anchors="fna"``) as ``DefaultBoxGenerator`` arguments;
 - :func:`build_ssdlite`, a builder with keyword-only arguments that raises ``ValueError`` on bad
-  values (torchvision's ``ssdlite320_mobilenet_v3_large`` is tied to MobileNetV3).
+  values (torchvision's ``ssdlite320_mobilenet_v3_large`` is tied to MobileNetV3);
+- :class:`SSDExportRule`, the export rule of ``netadapt export`` (registered for ``ssdlite``):
+  ``SSD.postprocess_detections`` as a function of the exported graph's outputs.
 
 Checkpoint key layout of the detector (``SSD.state_dict()``)::
 
@@ -37,7 +39,7 @@ import inspect
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -47,7 +49,11 @@ from torchvision.models.detection.ssdlite import SSDLiteHead
 from torchvision.ops.misc import Conv2dNormActivation
 
 from netadapt.detectors.common import check_detection_options, take_over_body
+from netadapt.detectors.postprocess import best_detections, box_settings, decode_boxes, top_candidates
 from netadapt.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from netadapt.export import Probe
 
 NAME = "ssdlite"
 
@@ -245,6 +251,43 @@ class SSDLiteDetector:
         return build_ssdlite(backbone, num_classes=num_classes, input_size=input_size, **options)
 
 
+class SSDExportRule:
+    """The export rule (:class:`netadapt.contracts.ExportRule`) of torchvision's ``SSD``, SSDLite's model.
+
+    Metadata: ``"scores": "softmax"`` and :func:`~netadapt.detectors.postprocess.box_settings`.
+    Post-processing (torchvision's ``SSD.postprocess_detections``), per image, from the outputs
+    ``bbox_regression``, ``cls_logits`` and ``anchors``:
+
+    1. decode every anchor's box (:func:`~netadapt.detectors.postprocess.decode_boxes`; weights 10, 10, 5, 5);
+    2. scores = softmax of the logits over the classes;
+    3. for each class but the background: keep the anchors scoring above ``score_thresh``, then the
+       ``topk_candidates`` best of them;
+    4. NMS per class (IoU ``nms_thresh``) over all kept boxes, then the ``detections_per_img`` best.
+    """
+
+    def postprocess_settings(self, model: nn.Module, probe: Probe) -> dict[str, Any]:
+        return {"scores": "softmax", **box_settings(model)}
+
+    def postprocess(self, outputs: dict[str, torch.Tensor], info: dict[str, Any]) -> list[dict[str, torch.Tensor]]:
+        settings = info["postprocess"]
+        detections = []
+        for deltas, scores in zip(outputs["bbox_regression"], outputs["cls_logits"].softmax(-1), strict=True):
+            boxes = decode_boxes(deltas, outputs["anchors"], settings, size=info["input_size"])
+            kept_boxes, kept_scores, kept_labels = [], [], []
+            for label in range(1, scores.shape[-1]):
+                best, indices = top_candidates(scores[:, label], settings)
+                kept_boxes.append(boxes[indices])
+                kept_scores.append(best)
+                kept_labels.append(torch.full_like(indices, label))
+            detections.append(best_detections(torch.cat(kept_boxes), torch.cat(kept_scores), torch.cat(kept_labels), settings))
+        return detections
+
+
 @hookimpl
 def register_detectors(register) -> None:
     register(NAME, SSDLiteDetector())
+
+
+@hookimpl
+def register_export_rules(register) -> None:
+    register(NAME, SSDExportRule())

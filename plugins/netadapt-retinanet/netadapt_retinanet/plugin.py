@@ -2,7 +2,8 @@
 
 netadapt builds it like any detector plugin (:mod:`netadapt.detectors`): ``netadapt train
 --detector retinanet``, ``netadapt search --detector retinanet``, ``netadapt cost --detector
-retinanet``; ``netadapt eval`` and ``netadapt predict`` rebuild it from a checkpoint's spec.
+retinanet``; ``netadapt eval``, ``netadapt predict`` and ``netadapt export`` (with the export rule
+registered here, :mod:`netadapt_retinanet.export_rule`) rebuild it from a checkpoint's spec.
 It takes no options from the run config (``train.anchors`` / ``search.anchors`` are SSDLite's
 anchor schemes); Python callers pass :func:`~netadapt_retinanet.retinanet.build_retinanet`'s
 options to ``build``.
@@ -17,6 +18,7 @@ from torch import nn
 from torchvision.models.detection.retinanet import RetinaNet
 
 from netadapt.hookspecs import hookimpl
+from netadapt_retinanet.export_rule import RetinaNetExportRule
 from netadapt_retinanet.retinanet import NAME, build_retinanet
 
 BUILD_OPTIONS = tuple(
@@ -42,3 +44,8 @@ class RetinaNetDetector:
 @hookimpl
 def register_detectors(register) -> None:
     register(NAME, RetinaNetDetector())
+
+
+@hookimpl
+def register_export_rules(register) -> None:
+    register(NAME, RetinaNetExportRule())

@@ -19,7 +19,8 @@ NMS). What torchvision lacks, and this module adds:
   last two stages only (``backbone_utils._mobilenet_extractor``: ``returned_layers =
   [num_stages - 2, num_stages - 1]``, 256 channels);
 - the anchors of those four levels, scaled to the input size (:func:`anchor_sizes`);
-- :class:`RetinaNetWithBackground`: netadapt's label 0 is the background, and never a detection;
+- :class:`RetinaNetWithBackground`: netadapt's label 0 is the background, and never a detection
+  (:func:`mask_background`, which the export rule, :mod:`netadapt_retinanet.export_rule`, applies too);
 - :func:`build_retinanet`, a builder with keyword-only arguments that raises ``ValueError`` on
   bad values (torchvision's ``retinanet_resnet50_fpn`` is tied to a ResNet).
 
@@ -138,6 +139,12 @@ class RetinaNetBackbone(nn.Module):
         return self.fpn(OrderedDict((name, taps[name]) for name in self.tap_names))
 
 
+def mask_background(logits: torch.Tensor) -> torch.Tensor:
+    """``logits`` (classes last) with the background's, class 0, set to −∞: its sigmoid score is 0, below any
+    score threshold, so class 0 is never a detection."""
+    return logits.index_fill(-1, torch.zeros(1, dtype=torch.long, device=logits.device), -math.inf)
+
+
 class RetinaNetWithBackground(RetinaNet):
     """torchvision's ``RetinaNet`` whose class 0 is the background, never detected.
 
@@ -146,14 +153,11 @@ class RetinaNetWithBackground(RetinaNet):
     have 91 outputs with index 0 unused): in training class 0 is never a positive, so its score
     only falls, but an untrained or briefly trained head can still rank it, and label 0 is no
     class of the dataset. Its logits are set to −∞ before post-processing, so that it never
-    passes the score threshold.
+    passes the score threshold (:func:`mask_background`).
     """
 
     def postprocess_detections(self, head_outputs, anchors, image_shapes):
-        logits = [
-            level.index_fill(-1, torch.zeros(1, dtype=torch.long, device=level.device), -math.inf)
-            for level in head_outputs["cls_logits"]
-        ]
+        logits = [mask_background(level) for level in head_outputs["cls_logits"]]
         return super().postprocess_detections(head_outputs | {"cls_logits": logits}, anchors, image_shapes)
 
 

@@ -97,6 +97,22 @@ def test_onnx_export_postprocesses_to_the_detectors_detections(checkpoint: Path,
     _assert_same_detections(detections, detect(model, image, input_size=SIZE))
 
 
+def test_postprocess_of_pytorchs_own_outputs_is_the_detectors_output_bit_for_bit(checkpoint: Path, image_path: Path) -> None:
+    """The plugin's export rule (public torchvision ops, the background masked) against its RetinaNet itself, on a real image."""
+    model, spec = load_detector(checkpoint)
+    model.eval()
+    assert plugins.export_rules().owner("retinanet") == "retinanet"
+    info = export.export_info(model, spec)
+    image = read_rgb(image_path)
+    with torch.no_grad():
+        outputs = dict(zip(info["outputs"], export.ExportedCore(model, export.detector_anchors(model, SIZE)).eval()(export.preprocess(image, info))))
+    (detections,) = export.postprocess(outputs, info, image_sizes=[tuple(image.shape[-2:])])
+    want = detect(model, image, input_size=SIZE)  # model(images) in eval mode, boxes scaled to the image
+    assert len(want["labels"]) > 3 and (want["labels"] >= 1).all()
+    for key in ("boxes", "scores", "labels"):
+        assert torch.equal(detections[key], want[key]), key
+
+
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
 def test_torchscript_export_postprocesses_to_the_detectors_detections(checkpoint: Path, image_path: Path, tmp_path: Path) -> None:
     model, spec = load_detector(checkpoint)

@@ -81,7 +81,7 @@ def test_registered_through_the_entry_point(detector: Detector) -> None:
     assert plugins.detectors().owner("retinanet") == "retinanet"
     (info,) = [info for info in plugins.plugin_infos() if info.name == "retinanet"]
     assert (info.distribution, info.version, info.builtin) == ("netadapt-retinanet", __version__, False)
-    assert info.hooks == ("register_detectors",)
+    assert info.hooks == ("register_detectors", "register_export_rules")
 
 
 @pytest.mark.parametrize("genotype", ["mobilenetv2", "paper_ssdlite"])
