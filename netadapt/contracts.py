@@ -100,6 +100,9 @@ class BaseNetwork(Protocol):
 
 class BaseNetworkOptions(Protocol):
     default_search_space: str  # the registered space a search of this base uses by default (else "fna")
+    # True: re-estimate the detector's BatchNorm statistics after every detection training (train.bn_reestimate
+    # "auto" does it anyway when a BatchNorm's momentum is too small for the run: netadapt.engine.batchnorm).
+    reestimate_batchnorm: bool
 
 
 @runtime_checkable

@@ -91,13 +91,17 @@ class TrainConfig:
     eval_amp: str | None = None
     channels_last: bool = False  # channels-last memory format (faster convolutions on tensor-core GPUs)
     prefetch_factor: int = 2  # batches each loader worker prepares ahead
+    # BatchNorm statistics re-estimated on training images after the last iteration (netadapt.engine.batchnorm):
+    # auto: when the base asks for it or a BatchNorm's momentum is too small for the run's length; on; off.
+    bn_reestimate: str = "auto"
+    bn_reestimate_images: int = 256
 
     def validate(self, source: str) -> None:
-        positive = ("input_size", "batch_size", "epochs", "lr", "checkpoint_every", "log_every", "eval_batch_size")
+        positive = ("input_size", "batch_size", "epochs", "lr", "checkpoint_every", "log_every", "eval_batch_size", "bn_reestimate_images")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{source}: train.{name} must be positive, got {getattr(self, name)}")
-        choices = {"optimizer": ("rmsprop", "sgd", "adamw"), "lr_schedule": ("cosine", "step")}
+        choices = {"optimizer": ("rmsprop", "sgd", "adamw"), "lr_schedule": ("cosine", "step"), "bn_reestimate": ("auto", "on", "off")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{source}: train.{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")

@@ -11,6 +11,7 @@ CPU ends with the same weights as an uninterrupted one, bit for bit.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -20,9 +21,12 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from netadapt import plugins
+from netadapt.contracts import optional
 from netadapt.data.coco import CocoDetection, collate_detection
 from netadapt.detectors.model import DetectorSpec, build_detector, detector_checkpoint, save_detector, unwrap
 from netadapt.engine import distributed
+from netadapt.engine.batchnorm import STALE_WINDOW_SHARE, reestimate_batchnorm, stale_batchnorm
 from netadapt.engine.config import TrainConfig
 from netadapt.engine.evaluate import evaluate_detector
 from netadapt.engine.files import load_resume_state, save_torch_atomic
@@ -140,6 +144,9 @@ def _train(spec: DetectorSpec, config: TrainConfig, *, train_set, val_set, out_d
     seconds = time.perf_counter() - started
     metrics = None
     if iteration == total_iterations:
+        reestimated = _reestimate_batchnorm(unwrap(model), spec, config, train_set, total_iterations, context.device)
+        if reestimated:
+            log.write({"iteration": iteration, "bn_reestimated": reestimated})
         if context.is_main:
             save_detector(out_dir / "model.pth", spec, model)
         if val_set is not None:
@@ -152,6 +159,18 @@ def _train(spec: DetectorSpec, config: TrainConfig, *, train_set, val_set, out_d
             log.write({"iteration": iteration, "eval": metrics})
     log.close()
     return TrainResult(out_dir, iteration, loss_value, seconds, metrics)
+
+
+class DetectorOnBatch(nn.Module):
+    """A detector run on one ``(images, targets)`` batch in train mode (its losses, discarded): BatchNorm
+    re-estimation through the whole detector — backbone, extras, head — whatever the detector plugin."""
+
+    def __init__(self, detector: nn.Module, device: torch.device) -> None:
+        super().__init__()
+        self.detector, self.device = detector, device
+
+    def forward(self, batch) -> dict[str, torch.Tensor]:
+        return self.detector(*batch_to_device(*batch, self.device))
 
 
 def batch_to_device(images, targets, device: torch.device) -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]:
@@ -172,6 +191,33 @@ def _train_step(
     precision.backward(loss)
     precision.step(optimizer, clip_parameters=model.parameters(), clip=config.grad_clip)
     return {name: float(value.detach()) for name, value in loss_dict.items()}
+
+
+def _reestimate_batchnorm(
+    model: nn.Module, spec: DetectorSpec, config: TrainConfig, train_set: CocoDetection, iterations: int, device: torch.device
+) -> dict | None:
+    """``train.bn_reestimate``: re-estimate every BatchNorm's statistics of the trained detector on
+    ``bn_reestimate_images`` training images (their training transforms, a fixed draw: every rank and a resumed run
+    get the same statistics) — with ``auto`` when the base plugin asks for it (``reestimate_batchnorm``) or a
+    BatchNorm's momentum is too small for the run (:func:`~netadapt.engine.batchnorm.stale_batchnorm`).
+    What was done and why (for the log), or None."""
+    if config.bn_reestimate == "off":
+        return None
+    stale = stale_batchnorm(model, iterations=iterations)
+    asked = bool(optional(plugins.bases().get(spec.base), "reestimate_batchnorm", False))
+    if config.bn_reestimate == "auto" and not (asked or stale):
+        return None
+    sampler = ResumableBatchSampler(len(train_set), batch_size=config.batch_size, seed=config.seed + 2)  # one draw, whatever the rank
+    count = min(config.bn_reestimate_images, len(train_set))
+    batches = itertools.islice(
+        DataLoader(SeededSamples(train_set, seed=config.seed + 2), batch_sampler=sampler, collate_fn=collate_detection),
+        -(-count // config.batch_size),
+    )
+    reestimate_batchnorm(DetectorOnBatch(model, device), batches)
+    why = "train.bn_reestimate=on" if config.bn_reestimate == "on" else (
+        f"base {spec.base!r} asks for it" if asked else f"{len(stale)} BatchNorm layers average over more than "
+        f"{STALE_WINDOW_SHARE:.0%} of the run's {iterations} iterations (e.g. {stale[0]})")
+    return {"images": count, "why": why}
 
 
 def _check_same_run(state: dict, spec: DetectorSpec, config: TrainConfig, path: Path, train_set: CocoDetection) -> None:

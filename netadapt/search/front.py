@@ -44,6 +44,7 @@ from netadapt.cost import cost_model_for, format_cost
 from netadapt.data.sources import DataSplit
 from netadapt.engine.config import SearchConfig, section_config
 from netadapt.engine.files import atomic_path, check_output_dir, load_torch_file, write_json_atomic, write_text_atomic
+from netadapt.engine.train import DetectorOnBatch
 from netadapt.errors import ConfigError, DataError, PluginError, WeightsError
 from netadapt.genotype import Genotype, genotype_from_data, save_genotype
 from netadapt.search.budget import base_ops, check_target, cost_range, resolve_target
@@ -325,7 +326,7 @@ class InheritedScorer:
         if self.finetune_steps:
             self._finetune()
         bn_loader = DataLoader(Subset(self.bn_set, self.bn_indices), batch_size=self.batch_size, collate_fn=collate_detection)
-        reestimate_batchnorm(_DetectorOnBatch(self.detector, self.device), bn_loader)
+        reestimate_batchnorm(DetectorOnBatch(self.detector, self.device), bn_loader)
         eval_loader = DataLoader(Subset(self.eval_set, self.eval_indices), batch_size=self.batch_size, collate_fn=collate_detection)
         results = run_evaluation(self.detector, eval_loader, device=self.device, label_to_category_id=self.eval_set.label_to_category_id)
         return evaluate_coco(self.ground_truth, results) | {"loss": _mean_loss(self.detector, eval_loader, self.device)}
@@ -343,7 +344,7 @@ class InheritedScorer:
         generator = torch.Generator().manual_seed(self.config.seed)
         loader = DataLoader(samples, batch_size=self.config.batch_size, shuffle=True, generator=generator, collate_fn=collate_detection, drop_last=True)
         optimizer = make_optimizer([p for p in self.detector.parameters() if p.requires_grad], self.config)
-        step, run = 0, _DetectorOnBatch(self.detector, self.device)
+        step, run = 0, DetectorOnBatch(self.detector, self.device)
         self.detector.train()
         while step < self.finetune_steps:
             for batch in loader:
@@ -370,27 +371,12 @@ def _mean_loss(detector: nn.Module, loader, device: torch.device) -> float:
     total, count = 0.0, 0
     try:
         for images, targets in loader:
-            losses = _DetectorOnBatch(detector, device)((images, targets))
+            losses = DetectorOnBatch(detector, device)((images, targets))
             total += float(sum(losses.values())) * len(images)
             count += len(images)
     finally:
         detector.train(was_training)
     return total / count
-
-
-class _DetectorOnBatch(nn.Module):
-    """A detector run on one ``(images, targets)`` batch in train mode (its losses, discarded): BatchNorm
-    re-estimation through the whole detector — backbone, extras, head — whatever the detector plugin."""
-
-    def __init__(self, detector: nn.Module, device: torch.device) -> None:
-        super().__init__()
-        self.detector, self.device = detector, device
-
-    def forward(self, batch: tuple[list[torch.Tensor], list[dict[str, Any]]]) -> dict[str, torch.Tensor]:
-        images, targets = batch
-        images = [image.as_subclass(torch.Tensor).to(self.device) for image in images]
-        targets = [{key: value.to(self.device) if torch.is_tensor(value) else value for key, value in t.items()} for t in targets]
-        return self.detector(images, targets)
 
 
 def _indices_of(dataset, image_ids: list[int], split: DataSplit) -> list[int]:
