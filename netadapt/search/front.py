@@ -464,13 +464,12 @@ def draw_front(data: dict[str, Any], path: str | Path) -> None:
     points, each labelled with its target(s) (≤ budget) and proxy mAP, hollow where another point is as cheap or cheaper and
     scores higher (dominated); the base network as a red star with a dotted line at its cost. Below, the same for
     the proxy loss (lower is better)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: no global backend or figure state (a notebook's stays as it was)
+    from matplotlib.lines import Line2D
 
     scale, unit = (1e6, f"M {data['unit']}") if data["unit"] == "MAdds" else (1.0, data["unit"])
-    figure, (above, below) = plt.subplots(2, 1, figsize=(7.0, 6.4), sharex=True, height_ratios=(3, 2))
+    figure = Figure(figsize=(7.0, 6.4))
+    above, below = figure.subplots(2, 1, sharex=True, height_ratios=(3, 2))
     for axes, key, better, label in ((above, "proxy_map", 1, "proxy mAP (%)"), (below, "proxy_loss", -1, "proxy loss per image")):
         merged: dict[tuple[float, float], list[str]] = {}  # one marker per distinct architecture, its targets joined
         for p in sorted(data["points"], key=lambda p: (p["predicted"], p["target"])):
@@ -491,11 +490,11 @@ def draw_front(data: dict[str, Any], path: str | Path) -> None:
         axes.set_ylabel(label, fontsize=8)
         axes.grid(alpha=0.3)
     handles = [
-        plt.Line2D([], [], color="#2a6fb0", marker="o", label="derived at each target (constrained derive)"),
-        plt.Line2D([], [], color="#2a6fb0", marker="o", markerfacecolor="white", linestyle="", label="dominated (a cheaper point scores better)"),
+        Line2D([], [], color="#2a6fb0", marker="o", label="derived at each target (constrained derive)"),
+        Line2D([], [], color="#2a6fb0", marker="o", markerfacecolor="white", linestyle="", label="dominated (a cheaper point scores better)"),
     ]
     if data["base"] is not None:
-        handles.append(plt.Line2D([], [], color="#c0392b", marker="*", markersize=12, linestyle="", label=f"base network ({data['base_network']})"))
+        handles.append(Line2D([], [], color="#c0392b", marker="*", markersize=12, linestyle="", label=f"base network ({data['base_network']})"))
     model = "" if data["cost_model"].lower() == data["unit"].lower() else f", {data['cost_model']}"
     below.set_xlabel(f"cost of the searched layers ({unit}{model})")
     above.set_title(
@@ -506,4 +505,3 @@ def draw_front(data: dict[str, Any], path: str | Path) -> None:
     figure.tight_layout()
     with atomic_path(path) as temporary:
         figure.savefig(temporary, format="png", dpi=130)
-    plt.close(figure)
