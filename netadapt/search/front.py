@@ -338,23 +338,23 @@ class InheritedScorer:
 
         from netadapt.data.coco import collate_detection
         from netadapt.engine.sampling import SeededSamples
-        from netadapt.engine.loop import make_optimizer
+        from netadapt.engine.loop import Loop, Position, make_optimizer
 
         samples = SeededSamples(Subset(self.finetune_set, self.bn_indices), seed=self.config.seed)
         generator = torch.Generator().manual_seed(self.config.seed)
         loader = DataLoader(samples, batch_size=self.config.batch_size, shuffle=True, generator=generator, collate_fn=collate_detection, drop_last=True)
         optimizer = make_optimizer([p for p in self.detector.parameters() if p.requires_grad], self.config)
-        step, run = 0, DetectorOnBatch(self.detector, self.device)
-        self.detector.train()
-        while step < self.finetune_steps:
-            for batch in loader:
-                loss = sum(run(batch).values())
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                step += 1
-                if step == self.finetune_steps:
-                    break
+        run = DetectorOnBatch(self.detector, self.device)
+
+        def step(batch, at: Position) -> dict[str, float]:
+            self.detector.train()
+            loss = sum(run(batch).values())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            return {"loss": float(loss.detach())}
+
+        Loop(total=self.finetune_steps, iterations_per_epoch=len(loader), batches=lambda epoch, first: loader, progress=False).run(step)
 
 
 @torch.no_grad()
