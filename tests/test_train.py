@@ -243,6 +243,7 @@ def test_json_output_is_json_alone_when_the_backbone_is_remapped(tiny_data: Path
     assert "layers remapped from" in result.stderr
 
 
+@pytest.mark.slow  # over 10 s (two trainings): the default run must stay under 10 min on 2 cores
 def test_batchnorm_too_slow_for_the_run_is_reestimated_after_training(tiny_data: Path, tmp_path: Path) -> None:
     """A base whose BatchNorm momentum is tiny (3e-4, as some torchvision networks use) would end detection training
     with the statistics it started with; ``train.bn_reestimate: auto`` re-estimates them on training images, and
