@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     paths |= _random_ops(args, search)
     if search.base_ops is not None:
         paths["base"] = search.base_ops
-    trained = {json.loads(p.read_text())["name"]: json.loads(p.read_text()) for p in sorted(args.svr_dir.glob("train-*/result.json"))}
+    trained = {result["name"]: result for result in (json.loads(p.read_text()) for p in sorted(args.svr_dir.glob("train-*/result.json")))}
     scorer = InheritedScorer(search, resolve_splits(None, args.svr_dir / "data"), bn_images=256, batch_size=search.config.batch_size)
     rows = []
     for name, ops in paths.items():

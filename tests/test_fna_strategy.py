@@ -90,3 +90,21 @@ def test_the_temperature_is_constant_until_alpha_updates_start_then_anneals_to_i
     assert temperatures[60] == pytest.approx(1.0 * 0.2 ** (40 / 79))  # geometric
     constant = SearchConfig(epochs=10, alpha_start_epoch=3, alpha_temperature=0.9)
     assert {alpha_temperature(constant, iteration=i, total=100, iterations_per_epoch=10) for i in range(100)} == {0.9}
+
+
+@pytest.mark.slow  # over 10 s (two searches): the default run must stay under 10 min on 2 cores
+def test_a_search_resumed_at_its_last_checkpoint_reports_what_it_did(small_data: Path, tmp_path: Path) -> None:
+    """Killed after its last checkpoint but before its outputs, a search resumed runs no step; its expected cost and
+    derived architecture are those of the uninterrupted run (at the final temperature, not the first)."""
+    config = SearchConfig(
+        strategy="fna", input_size=64, batch_size=2, epochs=2, alpha_start_epoch=1, workers=0, warmup_iterations=1,
+        lr_milestones=[], checkpoint_every=100, log_every=1, alpha_lr=0.5, alpha_temperature_end=0.2,
+    )
+    split = DataSplit(small_data / "images" / "train", small_data / "train.json")
+    finished = run_search(base_name="mobilenetv2", detector_name="ssdlite", weights=None, config=config, train_split=split,
+                          out_dir=tmp_path, progress=False)
+    resumed = run_search(base_name="mobilenetv2", detector_name="ssdlite", weights=None, config=config, train_split=split,
+                         out_dir=tmp_path, progress=False, resume=True)
+    assert resumed.iterations == finished.iterations == 24
+    assert resumed.expected_cost == finished.expected_cost and resumed.genotype.stages == finished.genotype.stages
+    assert json.loads((tmp_path / "cost.json").read_text())["expected"] == finished.expected_cost

@@ -186,15 +186,18 @@ def section_config(kind: type[C], sections: Mapping[str, Any], section: str, *, 
 
 
 # Plugin settings that were core fields: accepted for one version, moved into the plugin's own options mapping.
-MOVED_TO_PLUGIN_OPTIONS = {"anchors": ("detector_options", "anchors"), "sample_k": ("strategy_options", "k")}
+MOVED_TO_PLUGIN_OPTIONS = {  # section: {old field: (its plugin's mapping, key there)}
+    "train": {"anchors": ("detector_options", "anchors")},
+    "search": {"anchors": ("detector_options", "anchors"), "sample_k": ("strategy_options", "k")},
+}
 
 
 def _moved_to_plugin_options(values: Mapping[str, Any], section: str, source: str) -> dict[str, Any]:
     """``train.anchors`` / ``search.anchors`` (SSDLite's) and ``search.sample_k`` (the sampled strategy's), deprecated:
     moved into ``detector_options`` / ``strategy_options`` with a warning naming the new key."""
     values = dict(values)
-    for old, (mapping, key) in MOVED_TO_PLUGIN_OPTIONS.items():
-        if old not in values or (old == "sample_k" and section != "search"):
+    for old, (mapping, key) in MOVED_TO_PLUGIN_OPTIONS.get(section, {}).items():
+        if old not in values:
             continue
         value = values.pop(old)
         options = values.get(mapping) or {}

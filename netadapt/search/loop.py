@@ -138,9 +138,7 @@ def run_search(
     else:
         table = build_cost_table(supernet, input_size=config.input_size, cost_model=cost_model, cache_dir=cache_dir) if context.is_main else None
         table = distributed.broadcast_object(table, context)
-    relative = config.target is not None and parse_target(config.target)[1]
-    base_cost = _base_cost(source, supernet, source_genotype, table, cost_model, measure=relative)  # `0.7x`; netadapt front's base point
-    target = resolve_target(config.target, base_cost) if config.target is not None else None
+    base_cost, target = _base_cost_and_target(config, source, supernet, source_genotype, table, cost_model)  # base_cost: front's base point
     del source
     if target is not None:  # before anything is trained or written
         check_target(target, [list(layer.values()) for layer in table.costs], unit=table.unit)
@@ -323,6 +321,7 @@ class SearchStep:
         self.generator.set_state(state["generator"])
         self.history = state["history"]
         self.precision.load_state_dict(state.get("precision", {}))
+        self.cost_now = _expected_cost_now(self.arch, self.costs, self.temperature(state["iteration"]))  # a run resumed at its end runs no step
 
 
 def check_search_target(base_name: str, config: SearchConfig, *, cache_dir: Path | None = None) -> None:
@@ -352,10 +351,15 @@ def search_budget(base_name: str, config: SearchConfig, *, cache_dir: Path | Non
     network = base.build(genotype)
     supernet = build_supernet(base_name, load_search_space(config.space or default_space_name(base_name)), network, genotype)
     table = build_cost_table(supernet, input_size=config.input_size, cost_model=cost_model, cache_dir=cache_dir)
-    target = None
-    if config.target is not None:
-        target = resolve_target(config.target, _base_cost(network, supernet, genotype, table, cost_model, measure=parse_target(config.target)[1]))
-    return SearchBudget(genotype, list(supernet.layers), table, target)
+    return SearchBudget(genotype, list(supernet.layers), table, _base_cost_and_target(config, network, supernet, genotype, table, cost_model)[1])
+
+
+def _base_cost_and_target(config: SearchConfig, network: nn.Module, supernet: SuperNetwork, genotype: Genotype, table: CostTable, cost_model):
+    """The base network's searched-layer cost (measured when the target is relative, ``0.7x``, and the space lacks the
+    base's ops) and ``search.target`` resolved against it (``None`` without a target)."""
+    relative = config.target is not None and parse_target(config.target)[1]
+    base_cost = _base_cost(network, supernet, genotype, table, cost_model, measure=relative)
+    return base_cost, (resolve_target(config.target, base_cost) if config.target is not None else None)
 
 
 def _base_cost(network: nn.Module, supernet: SuperNetwork, genotype: Genotype, table: CostTable, cost_model, *, measure: bool) -> float | None:
