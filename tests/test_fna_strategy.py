@@ -48,6 +48,15 @@ def test_a_weight_step_runs_one_path_per_layer_drawn_from_softmax_alpha_over_t()
     assert torch.allclose(counts / counts.sum(), expected, atol=0.02), (counts / counts.sum(), expected)  # ±0.02 is > 6σ at 20000 draws
 
 
+def test_uniform_weight_paths_ignore_alpha() -> None:
+    # α that FNA's draw follows almost surely (softmax(α / 0.2) gives the last candidate 1 - 1e-8)
+    arch = _arch([[0.0, 0.0, 4.0]])
+    generator = torch.Generator().manual_seed(0)
+    uniform = strategy_for(SearchConfig(strategy="fna", strategy_options={"weight_paths": "uniform"}))
+    counts = sum(uniform.weight_step_weights(arch, temperature=0.2, generator=generator)[0] for _ in range(6000))
+    assert torch.allclose(counts / counts.sum(), torch.full((3,), 1 / 3), atol=0.03), counts  # ±0.03 is > 4σ at 6000 draws
+
+
 def test_the_strategy_checks_its_options() -> None:
     assert strategy_for(SearchConfig(strategy="fna")).weight_steps_per_alpha_step == 5
     assert strategy_for(SearchConfig(strategy="fna", strategy_options={"weight_steps_per_alpha_step": 2})).weight_steps_per_alpha_step == 2
@@ -55,6 +64,8 @@ def test_the_strategy_checks_its_options() -> None:
         strategy_for(SearchConfig(strategy="fna", strategy_options={"every": 2}))
     with pytest.raises(ConfigError, match="weight_steps_per_alpha_step must be a positive integer"):
         strategy_for(SearchConfig(strategy="fna", strategy_options={"weight_steps_per_alpha_step": 0}))
+    with pytest.raises(ConfigError, match="weight_paths must be one of alpha, uniform, got 'fair'"):
+        strategy_for(SearchConfig(strategy="fna", strategy_options={"weight_paths": "fair"}))
     with pytest.raises(ConfigError, match="strategy 'darts' takes no options"):
         strategy_for(SearchConfig(strategy="darts", strategy_options={"weight_steps_per_alpha_step": 2}))
 

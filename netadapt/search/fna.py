@@ -9,6 +9,11 @@
 - **Five weight steps per α step** (FNA's workflow ``[('arch', 1), ('train', 5)]``):
   ``weight_steps_per_alpha_step``, changed with ``search.strategy_options: {weight_steps_per_alpha_step: N}``.
 - FNA clips the α gradient at norm 35 (``search.alpha_grad_clip``, set in ``coco_fna_code.yaml``).
+- ``weight_paths: uniform`` (not FNA's) draws the weight steps' path uniformly for the whole search, as
+  single-path one-shot NAS trains its super network (Guo et al., ECCV 2020; FairNAS, Chu et al. 2021): every
+  candidate gets the same share of weight training, so an α step compares candidates trained alike. FNA's
+  draw from softmax(α / T) trains the leading candidate more the sharper α gets (T annealed to 0.2 draws it
+  almost always), which feeds its lead back into the loss that α follows.
 
 Sampling with weight exactly 1 on one candidate lets :class:`~netadapt.search.supernet.MixedOp`
 run that candidate alone; the draw uses the search's per-rank generator (saved in checkpoints),
@@ -32,23 +37,30 @@ class FnaStrategy:
     # DistributedDataParallel: unsampled candidates take no part in a weight step (find_unused_parameters).
     uses_all_parameters = False
 
-    def __init__(self, weight_steps_per_alpha_step: int = 5) -> None:
+    WEIGHT_PATHS = ("alpha", "uniform")
+
+    def __init__(self, weight_steps_per_alpha_step: int = 5, weight_paths: str = "alpha") -> None:
         if isinstance(weight_steps_per_alpha_step, bool) or not isinstance(weight_steps_per_alpha_step, int) or weight_steps_per_alpha_step < 1:
             raise ConfigError(f"search.strategy_options.weight_steps_per_alpha_step must be a positive integer, got {weight_steps_per_alpha_step!r}")
+        if weight_paths not in self.WEIGHT_PATHS:
+            raise ConfigError(f"search.strategy_options.weight_paths must be one of {', '.join(self.WEIGHT_PATHS)}, got {weight_paths!r}")
         self.weight_steps_per_alpha_step = weight_steps_per_alpha_step
+        self.weight_paths = weight_paths
 
     def for_config(self, config: Any) -> FnaStrategy:
         """This strategy with the run's ``search.strategy_options``."""
         options: Mapping[str, Any] = config.strategy_options
-        unknown = sorted(set(options) - {"weight_steps_per_alpha_step"})
+        unknown = sorted(set(options) - {"weight_steps_per_alpha_step", "weight_paths"})
         if unknown:
-            raise ConfigError(f"search.strategy_options.{unknown[0]}: unknown option of strategy 'fna' (known: weight_steps_per_alpha_step)")
+            raise ConfigError(f"search.strategy_options.{unknown[0]}: unknown option of strategy 'fna' (known: weight_steps_per_alpha_step, weight_paths)")
         return FnaStrategy(**options)
 
     def weight_step_weights(self, arch: ArchitectureParameters, *, temperature: float, generator: torch.Generator) -> list[torch.Tensor]:
         with torch.no_grad():
             weights = []
             for probabilities in arch.probabilities(temperature=temperature):
+                if self.weight_paths == "uniform":
+                    probabilities = torch.ones_like(probabilities)
                 chosen = torch.multinomial(probabilities.cpu(), 1, generator=generator).item()
                 weights.append(torch.zeros_like(probabilities).index_fill_(0, torch.tensor([chosen], device=probabilities.device), 1.0))
             return weights
