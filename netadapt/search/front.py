@@ -461,7 +461,8 @@ def write_front(front: Front, out_dir: str | Path) -> list[Path]:
 
 def draw_front(data: dict[str, Any], path: str | Path) -> None:
     """Above, proxy mAP against the cost of the searched layers: the derived architectures as a line through their
-    points, each labelled with its target(s) (≤ budget) and proxy mAP, hollow where another point is as cheap or cheaper and
+    points, each labelled with its target(s) (≤ budget) and proxy mAP (3 significant digits: an early super network's
+    mAP is a few thousandths), hollow where another point is as cheap or cheaper and
     scores higher (dominated); the base network as a red star with a dotted line at its cost. Below, the same for
     the proxy loss (lower is better)."""
     from matplotlib.figure import Figure  # no pyplot: no global backend or figure state (a notebook's stays as it was)
@@ -479,12 +480,12 @@ def draw_front(data: dict[str, Any], path: str | Path) -> None:
         for (x, y), labels in merged.items():
             dominated = any(ox <= x and better * (oy - y) > 0 for ox, oy in merged)
             axes.scatter([x], [y], s=36, zorder=2, edgecolors="#2a6fb0", facecolors="white" if dominated else "#2a6fb0")
-            axes.annotate(f"{', '.join(labels)}: {y:.2f}", (x, y), textcoords="offset points", xytext=(5, 5), fontsize=7, color="#2a6fb0")
+            axes.annotate(f"{', '.join(labels)}: {y:.3g}", (x, y), textcoords="offset points", xytext=(5, 5), fontsize=7, color="#2a6fb0")
         if data["base"] is not None:
             base = data["base"]
             axes.axvline(base["predicted"] / scale, color="#c0392b", linestyle=":", linewidth=1)
             axes.scatter([base["predicted"] / scale], [base[key]], marker="*", s=200, color="#c0392b", zorder=3)
-            axes.annotate(f"base: {base[key]:.2f}", (base["predicted"] / scale, base[key]), textcoords="offset points",
+            axes.annotate(f"base: {base[key]:.3g}", (base["predicted"] / scale, base[key]), textcoords="offset points",
                           xytext=(-8, 8), ha="right", fontsize=7, color="#c0392b")
         axes.margins(y=0.18)  # room for the labels above the highest point
         axes.set_ylabel(label, fontsize=8)
