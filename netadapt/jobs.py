@@ -183,11 +183,11 @@ def search(
     """Search an architecture (:func:`netadapt.search.loop.run_search`) into ``out_dir``, which the run holds
     (:func:`~netadapt.engine.rundir.run_directory`); ``None`` when interrupted before the end. An infeasible
     ``search.target`` is refused before anything trains, the demo base's pretraining included."""
-    from netadapt.search.loop import check_search_target, run_search
+    from netadapt.search.loop import preflight_search, run_search
 
     config = config or data.config(SearchConfig, "search")
     splits = data.splits()
-    check_search_target(base, config, cache_dir=cache_root() / "cost_tables")
+    preflight_search(base, config, cache_dir=cache_root() / "cost_tables")
     source = base_weights(weights, base=base, data=data, progress=progress, announce=announce)
     out_dir = Path(out_dir)
     if resume:
@@ -247,12 +247,12 @@ def adapt(
     ``report.md`` / ``report.json`` in ``out_dir``. The demo base's pretraining, when it runs, is timed apart."""
     from netadapt.adapt import run_adapt
     from netadapt.bases.pretrain import pretrained_demo_path
-    from netadapt.search.loop import check_search_target
+    from netadapt.search.loop import preflight_search
 
     search_config = search_config or data.config(SearchConfig, "search")
     train_config = train_config or data.config(TrainConfig, "train")
     splits = data.splits()
-    check_search_target(base, search_config, cache_dir=cache_root() / "cost_tables")  # before any training
+    preflight_search(base, search_config, cache_dir=cache_root() / "cost_tables")  # before any training
     started = time.perf_counter()
     pretraining = data.is_demo and weights is None and not pretrained_demo_path(base).is_file()
     source = base_weights(weights, base=base, data=data, progress=progress, announce=announce)

@@ -287,6 +287,10 @@ class SearchConfig:
     # Annealed geometrically from alpha_temperature to this over the α updates (None: constant).
     alpha_temperature_end: float | None = None
     alpha_grad_clip: float = 0.0  # max norm of α's gradient (FNA's code: 35); 0 disables clipping
+    # α starts at the base network: softmax(α) gives the base's op of every searched layer (skip where the super
+    # network is deeper than the base) this probability, the others share the rest (0: FNA's 1e-3 · randn,
+    # uniform). Network adaptation from the base rather than a search from a uniform start (netadapt.search.prior).
+    base_prior: float = 0.0
     cost_lambda: float = 0.2
     cost_log_base: float = 10.0
     # A hard budget for the searched layers in the cost model's unit (250M, 0.25B, 30000000; ms for
@@ -335,6 +339,8 @@ class SearchConfig:
             parse_target(self.target, where=f"{source}: search.target")
         if self.alpha_temperature_end is not None and not (math.isfinite(self.alpha_temperature_end) and self.alpha_temperature_end > 0):
             raise ConfigError(f"{source}: search.alpha_temperature_end must be positive, got {self.alpha_temperature_end}")
+        if not 0 <= self.base_prior < 1:
+            raise ConfigError(f"{source}: search.base_prior must lie in [0, 1), got {self.base_prior}")
         if not self.target_weight >= 0 or not self.alpha_grad_clip >= 0:
             raise ConfigError(f"{source}: search.target_weight and search.alpha_grad_clip must not be negative")
         for name, allowed in {"optimizer": ("rmsprop", "sgd", "adamw"), "lr_schedule": ("cosine", "step")}.items():

@@ -60,6 +60,7 @@ from netadapt.search.budget import base_ops, check_target, resolve_target
 from netadapt.search.cost_table import CostTable, DerivedCost, build_cost_table, derived_cost, expected_cost, searched_cost
 from netadapt.search.cost_term import CostTerm
 from netadapt.search.derive import choose_ops, decision_summary, derive_genotype
+from netadapt.search.prior import apply_base_prior, prior_ops
 from netadapt.search.space import default_space_name, load_search_space
 from netadapt.search.supernet import ArchitectureParameters, SuperNetwork, build_supernet
 from netadapt.weights import Weights, build_with_weights
@@ -206,6 +207,7 @@ def _super_network(base_name: str, detector_name: str, weights: Weights | None, 
         supernet, detector_name, num_classes=num_classes, input_size=config.input_size, options=options_from_config(detector_name, config)
     )
     arch = ArchitectureParameters(supernet.layers, generator=torch.Generator().manual_seed(config.seed))
+    apply_base_prior(arch, supernet.layers, source_genotype, config.base_prior)
     return source, source_genotype, supernet, detector, arch
 
 
@@ -324,13 +326,17 @@ class SearchStep:
         self.cost_now = _expected_cost_now(self.arch, self.costs, self.temperature(state["iteration"]))  # a run resumed at its end runs no step
 
 
-def check_search_target(base_name: str, config: SearchConfig, *, cache_dir: Path | None = None) -> None:
-    """Refuse an infeasible ``search.target`` before anything trains (the demo base's pretraining included):
-    the cost table of the untrained super network (cached, as the search's) against the target."""
-    if config.target is None:
+def preflight_search(base_name: str, config: SearchConfig, *, cache_dir: Path | None = None) -> None:
+    """Refuse, before anything trains (the demo base's pretraining included), an infeasible ``search.target`` (the
+    cost table of the untrained super network, cached as the search's, against it) and a ``search.base_prior`` the
+    base's ops cannot take (:mod:`netadapt.search.prior`)."""
+    if config.target is None and not config.base_prior:
         return
     budget = search_budget(base_name, config, cache_dir=cache_dir)
-    check_target(budget.target, [list(layer.values()) for layer in budget.table.costs], unit=budget.table.unit)
+    if config.target is not None:
+        check_target(budget.target, [list(layer.values()) for layer in budget.table.costs], unit=budget.table.unit)
+    if config.base_prior:
+        prior_ops(budget.skeleton, budget.layers)
 
 
 @dataclass(frozen=True)
