@@ -6,7 +6,11 @@ On the demo, at one hard target (default ``0.7x``: 0.7 times the base network's 
 - ``--random`` architectures drawn uniformly from the same space under the same target (rejection
   sampling: one op per searched layer uniformly, kept when the cost table says it meets the target);
 - the base network (MobileNetV2) and, to measure the noise of training itself, one architecture (the
-  base) trained with a second seed.
+  base) trained with a second seed;
+- a baseline without any search, the base **pruned by depth**: the base's op kept in every layer it has, the
+  fewest layers dropped (``skip``) that meet the target, another op only where no skip can (the first layer of a
+  stage). The same exact constrained choice (``search.budget.constrained_choice``) with scores base op 0,
+  ``skip`` −1, any other op −100 (``--no-pruned`` leaves it out).
 
 Every architecture is trained with the same budget (the demo's ``train:`` section: 224², 12 epochs,
 the budget at which the README's base reaches its mAP), its backbone remapped from the same
@@ -44,6 +48,7 @@ from netadapt.cache import cache_root
 from netadapt.data.demo import generate_demo_dataset
 from netadapt.engine.config import SearchConfig, load_run_config
 from netadapt.genotype import Genotype, genotype_from_data, save_genotype
+from netadapt.search.budget import base_ops, constrained_choice
 from netadapt.search.cost_table import CostTable
 from netadapt.search.derive import choose_ops, derive_genotype
 from netadapt.search.front import load_search
@@ -69,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("runs/search_vs_random"))
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--summary", action="store_true", help="only summarise the steps finished so far")
+    parser.add_argument("--no-pruned", dest="pruned", action="store_false", help="leave out the base pruned by depth (no search)")
     args = parser.parse_args(argv)
     if args.summary:
         return _summary_of_finished(args)
@@ -97,6 +103,11 @@ def main(argv: list[str] | None = None) -> int:
             save_genotype(Genotype(**{**genotype.__dict__, "extra": dict(genotype.extra), "input_size": budget.skeleton.input_size}), path)
         randoms.append((f"random-{number}", "random", path, 0))
     base = ROOT / "examples" / "genotypes" / "mobilenetv2.yaml"
+    pruned = args.out / "base-pruned.yaml"
+    if args.pruned and not pruned.is_file():
+        ops = _pruned_base(budget, layers, table, target)
+        genotype = derive_genotype(budget.skeleton, layers, ops, space_name=config.space or default_space_name("mobilenetv2"))
+        save_genotype(Genotype(**{**genotype.__dict__, "extra": dict(genotype.extra), "input_size": budget.skeleton.input_size}), pruned)
 
     def search_then_train(seed: int) -> tuple[dict, dict]:
         search = _search(seed, args, common, weights, env)
@@ -115,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
                 jobs.append(("search", pool.submit(search_then_train, seed)))
             for run in pair or ():
                 jobs.append(("train", pool.submit(train, run)))
+        if args.pruned:
+            jobs.append(("train", pool.submit(train, ("base-pruned", "base pruned by depth", pruned, 0))))
         jobs.append(("train", pool.submit(train, ("base-seed1", "base (seed 1)", base, 1))))
         searches, trained = [], []
         for kind, job in jobs:
@@ -175,6 +188,16 @@ def _layers(skeleton: Genotype, space: SearchSpace) -> list[SearchedLayer]:
         SearchedLayer(s, i, "", space.layer_candidates(s, i))
         for s, stage in enumerate(skeleton.stages) if space.is_searched(s) for i in range(len(stage.ops))
     ]
+
+
+def _pruned_base(budget, layers: list[SearchedLayer], table: CostTable, target: float) -> list[str]:
+    """The base pruned by depth to ``target``: its op kept wherever it has the layer, the fewest layers dropped,
+    another op only where no skip can meet the target (module docstring)."""
+    keep = base_ops(budget.skeleton, layers)
+    scores = [[0.0 if op.name == kept else -1.0 if op.is_skip else -100.0 for op in layer.candidates] for layer, kept in zip(layers, keep)]
+    names = [[op.name for op in layer.candidates] for layer in layers]
+    chosen = constrained_choice(scores, [[row[name] for name in row_names] for row, row_names in zip(table.costs, names)], target)
+    return [row_names[i] for row_names, i in zip(names, chosen)]
 
 
 def _uniform_under(table: CostTable, layers: list[SearchedLayer], target: float, rng: random.Random) -> list[str]:
