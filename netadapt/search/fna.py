@@ -13,7 +13,9 @@
   single-path one-shot NAS trains its super network (Guo et al., ECCV 2020; FairNAS, Chu et al. 2021): every
   candidate gets the same share of weight training, so an α step compares candidates trained alike. FNA's
   draw from softmax(α / T) trains the leading candidate more the sharper α gets (T annealed to 0.2 draws it
-  almost always), which feeds its lead back into the loss that α follows.
+  almost always), which feeds its lead back into the loss that α follows. Measured on the demo (one seed of
+  ``search_vs_random.py``): the derived network trained to 6.3 mAP (FNA's draw: 5.2 ± 1.0 over 3 seeds, random
+  7.0 ± 1.8), with the same kind of architecture (10 narrower layers, 8 other kernels): no evidence either way.
 
 Sampling with weight exactly 1 on one candidate lets :class:`~netadapt.search.supernet.MixedOp`
 run that candidate alone; the draw uses the search's per-rank generator (saved in checkpoints),
