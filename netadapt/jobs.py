@@ -182,7 +182,8 @@ def search(
 ):
     """Search an architecture (:func:`netadapt.search.loop.run_search`) into ``out_dir``, which the run holds
     (:func:`~netadapt.engine.rundir.run_directory`); ``None`` when interrupted before the end. An infeasible
-    ``search.target`` is refused before anything trains, the demo base's pretraining included."""
+    ``search.target``, or a ``search.base_prior`` the base's ops cannot take, is refused before anything trains,
+    the demo base's pretraining included."""
     from netadapt.search.loop import preflight_search, run_search
 
     config = config or data.config(SearchConfig, "search")
