@@ -193,7 +193,7 @@ def _layers(skeleton: Genotype, space: SearchSpace) -> list[SearchedLayer]:
 def _pruned_base(budget, layers: list[SearchedLayer], table: CostTable, target: float) -> list[str]:
     """The base pruned by depth to ``target``: its op kept wherever it has the layer, the fewest layers dropped,
     another op only where no skip can meet the target (module docstring)."""
-    keep = base_ops(budget.skeleton, layers)
+    keep = base_ops(budget.base_genotype, layers)
     scores = [[0.0 if op.name == kept else -1.0 if op.is_skip else -100.0 for op in layer.candidates] for layer, kept in zip(layers, keep)]
     names = [[op.name for op in layer.candidates] for layer in layers]
     chosen = constrained_choice(scores, [[row[name] for name in row_names] for row, row_names in zip(table.costs, names)], target)

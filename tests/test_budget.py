@@ -74,3 +74,18 @@ def test_a_target_outside_the_space_is_refused_naming_the_bounds() -> None:
         check_target(9e6, costs, unit="MAdds")
     with pytest.raises(ConfigError, match=r"above what any network of the search space costs \(30.00M MAdds"):
         check_target(31e6, costs, unit="MAdds")
+
+
+def test_the_search_budget_derives_on_the_super_networks_depths(tmp_path) -> None:
+    """What the benchmarks draw random architectures from: ops chosen in layers deeper than the base must reach
+    the genotype, and a relative target is relative to the base's own ops in the table."""
+    from netadapt.engine.config import SearchConfig
+    from netadapt.search.budget import base_ops
+    from netadapt.search.derive import derive_genotype
+    from netadapt.search.loop import search_budget
+
+    budget = search_budget("mobilenetv2", SearchConfig(input_size=64, target="0.7x"), cache_dir=tmp_path)
+    genotype = derive_genotype(budget.skeleton, budget.layers, ["k3_e3"] * len(budget.layers), space_name="fna")
+    assert [len(stage.ops) for stage in genotype.stages] == genotype.extra["super_depths"] == [1, 4, 4, 4, 4, 4, 1]
+    assert [len(stage.ops) for stage in budget.base_genotype.stages] == [1, 2, 3, 4, 3, 3, 1]  # MobileNetV2's
+    assert budget.target == pytest.approx(0.7 * budget.table.cost_of(base_ops(budget.base_genotype, budget.layers)))

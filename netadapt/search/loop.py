@@ -336,13 +336,16 @@ def preflight_search(base_name: str, config: SearchConfig, *, cache_dir: Path | 
     if config.target is not None:
         check_target(budget.target, [list(layer.values()) for layer in budget.table.costs], unit=budget.table.unit)
     if config.base_prior:
-        prior_ops(budget.skeleton, budget.layers)
+        prior_ops(budget.base_genotype, budget.layers)
 
 
 @dataclass(frozen=True)
 class SearchBudget:
-    """What a search with ``config`` will derive under: its searched layers, cost table and resolved target."""
+    """What a search with ``config`` will derive under: the base network's genotype, the super network's skeleton
+    (what :func:`~netadapt.search.derive.derive_genotype` fills: every stage at the space's depth), its searched layers,
+    cost table and resolved target."""
 
+    base_genotype: Genotype
     skeleton: Genotype
     layers: list
     table: CostTable
@@ -357,7 +360,8 @@ def search_budget(base_name: str, config: SearchConfig, *, cache_dir: Path | Non
     network = base.build(genotype)
     supernet = build_supernet(base_name, load_search_space(config.space or default_space_name(base_name)), network, genotype)
     table = build_cost_table(supernet, input_size=config.input_size, cost_model=cost_model, cache_dir=cache_dir)
-    return SearchBudget(genotype, list(supernet.layers), table, _base_cost_and_target(config, network, supernet, genotype, table, cost_model)[1])
+    target = _base_cost_and_target(config, network, supernet, genotype, table, cost_model)[1]
+    return SearchBudget(genotype, supernet.skeleton, list(supernet.layers), table, target)
 
 
 def _base_cost_and_target(config: SearchConfig, network: nn.Module, supernet: SuperNetwork, genotype: Genotype, table: CostTable, cost_model):
