@@ -52,7 +52,7 @@ from netadapt.search.budget import base_ops, constrained_choice
 from netadapt.search.cost_table import CostTable
 from netadapt.search.derive import choose_ops, derive_genotype
 from netadapt.search.front import load_search
-from netadapt.search.loop import search_budget
+from netadapt.search.loop import SearchBudget, search_budget
 from netadapt.search.space import SearchSpace, default_space_name
 from netadapt.search.supernet import SearchedLayer
 
@@ -93,21 +93,19 @@ def main(argv: list[str] | None = None) -> int:
     config = load_run_config(SearchConfig, "search", config_file=args.config, overrides=args.overrides, flags={"target": args.target}, demo=True)
     budget = search_budget("mobilenetv2", config, cache_dir=cache_root() / "cost_tables")
     layers, table, target = budget.layers, budget.table, budget.target
+    space_name = config.space or default_space_name("mobilenetv2")
     rng = random.Random(0)
     randoms: list[tuple[str, str, Path, int]] = []
     for number in range(args.random):
         path = args.out / f"random-{number}.yaml"
+        ops = _uniform_under(table, layers, target, rng)  # drawn even when kept, so that draw n is the same in every run
         if not path.is_file():
-            ops = _uniform_under(table, layers, target, rng)
-            genotype = derive_genotype(budget.skeleton, layers, ops, space_name=config.space or default_space_name("mobilenetv2"))
-            save_genotype(Genotype(**{**genotype.__dict__, "extra": dict(genotype.extra), "input_size": budget.skeleton.input_size}), path)
+            save_genotype(derive_genotype(budget.skeleton, layers, ops, space_name=space_name), path)
         randoms.append((f"random-{number}", "random", path, 0))
     base = ROOT / "examples" / "genotypes" / "mobilenetv2.yaml"
     pruned = args.out / "base-pruned.yaml"
     if args.pruned and not pruned.is_file():
-        ops = _pruned_base(budget, layers, table, target)
-        genotype = derive_genotype(budget.skeleton, layers, ops, space_name=config.space or default_space_name("mobilenetv2"))
-        save_genotype(Genotype(**{**genotype.__dict__, "extra": dict(genotype.extra), "input_size": budget.skeleton.input_size}), pruned)
+        save_genotype(derive_genotype(budget.skeleton, layers, _pruned_base(budget), space_name=space_name), pruned)
 
     def search_then_train(seed: int) -> tuple[dict, dict]:
         search = _search(seed, args, common, weights, env)
@@ -190,14 +188,14 @@ def _layers(skeleton: Genotype, space: SearchSpace) -> list[SearchedLayer]:
     ]
 
 
-def _pruned_base(budget, layers: list[SearchedLayer], table: CostTable, target: float) -> list[str]:
-    """The base pruned by depth to ``target``: its op kept wherever it has the layer, the fewest layers dropped,
-    another op only where no skip can meet the target (module docstring)."""
-    keep = base_ops(budget.base_genotype, layers)
-    scores = [[0.0 if op.name == kept else -1.0 if op.is_skip else -100.0 for op in layer.candidates] for layer, kept in zip(layers, keep)]
-    names = [[op.name for op in layer.candidates] for layer in layers]
-    chosen = constrained_choice(scores, [[row[name] for name in row_names] for row, row_names in zip(table.costs, names)], target)
-    return [row_names[i] for row_names, i in zip(names, chosen)]
+def _pruned_base(budget: SearchBudget) -> list[str]:
+    """The base pruned by depth to the budget's target: its op kept wherever it has the layer, the fewest layers
+    dropped, another op only where no skip can meet the target (module docstring)."""
+    keep = base_ops(budget.base_genotype, budget.layers)
+    names = [[op.name for op in layer.candidates] for layer in budget.layers]
+    scores = [[0.0 if name == kept else -1.0 if name == "skip" else -100.0 for name in row] for row, kept in zip(names, keep)]
+    costs = [[layer_costs[name] for name in row] for layer_costs, row in zip(budget.table.costs, names)]
+    return [row[i] for row, i in zip(names, constrained_choice(scores, costs, budget.target))]
 
 
 def _uniform_under(table: CostTable, layers: list[SearchedLayer], target: float, rng: random.Random) -> list[str]:
@@ -248,7 +246,9 @@ def _chosen(search_dir: Path) -> list[str]:
     return choose_ops(search.arch, search.table, json.loads((search_dir / "cost.json").read_text())["target"])
 
 
-def _train(name: str, group: str, genotype: Path, seed: int, *, args, common: list[str], weights: Path, env: dict) -> dict:
+def _train(name: str, group: str, genotype: Path, seed: int, *, args, common: list[str], weights: Path, env: dict,
+           record: dict | None = None) -> dict:
+    """Train ``genotype`` into ``OUT/train-NAME`` unless finished there; its result (``record`` added), kept in ``result.json``."""
     out = args.out / f"train-{name}"
     summary = _fresh_run(out, [NETADAPT, "train", str(genotype), "--weights", str(weights), "--set", f"train.seed={seed}", *common],
                          args.out / f"train-{name}.log", env)
@@ -259,7 +259,7 @@ def _train(name: str, group: str, genotype: Path, seed: int, *, args, common: li
     result = {
         "name": name, "group": group, "genotype": str(genotype), "seed": seed,
         "map": 100 * summary["metrics"]["AP"], "map50": 100 * summary["metrics"]["AP50"],
-        "params": cost.get("params"), "madds": cost.get("madds"), "seconds": summary.get("seconds"),
+        "params": cost.get("params"), "madds": cost.get("madds"), "seconds": summary.get("seconds"), **(record or {}),
     }
     (out / "result.json").write_text(json.dumps(result))
     return result

@@ -1,7 +1,7 @@
 """What predicts a network's trained mAP on the demo? Rank correlations with its structure (issue 11's cause).
 
 Reads the trained networks of finished benchmark runs — ``search_vs_random.py`` (``OUT/train-*/result.json``),
-``front_proxy.py`` (``OUT/train-point-*/result.json``) and ``training_budget.py`` (``OUT/*epochs/result.json``,
+``front_proxy.py`` (``OUT/train-point-*/result.json``) and ``training_budget.py`` (``OUT/train-*epochs/result.json``,
 one budget at a time: ``--epochs``) — and compares each genotype with the base network's, stage by stage, as
 remapping sees it (DESIGN §1.2: layer i of a stage is remapped from base layer min(i, l)):
 

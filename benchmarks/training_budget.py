@@ -10,7 +10,7 @@ architecture:
     python benchmarks/training_budget.py --data runs/search_vs_random/data --epochs 36 \\
         cheap=runs/front_proxy/front/point-1/genotype.yaml searched=runs/search_vs_random/search-0/genotype.yaml
 
-Finished trainings are kept (``OUT/NAME-EEPOCHS/result.json``). It prints and writes ``OUT/results.json``:
+Finished trainings are kept (``OUT/train-NAME-EEPOCHS/result.json``, as ``search_vs_random.py`` keeps its own). It prints and writes ``OUT/results.json``:
 per architecture its MAdds, params, mAP and mAP@0.5 at each budget.
 """
 
@@ -25,7 +25,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from search_vs_random import DEMO_CONFIG, NETADAPT, _fresh_run, _run
+from search_vs_random import DEMO_CONFIG, _train
 
 from netadapt.bases.pretrain import pretrained_demo_base
 
@@ -53,18 +53,9 @@ def main(argv: list[str] | None = None) -> int:
 
     def train(job: tuple[tuple[str, Path], int]) -> dict:
         (name, genotype), epochs = job
-        out = args.out / f"{name}-{epochs}epochs"
-        summary = _fresh_run(out, [NETADAPT, "train", str(genotype), "--weights", str(weights), "--data", str(args.data),
-                                   "--config", str(args.config), "--set", f"train.epochs={epochs}", "--quiet", "--json"],
-                             args.out / f"{name}-{epochs}epochs.log", env)
-        if summary is None:
-            return json.loads((out / "result.json").read_text())
-        cost = _run([NETADAPT, "cost", str(genotype), "--detector", "ssdlite", "--input-size", str(args.input_size), "--num-classes", "7", "--json"],
-                    args.out / f"cost-{name}.log", env)
-        result = {"name": name, "genotype": str(genotype), "epochs": epochs, "map": 100 * summary["metrics"]["AP"],
-                  "map50": 100 * summary["metrics"]["AP50"], "madds": cost.get("madds"), "params": cost.get("params"), "seconds": summary.get("seconds")}
-        (out / "result.json").write_text(json.dumps(result))
-        return result
+        common = ["--data", str(args.data), "--config", str(args.config), "--set", f"train.epochs={epochs}", "--quiet", "--json"]
+        return _train(f"{name}-{epochs}epochs", f"{epochs} epochs", genotype, 0, args=args, common=common, weights=weights, env=env,
+                      record={"epochs": epochs})
 
     with ThreadPoolExecutor(max_workers=args.parallel) as pool:
         results = list(pool.map(train, itertools.product(architectures, args.epochs)))
