@@ -23,6 +23,8 @@ pretraining), sets up ``torchrun``'s process group when there is one and tears i
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -35,12 +37,12 @@ from netadapt.cache import cache_root
 from netadapt.data.sources import DataSplit
 from netadapt.detectors.model import DetectorSpec, init_backbone, load_detector, options_from_config
 from netadapt.engine import distributed
-from netadapt.engine.config import SearchConfig, TrainConfig, load_run_config
+from netadapt.engine.config import RemapConfig, SearchConfig, SelectConfig, TrainConfig, load_run_config
 from netadapt.engine.evaluate import evaluate_detector
 from netadapt.engine.files import check_output_dir
 from netadapt.engine.rundir import check_resumable, run_directory
 from netadapt.engine.train import TrainResult, train_detector
-from netadapt.errors import ConfigError, DataError, NetadaptWarning
+from netadapt.errors import ConfigError, DataError, NetadaptWarning, RunError
 from netadapt.genotype import Genotype
 from netadapt.weights import Weights, read_weights
 
@@ -114,6 +116,7 @@ def train(
     checkpoint: str | Path | None = None,
     data: Data = Data(),
     config: TrainConfig | None = None,
+    remap: RemapConfig | None = None,
     out_dir: str | Path = "runs/train",
     resume: bool = False,
     force: bool = False,
@@ -123,10 +126,11 @@ def train(
 ) -> TrainResult:
     """Train a detector on ``genotype`` (default: the base network's) and evaluate it on the val split.
 
-    The backbone starts from ``weights`` (:func:`base_weights`), or from a detector ``checkpoint`` (its
-    genotype and weights: continue training another run's detector). ``resume`` continues ``out_dir/last.pth``,
-    which must exist; ``force`` starts over a resumable run there.
+    The backbone starts from ``weights`` (:func:`base_weights`) remapped as ``remap`` says (``remap.mode``), or from
+    a detector ``checkpoint`` (its genotype and weights: continue training another run's detector). ``resume``
+    continues ``out_dir/last.pth``, which must exist; ``force`` starts over a resumable run there.
     """
+    remap = remap or data.config(RemapConfig, "remap")
     if checkpoint is not None and (genotype is not None or weights is not None):
         raise ConfigError("--checkpoint carries its genotype and weights: give no GENOTYPE and no --weights with it")
     config = config or data.config(TrainConfig, "train")
@@ -154,9 +158,9 @@ def train(
 
         def init(model) -> None:
             if source is not None:
-                layers = init_backbone(model, spec, source)
+                layers = init_backbone(model, spec, source, mode=remap.mode)
                 if context.is_main:
-                    announce(f"Backbone: {layers} layers remapped from {source.source}")
+                    announce(f"Backbone: {layers} layers remapped from {source.source}" + (f" ({remap.mode})" if remap.mode != "fna" else ""))
 
         return train_detector(
             spec, config, train_set=train_set, val_set=val_set, out_dir=out_dir, init=init,
@@ -263,3 +267,90 @@ def adapt(
         train_config=train_config, out_dir=out_dir, resume=resume, device=device, progress=progress,
         cache_dir=cache_root() / "cost_tables", announce=announce, extra_hours=extra,
     )
+
+
+def select(
+    search_dir: str | Path | None = None,
+    *,
+    target: str | float | None = None,
+    base: str = "mobilenetv2",
+    detector: str = "ssdlite",
+    weights: str | Path | None = None,
+    data: Data = Data(),
+    config: SelectConfig | None = None,
+    train_config: TrainConfig | None = None,
+    search_config: SearchConfig | None = None,
+    remap: RemapConfig | None = None,
+    out_dir: str | Path = "runs/select",
+    parallel: int = 1,
+    resume: bool = False,
+    force: bool = False,
+    announce: Announce = print,
+):
+    """The selection stage (:mod:`netadapt.select.run`): a pool under the target — the base if it fits, the base
+    pruned by depth and by width, the search's network (``search_dir``), solutions of the constrained choice on the
+    remap-aware score — narrowed by successive halving of short trainings on held-out training images; writes
+    ``selection.json`` and the winner's ``genotype.yaml`` into ``out_dir``. ``target`` (or ``select.target``): the
+    budget, by default the search's. Without a search the space and table are those a search with ``search_config``
+    would have. ``weights`` must be a file (the rungs train in worker processes): by default the demo's base."""
+    from netadapt.select.run import run_select
+
+    config = config or data.config(SelectConfig, "select")
+    train_config = train_config or data.config(TrainConfig, "train")
+    remap = remap or data.config(RemapConfig, "remap")
+    if target is not None:
+        config = dataclasses.replace(config, target=target)
+        config.validate("--target")
+    out_dir = Path(out_dir)
+    space = _selection_space(search_dir, base=base, config=config, search_config=search_config or data.config(SearchConfig, "search"))
+    splits = data.splits()
+    if weights is None:
+        if not data.is_demo:
+            raise ConfigError("select: pass --weights FILE (the base weights the candidates are remapped from)")
+        weights = pretrain(space.base_name, progress=False, announce=announce)
+    source = read_weights(weights, base_name=space.base_name)
+    started_before = (out_dir / "rungs").exists() or (out_dir / "selection.json").exists()
+    if started_before and not resume and not force:
+        raise RunError(f"{out_dir} holds a selection: continue it with --resume, start over with --force, or choose another --out")
+    with run_directory(out_dir, resume=True):
+        if force and not resume:
+            for stale in ("rungs", "pool", "selection.json", "genotype.yaml", "scores.json"):
+                path = out_dir / stale
+                shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+        return run_select(
+            space=space, weights_path=str(Path(weights).resolve()), weights=source, train_annotations=splits["train"].annotations,
+            train_images=splits["train"].images, config=config, train_config=train_config, remap=remap, out_dir=out_dir,
+            parallel=parallel, resume=resume, cache_dir=cache_root() / "remap_scores", announce=announce,
+        )
+
+
+def _selection_space(search_dir: str | Path | None, *, base: str, config: SelectConfig, search_config: SearchConfig):
+    """The :class:`~netadapt.select.run.Space` of a finished search (its α, table, derived ops and target), or the one a
+    search with ``search_config`` would have."""
+    import json
+
+    import torch
+
+    from netadapt.search.budget import base_ops
+    from netadapt.search.derive import choose_ops
+    from netadapt.search.front import load_search
+    from netadapt.search.loop import search_budget
+    from netadapt.search.space import default_space_name, load_search_space
+    from netadapt.select.run import Space, resolve_select_target
+
+    if search_dir is not None:
+        search = load_search(search_dir)
+        cost_file = Path(search_dir) / "cost.json"
+        search_target = json.loads(cost_file.read_text()).get("target") if cost_file.is_file() else None
+        target = resolve_select_target(config.target, space_table=search.table, base_ops_=search.base_ops, search_target=search_target)
+        return Space(
+            search.base, plugins.bases().get(search.base).base_genotype(), search.skeleton, search.layers, search.space.name,
+            search.space.fingerprint(), search.table, target,
+            alpha_rows=[torch.log_softmax(a.detach().double(), 0).tolist() for a in search.arch.alphas],
+            searched=choose_ops(search.arch, search.table, search_target),
+        )
+    if config.target is None:
+        raise ConfigError("select: without a search, pass --target (e.g. 0.7x)")
+    budget = search_budget(base, dataclasses.replace(search_config, target=config.target), cache_dir=cache_root() / "cost_tables")
+    name = search_config.space or default_space_name(base)
+    return Space(base, budget.base_genotype, budget.skeleton, budget.layers, name, load_search_space(name).fingerprint(), budget.table, budget.target)
