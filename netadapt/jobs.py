@@ -302,7 +302,7 @@ def select(
         config = dataclasses.replace(config, target=target)
         config.validate("--target")
     out_dir = Path(out_dir)
-    space = _selection_space(search_dir, base=base, config=config, search_config=search_config or data.config(SearchConfig, "search"))
+    space = selection_space(search_dir, base=base, config=config, search_config=search_config or data.config(SearchConfig, "search"))
     splits = data.splits()
     if weights is None:
         if not data.is_demo:
@@ -324,7 +324,7 @@ def select(
         )
 
 
-def _selection_space(search_dir: str | Path | None, *, base: str, config: SelectConfig, search_config: SearchConfig):
+def selection_space(search_dir: str | Path | None, *, base: str, config: SelectConfig, search_config: SearchConfig):
     """The :class:`~netadapt.select.run.Space` of a finished search (its α, table, derived ops and target), or the one a
     search with ``search_config`` would have."""
     import json

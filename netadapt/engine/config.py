@@ -144,6 +144,9 @@ class SelectConfig:
     rung_epochs: list[int] = dataclasses.field(default_factory=lambda: [2, 6])  # epochs of each rung's trainings
     keep_fraction: float = 0.34  # share of a rung's candidates kept for the next (at least one)
     noise: float = 1.0  # mAP points on the held-out images within which two candidates tie (fewer changes wins)
+    # N > 0: the pool is N architectures drawn uniformly under the target instead (Li & Talwalkar's control: random
+    # search through the same successive halving); 0: baselines, the search's network and the score's choices.
+    random_pool: int = 0
 
     def validate(self, source: str) -> None:
         if not 0 < self.held_out_fraction < 1:
@@ -155,8 +158,8 @@ class SelectConfig:
         for name in ("score_bn_images", "score_images"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{source}: select.{name} must be positive, got {getattr(self, name)}")
-        if self.noise < 0 or self.alpha_weight < 0 or any(p < 0 for p in self.change_penalties):
-            raise ConfigError(f"{source}: select.noise, alpha_weight and change_penalties must not be negative")
+        if self.noise < 0 or self.alpha_weight < 0 or self.random_pool < 0 or any(p < 0 for p in self.change_penalties):
+            raise ConfigError(f"{source}: select.noise, alpha_weight, random_pool and change_penalties must not be negative")
         if self.target is not None:
             from netadapt.cost import parse_target
 

@@ -110,3 +110,26 @@ def build_pool(
             penalised = [[s - (penalty if n != kept else 0.0) for s, n in zip(row, name_row)] for row, name_row, kept in zip(rows, names, base)]
             add(f"{origin}-p{penalty:g}", origin, _choose(names, penalised, costs, target))
     return pool
+
+
+def random_under(names: list[list[str]], costs: list[list[float]], target: float, rng) -> list[str]:
+    """One op per layer uniformly (``rng.choice``), drawn again until the cost meets ``target``: uniform over the
+    architectures within the budget (Li & Talwalkar's random search; ``benchmarks/search_vs_random.py``'s draws)."""
+    for _ in range(1_000_000):
+        ops = [rng.choice(row) for row in names]
+        if math.fsum(layer[row.index(op)] for layer, row, op in zip(costs, names, ops)) <= target:
+            return ops
+    raise ValueError(f"no uniform draw met the target {target} in a million tries")
+
+
+def random_pool(*, names: list[list[str]], base: list[str], costs: list[list[float]], target: float, count: int, seed: int) -> list[Candidate]:
+    """``count`` architectures drawn by :func:`random_under` (``random.Random(seed)``), named ``random-N``."""
+    import random
+
+    rng = random.Random(seed)
+    pool = []
+    for number in range(count):
+        ops = random_under(names, costs, target, rng)
+        cost = math.fsum(layer[row.index(op)] for layer, row, op in zip(costs, names, ops))
+        pool.append(Candidate(f"random-{number}", "random", ops, cost, changed_layers(ops, base)))
+    return pool

@@ -36,7 +36,7 @@ from netadapt.errors import ConfigError, RunError
 from netadapt.genotype import Genotype, save_genotype
 from netadapt.search.budget import base_ops, resolve_target
 from netadapt.search.derive import derive_genotype
-from netadapt.select.pool import Candidate, build_pool
+from netadapt.select.pool import Candidate, build_pool, random_pool
 from netadapt.select.score import ScoreTable, remap_aware_scores, score_key
 
 Announce = Callable[[str], None]
@@ -195,13 +195,16 @@ def run_select(
         train_annotations, train_images, out_dir / "data", fraction=config.held_out_fraction, seed=config.seed
     )
     announce(f"Held out {len(held_ids)} of {len(held_ids) + len(kept_ids)} training images to score candidates (never the val split)")
-    scores = _scores(space, weights, data_root, config, train_config, remap, cache_dir, out_dir, announce)
+    scores = score_table(space, weights, data_root, config, train_config, remap, cache_dir, out_dir, announce)
     names = space.names
     base = base_ops(space.base_genotype, space.layers)
-    pool = build_pool(
-        names=names, base=base, costs=space.costs, target=space.target, score_rows=scores.scores(names),
-        alpha_rows=space.alpha_rows, searched=space.searched, change_penalties=config.change_penalties, alpha_weight=config.alpha_weight,
-    )
+    if config.random_pool:
+        pool = random_pool(names=names, base=base, costs=space.costs, target=space.target, count=config.random_pool, seed=config.seed)
+    else:
+        pool = build_pool(
+            names=names, base=base, costs=space.costs, target=space.target, score_rows=scores.scores(names),
+            alpha_rows=space.alpha_rows, searched=space.searched, change_penalties=config.change_penalties, alpha_weight=config.alpha_weight,
+        )
     for candidate in pool:
         candidate.scores["remap_score"] = scores.score_of(candidate.ops)
         save_genotype(space.genotype(candidate.ops), out_dir / "pool" / f"{candidate.name}.yaml")
@@ -251,7 +254,7 @@ def run_select(
     return SelectResult(out_dir, winner, genotype, winner.origin == "baseline", pool, selection["seconds"])
 
 
-def _scores(space: Space, weights, data_root: Path, config: SelectConfig, train_config: TrainConfig, remap: RemapConfig,
+def score_table(space: Space, weights, data_root: Path, config: SelectConfig, train_config: TrainConfig, remap: RemapConfig,
             cache_dir: Path | None, out_dir: Path, announce: Announce) -> ScoreTable:
     """The remap-aware score table on images of the rung split (BatchNorm) and the held-out split (taps)."""
     from netadapt.data.sources import DataSplit
