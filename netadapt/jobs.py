@@ -24,6 +24,7 @@ pretraining), sets up ``torchrun``'s process group when there is one and tears i
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 import time
 import warnings
@@ -39,7 +40,7 @@ from netadapt.detectors.model import DetectorSpec, init_backbone, load_detector,
 from netadapt.engine import distributed
 from netadapt.engine.config import RemapConfig, SearchConfig, SelectConfig, TrainConfig, load_run_config
 from netadapt.engine.evaluate import evaluate_detector
-from netadapt.engine.files import check_output_dir
+from netadapt.engine.files import check_output_dir, save_torch_atomic
 from netadapt.engine.rundir import check_resumable, run_directory
 from netadapt.engine.train import TrainResult, train_detector
 from netadapt.errors import ConfigError, DataError, NetadaptWarning, RunError
@@ -247,9 +248,16 @@ def adapt(
     device: str | None = None,
     progress: bool = True,
     announce: Announce = print,
+    select_stage: bool = True,
+    select_config: SelectConfig | None = None,
+    remap: RemapConfig | None = None,
+    parallel: int = 1,
 ):
     """The whole method (:func:`netadapt.adapt.run_adapt`): search, derive, remap, train, and the base for comparison;
-    ``report.md`` / ``report.json`` in ``out_dir``. The demo base's pretraining, when it runs, is timed apart."""
+    ``report.md`` / ``report.json`` in ``out_dir``. The demo base's pretraining, when it runs, is timed apart. Under a
+    target (``search.target`` or ``select.target``) and with ``select_stage``, the selection stage (:func:`select`)
+    runs between search and training in ``out_dir/select`` and its winner is trained; its weights must then be a file
+    (or the demo base)."""
     from netadapt.adapt import run_adapt
     from netadapt.bases.pretrain import pretrained_demo_path
     from netadapt.search.loop import preflight_search
@@ -262,10 +270,23 @@ def adapt(
     pretraining = data.is_demo and weights is None and not pretrained_demo_path(base).is_file()
     source = base_weights(weights, base=base, data=data, progress=progress, announce=announce)
     extra = {"base pretraining on demo crops": (time.perf_counter() - started) / 3600} if pretraining else {}
+    select_config = select_config or data.config(SelectConfig, "select")
+    remap = remap or data.config(RemapConfig, "remap")
+    choose = None
+    if select_stage and (search_config.target is not None or select_config.target is not None):
+        if isinstance(weights, Weights):
+            raise ConfigError("adapt: the selection stage trains candidates in worker processes: give the weights as a file, 'imagenet' or 'none'")
+        weights_file = weights if weights is not None else (pretrain(base, progress=False, announce=None) if data.is_demo else "none")
+
+        def choose(search_dir: Path):
+            result = select(search_dir, base=base, weights=weights_file, data=data, config=select_config, train_config=train_config,
+                            remap=remap, out_dir=Path(out_dir) / "select", parallel=parallel, resume=resume, force=not resume, announce=announce)
+            return result.genotype, json.loads((result.out_dir / "selection.json").read_text())
+
     return run_adapt(
         base=base, detector=detector, weights=source, splits=splits, dataset_name=data.name, search_config=search_config,
         train_config=train_config, out_dir=out_dir, resume=resume, device=device, progress=progress,
-        cache_dir=cache_root() / "cost_tables", announce=announce, extra_hours=extra,
+        cache_dir=cache_root() / "cost_tables", announce=announce, extra_hours=extra, choose=choose, remap_mode=remap.mode,
     )
 
 
@@ -306,9 +327,8 @@ def select(
     splits = data.splits()
     if weights is None:
         if not data.is_demo:
-            raise ConfigError("select: pass --weights FILE (the base weights the candidates are remapped from)")
+            raise ConfigError("select: pass --weights FILE, 'imagenet' or 'none' (the base weights the candidates are remapped from)")
         weights = pretrain(space.base_name, progress=False, announce=announce)
-    source = read_weights(weights, base_name=space.base_name)
     started_before = (out_dir / "rungs").exists() or (out_dir / "selection.json").exists()
     if started_before and not resume and not force:
         raise RunError(f"{out_dir} holds a selection: continue it with --resume, start over with --force, or choose another --out")
@@ -317,18 +337,34 @@ def select(
             for stale in ("rungs", "pool", "selection.json", "genotype.yaml", "scores.json"):
                 path = out_dir / stale
                 shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+        weights = _weights_file(weights, base=space.base_name, out_dir=out_dir)
         return run_select(
-            space=space, weights_path=str(Path(weights).resolve()), weights=source, train_annotations=splits["train"].annotations,
+            space=space, weights_path=weights, weights=read_weights(weights, base_name=space.base_name), train_annotations=splits["train"].annotations,
             train_images=splits["train"].images, config=config, train_config=train_config, remap=remap, out_dir=out_dir,
             parallel=parallel, resume=resume, cache_dir=cache_root() / "remap_scores", announce=announce,
         )
 
 
+def _weights_file(weights: str | Path, *, base: str, out_dir: Path) -> str:
+    """What the selection's worker processes read: a file as it is (absolute), ``imagenet`` as it is, ``none`` one random
+    base (seed 0) written to ``out_dir/base-random.pth``, so that the score and every rung start from the same one."""
+    import torch
+
+    if str(weights) == "imagenet":
+        return "imagenet"
+    if str(weights) != "none":
+        return str(Path(weights).resolve())
+    path = out_dir / "base-random.pth"
+    if not path.is_file():
+        torch.manual_seed(0)
+        base_network = plugins.bases().get(base)
+        save_torch_atomic(base_network.build(base_network.base_genotype()).state_dict(), path)
+    return str(path.resolve())
+
+
 def selection_space(search_dir: str | Path | None, *, base: str, config: SelectConfig, search_config: SearchConfig):
     """The :class:`~netadapt.select.run.Space` of a finished search (its α, table, derived ops and target), or the one a
     search with ``search_config`` would have."""
-    import json
-
     import torch
 
     from netadapt.search.budget import base_ops

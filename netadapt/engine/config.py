@@ -141,7 +141,7 @@ class SelectConfig:
     score_images: int = 64  # held-out images the score compares the taps on
     change_penalties: list[float] = dataclasses.field(default_factory=lambda: [0.0, 0.01, 0.05])
     alpha_weight: float = 0.01  # weight of log softmax(α) against the distortion, with a search
-    rung_epochs: list[int] = dataclasses.field(default_factory=lambda: [2, 6])  # epochs of each rung's trainings
+    rung_epochs: list[int] = dataclasses.field(default_factory=lambda: [3, 9])  # epochs of each rung's trainings
     keep_fraction: float = 0.34  # share of a rung's candidates kept for the next (at least one)
     noise: float = 1.0  # mAP points on the held-out images within which two candidates tie (fewer changes wins)
     # N > 0: the pool is N architectures drawn uniformly under the target instead (Li & Talwalkar's control: random

@@ -212,7 +212,10 @@ def run_select(
     rungs: dict[str, list[dict]] = {c.name: [] for c in pool}
     alive = list(pool)
     for number, epochs in enumerate(config.rung_epochs):
-        rung_config = dataclasses.asdict(dataclasses.replace(train_config, epochs=epochs, seed=config.seed))
+        # A rung is a whole short training (its schedule ends with it); its warm-up is at most a quarter of it.
+        iterations = epochs * max(1, len(kept_ids) // train_config.batch_size)
+        warmup = min(train_config.warmup_iterations, max(1, iterations // 4))
+        rung_config = dataclasses.asdict(dataclasses.replace(train_config, epochs=epochs, seed=config.seed, warmup_iterations=warmup))
         jobs_ = [
             RungJob(c.name, space.genotype(c.ops).to_dict(), str(out_dir / "rungs" / f"{number}-{c.name}"), str(data_root),
                     weights_path, rung_config, remap.mode, resume, 1 if parallel > 1 else None)
