@@ -11,11 +11,13 @@ from netadapt.cli.console import print_json, stderr, stdout
 
 
 def select_command(
-    search_dir: Path = typer.Argument(None, help="A finished search (its α, table, network and target) [default: none: baselines and scores alone].",
+    search_dir: Path = typer.Argument(None, help="A finished search (its α, table, network and target); without one, the pool is the baselines and the score's choices.",
                                       show_default=False),
-    target: str = typer.Option(None, "--target", help="Budget of the searched layers: 84M, 0.7x (of the base's) [default: the search's; config: select.target]."),
+    target: str = typer.Option(None, "--target", help="Budget of the searched layers: 84M, or 0.7x of the base's (default: the search's target; config select.target)."),
     base: str = options.BASE,
-    weights: Path = typer.Option(None, "--weights", help="Base weights file the candidates are remapped from [default on the demo: the demo base]."),
+    weights: str = typer.Option(
+        None, "--weights", help="Base weights the candidates are remapped from: a .pth, 'imagenet' or 'none' (default on the demo: the demo base)."
+    ),
     data: Path = options.DATA,
     dataset: str = options.DATASET,
     config_file: Path = options.CONFIG,
