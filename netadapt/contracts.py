@@ -68,8 +68,9 @@ class Network(Backbone, Protocol):
 
 @runtime_checkable
 class TapBlock(Protocol):
-    """Optional: a block whose expansion output is a tap. A super network's mixed op calls these on
-    every candidate when the network's ``forward_taps`` calls them on the mixed op."""
+    """Optional: a block whose expansion output is a tap (``forward_taps`` calls these on the layer). The base
+    plugin's block class provides them (``netadapt.bases.mobilenet.InvertedResidualBlock`` has them); the core's
+    mixed op provides them for itself, by calling every candidate's, when the layer is searched."""
 
     hidden_channels: int
 

@@ -9,9 +9,8 @@ import torch
 import torchvision
 
 from netadapt import plugins
-from netadapt.bases.mobilenet import make_divisible
 from netadapt.errors import WeightsError
-from netadapt.genotype import genotype_from_data, load_genotype, parse_op
+from netadapt.genotype import genotype_from_data, load_genotype, make_divisible, parse_op
 from netadapt.testing import assert_costs, assert_same_network, randomize_batchnorm
 from netadapt_mobilenetv3 import GENOTYPES
 from netadapt_mobilenetv3.network import MobileNetV3Base
