@@ -120,6 +120,7 @@ class CostModel(Protocol):
 
 class CostModelOptions(Protocol):
     measures: bool  # False: the model only reads a table given to it (no measured cost is reported)
+    options: Mapping[str, Any]  # search.cost_options it accepts → its default (netadapt config lists them)
 
     def for_config(self, config: Any) -> CostModel:
         """The model configured from ``search.cost_table`` and ``search.cost_options``."""
@@ -144,6 +145,10 @@ class Detector(Protocol):
         """A torchvision-style detection model on ``backbone`` (a :class:`Network`, kept as ``backbone.body``);
         ``num_classes`` counts the background; a bad option is a ``ValueError`` naming it."""
         ...
+
+
+class DetectorOptions(Protocol):
+    options: Mapping[str, Any]  # detector_options it accepts → its default (netadapt config lists them)
 
 
 @runtime_checkable
@@ -206,6 +211,7 @@ class Strategy(Protocol):
 class StrategyOptions(Protocol):
     uses_all_parameters: bool  # every candidate runs every step (DDP without find_unused_parameters); default False
     weight_steps_per_alpha_step: int  # default 1
+    options: Mapping[str, Any]  # search.strategy_options it accepts → its default (netadapt config lists them)
 
     def for_config(self, config: Any) -> Strategy:
         """The strategy configured for one run's ``SearchConfig``."""
@@ -236,7 +242,7 @@ class Ignore:
 
 IGNORE = Ignore()
 
-_OPTIONAL = (BaseNetworkOptions, CostModelOptions, StrategyOptions)
+_OPTIONAL = (BaseNetworkOptions, CostModelOptions, DetectorOptions, StrategyOptions)
 
 
 def members(protocol: type) -> tuple[str, ...]:

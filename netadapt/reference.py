@@ -14,6 +14,7 @@ from typing import Any
 
 from netadapt import genotype as genotype_module
 from netadapt import plugins
+from netadapt.contracts import optional
 from netadapt.engine.config import SearchConfig, TrainConfig
 from netadapt.errors import ConfigError
 from netadapt.search import space as space_module
@@ -26,6 +27,8 @@ SECTIONS: dict[str, tuple[str, str]] = {
     "space": ("a search-space file (`--space FILE`, `search.space`)", "netadapt.search.space.FIELDS"),
 }
 _CONFIGS = {"train": TrainConfig, "search": SearchConfig}
+# The kind of plugin that reads a mapping key (``setting(plugin=...)``) → its registry.
+_PLUGIN_REGISTRIES = {"detector": plugins.detectors, "strategy": plugins.strategies, "cost model": plugins.cost_models}
 
 
 @dataclass(frozen=True)
@@ -38,17 +41,20 @@ class Key:
     default: Any
     unit: str
     doc: str
-    plugin: str  # "": the core reads it; else the kind of plugin that reads the mapping's keys
+    plugin: str  # "": the core reads it; "detector": a detector plugin reads the mapping; "detector: ssdlite": an option of one
 
 
-def config_keys(section: str | None = None) -> list[Key]:
-    """Every key of ``section`` (all sections when None), in the order the code declares them."""
+def config_keys(section: str | None = None, *, builtin_only: bool = False) -> list[Key]:
+    """Every key of ``section`` (all sections when None), in the order the code declares them; after a mapping of
+    plugin options, the options each registered plugin declares (``options``: name → default; only the built-in
+    plugins' with ``builtin_only``)."""
     if section is not None and section not in SECTIONS:
         raise ConfigError(f"unknown section {section!r} (known: {', '.join(SECTIONS)})")
     keys: list[Key] = []
     for name in SECTIONS if section is None else (section,):
         if name in _CONFIGS:
-            keys += _dataclass_keys(name, _CONFIGS[name])
+            for key in _dataclass_keys(name, _CONFIGS[name]):
+                keys += [key, *_plugin_option_keys(key, builtin_only=builtin_only)]
         elif name == "genotype":
             keys += _documented_keys(name, genotype_module.FIELDS, genotype_module.Genotype, {"stages": "list of stages"})
         else:
@@ -56,33 +62,37 @@ def config_keys(section: str | None = None) -> list[Key]:
     return keys
 
 
-def config_markdown(section: str | None = None) -> str:
-    """The reference as Markdown: docs/config.md is ``config_markdown()``."""
+def config_markdown(section: str | None = None, *, builtin_only: bool = False) -> str:
+    """The reference as Markdown: docs/config.md is ``config_markdown(builtin_only=True)``."""
     lines = [
         "# Configuration reference",
         "",
-        "Generated from the code by `netadapt config` (`--section NAME`, `--json`); `tests/test_reference.py` fails when",
-        "this file differs from its output. Epochs and stage numbers count from 1 wherever a user writes or reads them",
+        "Generated from the code by `netadapt config` (`--section NAME`, `--json`; here with the built-in plugins only,",
+        "`NETADAPT_DISABLE_PLUGINS=1`: installed plugins add their options); `tests/test_reference.py` fails when this",
+        "file differs from its output. Epochs and stage numbers count from 1 wherever a user writes or reads them",
         "(`alpha_start_epoch: 1` is the first epoch, `searched_stages: [2]` the second stage); Python indices",
         "(`stage_index`, `layer_index`) count from 0.",
         "",
-        "A key whose *read by* names a plugin is a mapping of that plugin's own options: the core passes it on as",
-        "written and the plugin checks it (`error: ... search.strategy_options.<key>: not a setting of ...`).",
+        "A key whose *read by* names a kind of plugin is a mapping of that plugin's own options: the core passes it on",
+        "as written and the plugin checks it. The rows below it (`detector_options.anchors`) are the options each",
+        "plugin declares, with their defaults.",
     ]
-    keys = config_keys(section)
+    keys = config_keys(section, builtin_only=builtin_only)
     for name in SECTIONS if section is None else (section,):
         what, where = SECTIONS[name]
         lines += ["", f"## {name}", "", f"Keys of {what}; defined in `{where}`.", "",
                   "| key | type | default | unit | read by | what it does |", "|---|---|---|---|---|---|"]
         for key in (k for k in keys if k.section == name):
             default = "—" if key.default is dataclasses.MISSING else f"`{_yaml(key.default)}`"
-            reader = f"{key.plugin} plugin" if key.plugin else "core"
+            kind, _, plugin = key.plugin.partition(": ")
+            reader = f"`{plugin}` ({kind})" if plugin else f"{kind} plugin" if kind else "core"
             lines.append(f"| `{key.key}` | {_cell(key.type)} | {default} | {key.unit} | {reader} | {_cell(key.doc)} |")
     return "\n".join(lines) + "\n"
 
 
-def config_json(section: str | None = None) -> str:
-    rows = [dataclasses.asdict(key) | {"default": None if key.default is dataclasses.MISSING else key.default} for key in config_keys(section)]
+def config_json(section: str | None = None, *, builtin_only: bool = False) -> str:
+    keys = config_keys(section, builtin_only=builtin_only)
+    rows = [dataclasses.asdict(key) | {"default": None if key.default is dataclasses.MISSING else key.default} for key in keys]
     return json.dumps(rows, indent=2)
 
 
@@ -143,6 +153,23 @@ def _dataclass_keys(section: str, kind: type) -> list[Key]:
         default = field.default if field.default is not dataclasses.MISSING else field.default_factory()  # type: ignore[misc]
         meta = field.metadata
         keys.append(Key(section, field.name, _type_name(hints[field.name]), default, meta.get("unit", ""), meta["doc"], meta.get("plugin", "")))
+    return keys
+
+
+def _plugin_option_keys(mapping: Key, *, builtin_only: bool) -> list[Key]:
+    """The options the registered plugins of ``mapping.plugin``'s kind declare for the mapping."""
+    if not mapping.plugin:
+        return []
+    registry = _PLUGIN_REGISTRIES[mapping.plugin]()
+    keys = []
+    for name, thing in registry.items():
+        if builtin_only and registry.owner(name) not in plugins.DEFAULT_PLUGINS:
+            continue
+        for option, default in (optional(thing, "options", None) or {}).items():
+            plain = default if isinstance(default, (str, int, float, bool, type(None))) else (list(default) if isinstance(default, tuple) else repr(default))
+            kind = "any" if default is None else "list" if isinstance(default, (list, tuple)) else type(default).__name__
+            keys.append(Key(mapping.section, f"{mapping.key}.{option}", kind, plain, "",
+                            "declared by the plugin: its documentation says what it does", f"{mapping.plugin}: {name}"))
     return keys
 
 

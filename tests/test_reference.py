@@ -15,17 +15,19 @@ from netadapt import genotype, reference
 from netadapt.cli.main import app
 from netadapt.engine.config import PACKAGED_CONFIGS, SearchConfig, TrainConfig
 from netadapt.search import space
+from netadapt.testing import run_netadapt
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG_FILES = sorted((ROOT / "examples" / "configs").glob("*.yaml")) + sorted(PACKAGED_CONFIGS.glob("*.yaml"))
 GENOTYPE_FILES = sorted((ROOT / "examples" / "genotypes").glob("*.yaml")) + sorted(ROOT.glob("plugins/*/netadapt_*/genotypes/*.yaml"))
-REGENERATE = "regenerate it: netadapt config > docs/config.md; NETADAPT_DISABLE_PLUGINS=1 netadapt spaces > docs/search-spaces.md"
+REGENERATE = "regenerate: NETADAPT_DISABLE_PLUGINS=1 netadapt config > docs/config.md; NETADAPT_DISABLE_PLUGINS=1 netadapt spaces > docs/search-spaces.md"
 
 
 def test_docs_config_md_is_the_output_of_netadapt_config() -> None:
-    result = CliRunner().invoke(app, ["config"])
-    assert result.exit_code == 0, result.output
-    assert result.output == (ROOT / "docs" / "config.md").read_text(), REGENERATE
+    result = run_netadapt("config", env={"NETADAPT_DISABLE_PLUGINS": "1"})  # the built-in plugins' options only
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (ROOT / "docs" / "config.md").read_text(), REGENERATE
+    assert reference.config_markdown(builtin_only=True) == result.stdout
 
 
 def test_docs_search_spaces_md_is_the_built_in_spaces() -> None:
@@ -63,6 +65,8 @@ def test_one_section_and_json() -> None:
     assert (start["default"], start["unit"], start["plugin"]) == (20, "epochs", "") and "1-based" in start["doc"]
     options = next(row for row in rows if row["key"] == "strategy_options")
     assert (options["type"], options["plugin"]) == ("mapping", "strategy")
+    k = next(row for row in rows if row["key"] == "strategy_options.k")
+    assert (k["default"], k["plugin"]) == (1, "strategy: sampled")  # declared by the plugin (options)
     unknown = CliRunner().invoke(app, ["config", "--section", "serach"])
     assert unknown.exit_code == 2 and "unknown section 'serach'" in unknown.output
 

@@ -9,7 +9,8 @@ def config_command(
     section: str = typer.Option(None, "--section", help="Only this section: train, search, genotype or space."),
     json_: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Every key of the YAML files netadapt reads: section, type, default, unit, who reads it, what it does."""
+    """Every key of the YAML files netadapt reads: section, type, default, unit, who reads it (the core or a plugin:
+    the installed plugins' options are listed), what it does."""
     from netadapt.reference import config_json, config_markdown
 
     typer.echo(config_json(section) if json_ else config_markdown(section), nl=json_)

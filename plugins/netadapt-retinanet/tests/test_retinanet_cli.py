@@ -13,8 +13,10 @@ import pytest
 import torch
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
+from typer.testing import CliRunner
 
 from netadapt import plugins
+from netadapt.cli.main import app
 from netadapt.genotype import load_genotype
 from netadapt.testing import config_flags, run_netadapt
 
@@ -85,3 +87,10 @@ def test_cost(genotypes: Path) -> None:
     )
     assert cost["params"] == sum(p.numel() for p in model.parameters())
     assert cost["parts"]["head"]["madds"] > cost["parts"]["backbone"]["madds"] > 0
+
+
+def test_netadapt_config_lists_the_options() -> None:
+    result = CliRunner().invoke(app, ["config", "--section", "train", "--json"])
+    assert result.exit_code == 0, result.output
+    options = {row["key"]: row["default"] for row in json.loads(result.output) if row["plugin"] == "detector: retinanet"}
+    assert options["detector_options.fpn_channels"] == 256 and options["detector_options.anchor_scale"] == 4.0
