@@ -10,6 +10,7 @@ so that a plugin package's tests need no ``conftest.py``:
 - ``tiny_search_config`` / ``tiny_train_config``: a search and a training that take seconds on a CPU
   (:data:`TINY_SEARCH`, :data:`TINY_TRAIN`); :func:`config_flags` turns one into ``--set`` flags;
 - ``register_plugin``: registers a plugin module for one test, see :func:`registered`;
+- ``offline_hub``: torch hub without network, for a base's ``imagenet_state_dict``;
 - the ``slow`` marker (tests over 10 s: netadapt's default run leaves them out).
 
 The assertions raise ``AssertionError`` with the offending key, layer or stage.
@@ -39,8 +40,9 @@ from netadapt.genotype import SKIP, Genotype, Op
 from netadapt.remap import RemapReport, remap_network
 
 __all__ = [
-    "TINY_SEARCH", "TINY_TRAIN", "assert_costs", "assert_remap_fills", "assert_remaps", "assert_same_network", "assert_supernet_is_source",
-    "config_flags", "demo_dataset", "grown_kernels", "randomize_batchnorm", "registered", "run_netadapt",
+    "TINY_SEARCH", "TINY_TRAIN", "assert_costs", "assert_detector_works", "assert_remap_fills", "assert_remaps", "assert_same_network",
+    "assert_supernet_is_source", "config_flags", "demo_dataset", "grown_kernels", "random_targets", "randomize_batchnorm", "registered",
+    "run_netadapt",
 ]
 
 # With tiny_data (8 training images) and batch 4: one weight step and one α step per epoch.
@@ -152,6 +154,44 @@ def assert_same_network(ours: nn.Module, reference: nn.Module, *, input_size: in
     images = _images(input_size)
     with torch.no_grad():
         _assert_close({"logits": ours.eval()(images)}, {"logits": reference.eval()(images)}, rtol=rtol, what="outputs")
+
+
+def random_targets(count: int, *, size: int, num_classes: int, seed: int = 0) -> list[dict[str, torch.Tensor]]:
+    """Training targets of ``count`` images of ``size`` pixels: three boxes each, 10 to 60 % of the side, labels in
+    1..num_classes-1 (0 is the background)."""
+    generator = torch.Generator().manual_seed(seed)
+    targets = []
+    for _ in range(count):
+        sides = size * torch.tensor([0.1, 0.3, 0.6])
+        centres = size / 2 + (torch.rand(3, 2, generator=generator) - 0.5) * (size - sides[:, None])
+        boxes = torch.cat([centres - sides[:, None] / 2, centres + sides[:, None] / 2], dim=1)
+        targets.append({"boxes": boxes, "labels": torch.randint(1, num_classes, (3,), generator=generator)})
+    return targets
+
+
+def assert_detector_works(model: nn.Module, *, num_classes: int, input_size: int = 96) -> tuple[dict[str, torch.Tensor], list[dict[str, torch.Tensor]]]:
+    """A detector model (what a ``Detector.build`` gives) trains and detects, as netadapt's jobs call it: in train mode
+    ``model(images, targets)`` gives finite losses whose gradient reaches every parameter; in eval mode ``model(images)``
+    gives per image ``boxes`` inside it, ``scores`` and ``labels`` in 1..num_classes-1 (never the background). Images: one
+    of ``input_size``² and one of another shape. Returns (losses, detections) for the detector's own checks."""
+    generator = torch.Generator().manual_seed(0)
+    images = [torch.rand(3, input_size, input_size, generator=generator), torch.rand(3, input_size * 5 // 6, input_size * 7 // 6, generator=generator)]
+    model.train()
+    losses = model(images, random_targets(2, size=input_size, num_classes=num_classes))
+    assert all(torch.isfinite(loss) for loss in losses.values()), losses
+    sum(losses.values()).backward()
+    for name, parameter in model.named_parameters():
+        assert parameter.grad is not None and torch.isfinite(parameter.grad).all(), f"{name}: no finite gradient"
+    model.eval()
+    with torch.no_grad():
+        detections = model(images)
+    assert len(detections) == len(images)
+    for detection, image in zip(detections, images):
+        assert set(detection) == {"boxes", "scores", "labels"}, set(detection)
+        height, width = image.shape[-2:]
+        assert (detection["labels"] >= 1).all() and (detection["labels"] < num_classes).all(), detection["labels"]
+        assert (detection["boxes"][:, 2] <= width).all() and (detection["boxes"][:, 3] <= height).all()
+    return losses, detections
 
 
 def grown_kernels(genotype: Genotype, *, by: int = 2) -> Genotype:
@@ -272,6 +312,21 @@ def tiny_search_config() -> SearchConfig:
 def tiny_train_config() -> TrainConfig:
     """A training of one epoch (two iterations on ``tiny_data``)."""
     return TrainConfig(**TINY_TRAIN)
+
+
+@pytest.fixture
+def offline_hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[str]:
+    """torch hub as on a machine without network: an empty cache (``TORCH_HOME``) and downloads that fail. The URLs a
+    download was tried for (a base's ``imagenet_state_dict`` should then raise one ``WeightsError`` line)."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    attempts: list[str] = []
+
+    def offline(url: str, *args: Any, **kwargs: Any) -> None:
+        attempts.append(url)
+        raise OSError("Network is unreachable")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)  # looked up when torchvision_weights downloads
+    return attempts
 
 
 @pytest.fixture

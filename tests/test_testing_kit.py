@@ -16,7 +16,8 @@ from netadapt import plugins
 from netadapt.bases.mobilenet import DepthwiseConv2d
 from netadapt.bases.mobilenetv2 import MobileNetV2Base
 from netadapt.remap.rules import remap_depthwise_conv
-from netadapt.testing import assert_costs, assert_remaps, assert_same_network, registered
+from netadapt.errors import WeightsError
+from netadapt.testing import assert_costs, assert_detector_works, assert_remaps, assert_same_network, registered
 
 pytest_plugins = ["pytester"]
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,3 +98,14 @@ def test_kernels_that_do_not_grow_exactly_fail_assert_remaps(monkeypatch: pytest
     monkeypatch.setattr(plugins, "remap_rules", lambda: registry)
     with pytest.raises(AssertionError, match="kernels grown by 2"):
         assert_remaps("mobilenetv2", MobileNetV2Base().base_genotype())
+
+
+def test_assert_detector_works_on_ssdlite_and_offline_hub(offline_hub: list[str]) -> None:
+    base = plugins.bases().get("mobilenetv2")
+    torch.manual_seed(0)
+    model = plugins.detectors().get("ssdlite").build(base.build(base.base_genotype()), num_classes=3, input_size=96)
+    losses, detections = assert_detector_works(model, num_classes=3)
+    assert set(losses) == {"bbox_regression", "classification"} and len(detections) == 2
+    with pytest.raises(WeightsError, match="pass it with --weights PATH"):
+        base.imagenet_state_dict()
+    assert len(offline_hub) == 1

@@ -90,18 +90,10 @@ def test_hidden_widths_round_the_exact_exp_size(op: str, in_channels: int, width
     assert block.hidden_channels == hidden == block.block[0][0].out_channels
 
 
-def test_imagenet_weights_offline_say_to_pass_a_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty hub cache: a download must be attempted
-    attempts = []
-
-    def offline(url, *args, **kwargs):  # what torch.hub's download gives on a machine without network
-        attempts.append(url)
-        raise OSError("Network is unreachable")
-
-    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+def test_imagenet_weights_offline_say_to_pass_a_file(offline_hub: list[str]) -> None:
     with pytest.raises(WeightsError, match="ImageNet weights for mobilenetv3 .* pass it with --weights PATH"):
         BASE.imagenet_state_dict()
-    assert len(attempts) == 1 and attempts[0].startswith("https://download.pytorch.org/models/")
+    assert len(offline_hub) == 1 and offline_hub[0].startswith("https://download.pytorch.org/models/")
 
 
 @pytest.mark.slow  # the demo's default pretraining: about 2.5 min on 2 CPU cores

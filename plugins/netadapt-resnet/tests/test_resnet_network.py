@@ -78,21 +78,10 @@ def test_what_a_resnet_cannot_build_is_refused_naming_the_layer() -> None:
 
 
 @pytest.mark.parametrize("name", ["resnet18", "resnet50"])
-def test_imagenet_weights_go_through_torchvision_and_offline_say_to_pass_a_file(
-    name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty hub cache: a download must be attempted
-    attempts = []
-
-    def offline(url, *args, **kwargs):
-        attempts.append(url)
-        raise OSError("Network is unreachable")
-
-    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+def test_imagenet_weights_go_through_torchvision_and_offline_say_to_pass_a_file(name: str, offline_hub: list[str]) -> None:
     with pytest.raises(WeightsError, match=f"ImageNet weights for {name} .* pass it with --weights PATH"):
         plugins.bases().get(name).imagenet_state_dict()
-    weights = getattr(torchvision.models, f"ResNet{name[6:]}_Weights").IMAGENET1K_V1
-    assert attempts == [weights.url]
+    assert offline_hub == [getattr(torchvision.models, f"ResNet{name[6:]}_Weights").IMAGENET1K_V1.url]
 
 
 def test_the_plugin_registers_bases_rules_and_space() -> None:
