@@ -55,6 +55,7 @@ TINY_TRAIN: dict[str, Any] = {
     "input_size": 64, "batch_size": 4, "epochs": 1, "workers": 0, "warmup_iterations": 1, "eval_batch_size": 4,
 }
 IMAGES_SEED = 1
+BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 
 
 def demo_dataset(out: str | Path, *, train: int = 8, val: int = 4, image_size: int = 96, seed: int = 5) -> Path:
@@ -111,7 +112,7 @@ def randomize_batchnorm(network: nn.Module, *, seed: int = 0) -> nn.Module:
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for module in network.modules():
-            if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.running_mean is not None:
+            if isinstance(module, BATCHNORMS) and module.running_mean is not None:
                 size = module.num_features
                 module.running_mean.copy_(torch.rand(size, generator=generator) - 0.5)
                 module.running_var.copy_(torch.rand(size, generator=generator) + 0.5)

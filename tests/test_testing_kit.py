@@ -31,13 +31,13 @@ def guide_test_file() -> str:
     return code
 
 
-def test_the_guides_test_file_passes_and_is_a_dozen_lines(pytester: pytest.Pytester) -> None:
+def test_the_guides_test_file_passes_as_written(pytester: pytest.Pytester) -> None:
     code = guide_test_file()
-    assert len([line for line in code.splitlines() if line.strip()]) <= 20
+    assert len([line for line in code.splitlines() if line.strip() and not line.startswith(("import", "from"))]) <= 16
     shutil.copy(PLAINNET, pytester.path / "plainnet.py")
     pytester.makepyfile(test_plainnet=code)
-    result = pytester.runpytest_inprocess("-m", "not slow", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=1, deselected=1)
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")  # its slow test too: a search in-process, 2 s here
+    result.assert_outcomes(passed=2)
 
 
 def test_registered_works_whether_or_not_the_plugin_is_registered_already() -> None:
