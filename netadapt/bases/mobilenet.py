@@ -19,7 +19,7 @@ from torch import nn
 from torchvision.ops.misc import ConvNormActivation
 
 from netadapt.errors import GenotypeError
-from netadapt.genotype import Genotype, Op, make_divisible, scaled_channels
+from netadapt.genotype import Genotype, Op, scaled_channels
 
 # Tap names, smallest stride first (DESIGN §1.5, "SSDLite"): the expansion output (after BN and
 # activation) of the first block of the stage that reaches stride 32, and the head conv.

@@ -18,9 +18,8 @@ from netadapt.bases.mobilenet import (
     InvertedResidualBlock,
     MobileNetFamilyNetwork,
     check_ops,
-    make_divisible,
 )
-from netadapt.genotype import Genotype, Op, genotype_from_data, scaled_channels
+from netadapt.genotype import Genotype, Op, genotype_from_data, make_divisible, scaled_channels
 from netadapt.hookspecs import hookimpl
 
 NAME = "mobilenetv2"

@@ -29,9 +29,8 @@ from netadapt.bases.mobilenet import (
     DepthwiseConvNormActivation,
     InvertedResidualBlock,
     MobileNetFamilyNetwork,
-    make_divisible,
 )
-from netadapt.genotype import Genotype, Op, genotype_from_data, scaled_channels
+from netadapt.genotype import Genotype, Op, genotype_from_data, make_divisible, scaled_channels
 
 NAME = "mobilenetv3"
 
