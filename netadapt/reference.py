@@ -6,6 +6,7 @@ docs/search-spaces.md). Tests fail when a written copy drifts from what these fu
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import types
 import typing
@@ -118,7 +119,7 @@ def search_spaces(*, builtin_only: bool = False) -> list[SpaceInfo]:
             continue
         searched = tuple(s for s in range(len(space.depths)) if space.is_searched(s))
         candidates = {s + 1: tuple(op.name for op in space.layer_candidates(s, min(1, space.depths[s] - 1))) for s in searched}
-        fits = " ".join((type(space).check_against.__doc__ or "").split())
+        fits = " ".join((inspect.getdoc(space.check_against) or "its check_against says nothing (no docstring)").split())
         infos.append(SpaceInfo(str(name), owner, tuple(space.depths), tuple(s + 1 for s in searched), candidates, fits))
     return infos
 

@@ -82,3 +82,4 @@ def test_netadapt_spaces_lists_every_registered_space() -> None:
     spaces = {row["name"]: row for row in json.loads(result.output)}
     assert spaces["fna"]["depths"] == [1, 4, 4, 4, 4, 4, 1] and spaces["fna"]["searched_stages"] == [2, 3, 4, 5, 6]
     assert spaces["fna"]["candidates"]["2"][-1] == "skip"
+    assert all("no docstring" not in row["fits"] for row in spaces.values()), spaces  # installed plugins' spaces too
