@@ -215,18 +215,19 @@ def assert_remap_fills(source: nn.Module, target: nn.Module) -> RemapReport:
     return report
 
 
-def assert_remaps(base: str | BaseNetwork, genotype: Genotype, *, source: nn.Module | None = None, input_size: int = 96,
-                  rtol: float = 1e-5) -> nn.Module:
+def assert_remaps(base: str | BaseNetwork, genotype: Genotype, *, source: nn.Module | None = None,
+                  source_genotype: Genotype | None = None, input_size: int = 96, rtol: float = 1e-5) -> nn.Module:
     """Remapping works for ``base``: into ``genotype`` it runs and a rule fills every module's tensors (none left out
     unless its type is registered as ``IGNORE``), the result runs; into the source's genotype with every kernel grown by
     2 (Eq. 2) it computes what the source computes (logits and taps, BatchNorm in eval mode). ``source``: a network of
-    the base genotype (default: a random one with randomised BatchNorm). Returns the remapped network of ``genotype``."""
+    the base built from ``source_genotype`` (default: its ``genotype`` attribute, else the base genotype; without a
+    ``source``, a random network of it, BatchNorm randomised). Returns the remapped network of ``genotype``."""
     base = _base(base)
+    source_genotype = source_genotype or getattr(source, "genotype", None) or base.base_genotype(width_mult=genotype.width_mult)
     if source is None:
         torch.manual_seed(0)
-        source = randomize_batchnorm(base.build(base.base_genotype(width_mult=genotype.width_mult)))
+        source = randomize_batchnorm(base.build(source_genotype))
     source.eval()
-    source_genotype = getattr(source, "genotype", None) or base.base_genotype(width_mult=genotype.width_mult)
     target = base.build(genotype).eval()
     assert_remap_fills(source, target)
     images = _images(input_size)
