@@ -10,7 +10,7 @@ from torch import nn
 from netadapt import plugins
 from netadapt.contracts import LayerPath, check_network, module_paths
 from netadapt.cost import Cost
-from netadapt.genotype import Genotype, scaled_channels
+from netadapt.genotype import Genotype
 
 
 @dataclass
@@ -84,8 +84,9 @@ def network_cost(network: nn.Module, genotype: Genotype, *, input_size: int, num
                     stage=s,
                     layer=i,
                     op=op.name,
-                    c_in=c_in or (stage_layers[-1].c_out if stage_layers else scaled_channels(nominal_in, genotype.width_mult)),
-                    c_out=c_out or (stage_layers[-1].c_out if stage_layers else scaled_channels(stage.c_out, genotype.width_mult)),
+                    # a skip keeps the previous layer's channels; a layer whose output is no tensor: the genotype's
+                    c_in=c_in or (stage_layers[-1].c_out if stage_layers else nominal_in),
+                    c_out=c_out or (stage_layers[-1].c_out if stage_layers else stage.c_out),
                     stride=stage.stride if i == 1 else 1,
                 )
             )
