@@ -1,8 +1,9 @@
 """The environment every test run starts from, whatever the shell has set.
 
-pytest loads this file (the repository root's) before any test module, so before torch is
-imported: tests/ and plugins/*/tests run under the same settings as CI's fresh shell and a
-developer's. A variable the user sets explicitly to another value keeps it where ``setdefault``
+pytest loads this file (the repository root's) before any test module: tests/ and plugins/*/tests
+run under the same settings as CI's fresh shell and a developer's. (The netadapt.testing plugin,
+loaded before it, imports torch but initialises no CUDA device and builds no rich console, so the
+settings below still hold.) A variable the user sets explicitly to another value keeps it where ``setdefault``
 is used.
 """
 

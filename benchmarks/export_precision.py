@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 
 from netadapt import export, plugins
+from netadapt.data.demo import demo_image
 from netadapt.data.images import read_rgb
 from netadapt.detectors.cost import CoreForward
 from netadapt.detectors.model import DetectorSpec, build_detector
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write every measurement to this file")
     args = parser.parse_args(argv)
 
-    image = read_rgb(export.demo_image())
+    image = read_rgb(demo_image())
     rows = []
     print(f"{'detector':<10} {'format':<12} {'output':<16} {'max |export - torch|':>21} {'float32 rounding':>17} {'ratio':>6} {'allowed':>9}")
     with tempfile.TemporaryDirectory() as folder:

@@ -68,8 +68,9 @@ class Network(Backbone, Protocol):
 
 @runtime_checkable
 class TapBlock(Protocol):
-    """Optional: a block whose expansion output is a tap. A super network's mixed op calls these on
-    every candidate when the network's ``forward_taps`` calls them on the mixed op."""
+    """Optional: a block whose expansion output is a tap (``forward_taps`` calls these on the layer). The base
+    plugin's block class provides them (``netadapt.bases.mobilenet.InvertedResidualBlock`` has them); the core's
+    mixed op provides them for itself, by calling every candidate's, when the layer is searched."""
 
     hidden_channels: int
 
@@ -119,6 +120,7 @@ class CostModel(Protocol):
 
 class CostModelOptions(Protocol):
     measures: bool  # False: the model only reads a table given to it (no measured cost is reported)
+    options: Mapping[str, Any]  # search.cost_options it accepts → its default (netadapt config lists them)
 
     def for_config(self, config: Any) -> CostModel:
         """The model configured from ``search.cost_table`` and ``search.cost_options``."""
@@ -143,6 +145,10 @@ class Detector(Protocol):
         """A torchvision-style detection model on ``backbone`` (a :class:`Network`, kept as ``backbone.body``);
         ``num_classes`` counts the background; a bad option is a ``ValueError`` naming it."""
         ...
+
+
+class DetectorOptions(Protocol):
+    options: Mapping[str, Any]  # detector_options it accepts → its default (netadapt config lists them)
 
 
 @runtime_checkable
@@ -205,6 +211,7 @@ class Strategy(Protocol):
 class StrategyOptions(Protocol):
     uses_all_parameters: bool  # every candidate runs every step (DDP without find_unused_parameters); default False
     weight_steps_per_alpha_step: int  # default 1
+    options: Mapping[str, Any]  # search.strategy_options it accepts → its default (netadapt config lists them)
 
     def for_config(self, config: Any) -> Strategy:
         """The strategy configured for one run's ``SearchConfig``."""
@@ -235,7 +242,7 @@ class Ignore:
 
 IGNORE = Ignore()
 
-_OPTIONAL = (BaseNetworkOptions, CostModelOptions, StrategyOptions)
+_OPTIONAL = (BaseNetworkOptions, CostModelOptions, DetectorOptions, StrategyOptions)
 
 
 def members(protocol: type) -> tuple[str, ...]:

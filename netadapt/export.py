@@ -276,13 +276,6 @@ def _run_torchscript(path: Path, images: torch.Tensor) -> list[torch.Tensor]:
 _WRITERS = {"onnx": (_write_onnx, _run_onnx), "torchscript": (_write_torchscript, _run_torchscript)}
 
 
-def demo_image() -> Path:
-    """The image the export is checked on by default: the first validation image of the demo dataset."""
-    from netadapt.data.demo import demo_dataset_dir
-
-    return demo_dataset_dir() / "images" / "val" / "000001.jpg"
-
-
 def read_info(path: str | Path) -> dict[str, Any]:
     """The metadata (:func:`export_info`) stored in an exported ONNX (``.onnx``) or TorchScript file.
 

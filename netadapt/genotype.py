@@ -38,6 +38,25 @@ MAX_INPUT_SIZE = 4096
 ALLOWED_STRIDES = (1, 2)
 DEFAULT_BASE = "mobilenetv2"  # the base network of a genotype that names none
 
+# The fields of a genotype file, with the core's checks (``netadapt config --section genotype``, docs/config.md);
+# defaults are the Genotype dataclass's.
+FIELDS = {
+    "base": "the registered base network that builds it (netadapt plugins --all); a file without it is built by "
+    f"{DEFAULT_BASE}, with a warning",
+    "input_size": f"the input side its cost is counted at (netadapt cost, show), in 1..{MAX_INPUT_SIZE}; runs take theirs from the config",
+    "width_mult": "width multiplier, in (0, 4]: channels in stages are nominal (width 1) and the base builds "
+    "scaled_channels(c, width_mult) = c · width_mult rounded to a multiple of 8, never below 90 % (MobileNetV2's rule); "
+    "a base without widths refuses anything but 1",
+    "head_channels": f"nominal output channels of the head (the 1×1 conv after the stages), in 1..{MAX_CHANNELS}; scaled as "
+    "the stages' (mobilenetv2, as torchvision's, never narrows it: width max(1, width_mult))",
+    "stages": "the list of stages, each [[c_in, c_out], [op, ...], stride] (ops: netadapt.genotype.parse_op's grammar): "
+    f"c_in and c_out nominal, in 1..{MAX_CHANNELS}, each c_in the previous c_out (the first is the stem's output, "
+    f"Genotype.stem_channels); stride 1 or 2; 1..{MAX_LAYERS_PER_STAGE} ops, the first changing channels and applying "
+    f"the stride, never skip; at most {MAX_STAGES} stages. Stages are numbered from 1 in messages and tables",
+    "(any other key)": "kept as the genotype's own metadata (Genotype.extra) and written back; a search writes "
+    "search_space (the space's name) and super_depths (the super network's depths)",
+}
+
 _OP_PATTERN = re.compile(r"k(?P<kernel>\d+)_e(?P<expansion>\d+(?:\.\d{1,2})?)(?P<se>_se)?(?P<hs>_hs)?")
 
 
@@ -65,6 +84,19 @@ class Op:
 
 
 SKIP = Op()
+
+
+def make_divisible(value: float, divisor: int = 8) -> int:
+    """Round channels to a multiple of ``divisor``, never below 90% of ``value`` (MobileNetV2's rule)."""
+    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * value else rounded
+
+
+def scaled_channels(nominal: int, width_mult: float) -> int:
+    """The channels a base builds for a genotype's ``nominal`` channels at ``width_mult``: the one rule for every
+    base that supports widths (torchvision's MobileNets: ``_make_divisible(c * width_mult, 8)``); at width 1 a
+    multiple of 8 is itself. Genotype channels are always nominal; cost reports show the built (actual) ones."""
+    return make_divisible(nominal * width_mult)
 
 
 def parse_op(text: object) -> Op:

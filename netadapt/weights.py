@@ -7,10 +7,17 @@
   holds; a ``{"model": state_dict}`` wrapper as torchvision's reference scripts save is accepted);
 - a netadapt model checkpoint (written by ``netadapt remap``), which also carries its genotype.
 
-A netadapt model checkpoint is a plain dict, loadable with ``torch.load(..., weights_only=True)``::
+A netadapt model checkpoint (``netadapt remap --out``) is a plain dict, loadable with
+``torch.load(..., weights_only=True)``; :func:`load_network` rebuilds its network::
 
-    {"format": "netadapt-model", "version": 1, "base": str, "genotype": dict,
-     "num_classes": int, "state_dict": {key: tensor}}
+    {"format": "netadapt-model",   # always this string
+     "version": 1,                 # CHECKPOINT_VERSION: a newer file is refused, never misread
+     "base": str,                  # the registered base network that builds it
+     "genotype": dict,             # Genotype.to_dict(): nominal channels, width_mult, extra fields
+     "num_classes": int,           # rows of the classifier
+     "state_dict": {key: tensor}}  # in the key layout of base.build(genotype)
+
+A detector checkpoint (``netadapt train``, ``model.pth``) is another format: ``netadapt.detectors.model.load_detector``.
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ def read_weights(source: str | Path, *, base_name: str) -> Weights:
     path = Path(source)
     data = load_torch_file(path, what="PyTorch weights file (pass a .pth file, a netadapt checkpoint, or 'imagenet')")
     if isinstance(data, dict) and data.get("format") == CHECKPOINT_FORMAT:
+        _check_version(data, path)
         if data.get("base") != base_name:
             raise WeightsError(f"{path}: checkpoint is for base {data.get('base')!r}, not {base_name!r}")
         try:
@@ -56,6 +64,25 @@ def read_weights(source: str | Path, *, base_name: str) -> Weights:
     if isinstance(data, dict) and isinstance(data.get("model"), dict):
         data = data["model"]
     return Weights(_tensor_dict(data, path), None, str(path))
+
+
+def load_network(checkpoint: str | Path) -> tuple[nn.Module, Genotype]:
+    """The network a netadapt model checkpoint holds (``netadapt remap --out``), built by its base network from its
+    genotype and loaded strictly, in eval mode; and that genotype."""
+    path = Path(checkpoint)
+    data = load_torch_file(path, what="netadapt model checkpoint (written by netadapt remap --out)")
+    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
+        raise WeightsError(f"{path}: not a netadapt model checkpoint (no format: {CHECKPOINT_FORMAT!r}); a detector's model.pth "
+                           "is read by netadapt.detectors.model.load_detector")
+    _check_version(data, path)
+    network, genotype = build_with_weights(read_weights(path, base_name=str(data.get("base"))), base_name=str(data.get("base")))
+    return network.eval(), genotype
+
+
+def _check_version(data: dict, path: Path) -> None:
+    version = data.get("version")
+    if not isinstance(version, int) or not 1 <= version <= CHECKPOINT_VERSION:
+        raise WeightsError(f"{path}: netadapt model checkpoint version {version!r}; this netadapt reads versions 1..{CHECKPOINT_VERSION}")
 
 
 def build_with_weights(weights: Weights, *, base_name: str) -> tuple[nn.Module, Genotype]:

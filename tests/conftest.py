@@ -1,4 +1,7 @@
-"""Shared fixtures: paths of the shipped examples, small helpers for real networks."""
+"""Shared fixtures: paths of the shipped examples, helpers for runs killed and resumed.
+
+The session cache (``netadapt_cache``) and ``randomize_batchnorm`` come from
+``netadapt.testing``, the kit plugin packages use too (``.ci/run`` sets NETADAPT_CACHE to a fresh folder per run)."""
 
 from __future__ import annotations
 
@@ -16,15 +19,6 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 
 
-@pytest.fixture(scope="session", autouse=True)
-def netadapt_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Caches (demo data, pretrained base, cost tables) go to a folder of the test session,
-    unless NETADAPT_CACHE names one (``.ci/run`` names a fresh one per run)."""
-    if "NETADAPT_CACHE" not in os.environ:
-        os.environ["NETADAPT_CACHE"] = str(tmp_path_factory.mktemp("netadapt-cache"))
-    return Path(os.environ["NETADAPT_CACHE"])
-
-
 @pytest.fixture
 def mobilenetv2_yaml() -> Path:
     return EXAMPLES / "genotypes" / "mobilenetv2.yaml"
@@ -33,19 +27,6 @@ def mobilenetv2_yaml() -> Path:
 @pytest.fixture
 def paper_yaml() -> Path:
     return EXAMPLES / "genotypes" / "paper_ssdlite.yaml"
-
-
-def randomize_batch_norm(network: torch.nn.Module, *, seed: int = 0) -> None:
-    """Give every BN non-trivial statistics and affine parameters, so that equality tests can fail."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for module in network.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                size = module.num_features
-                module.running_mean.copy_(torch.rand(size, generator=generator) - 0.5)
-                module.running_var.copy_(torch.rand(size, generator=generator) + 0.5)
-                module.weight.copy_(torch.rand(size, generator=generator) + 0.5)
-                module.bias.copy_(torch.rand(size, generator=generator) - 0.5)
 
 
 def kill_at_first_checkpoint(command: list[str], run: Path, *, timeout: float = 300) -> None:

@@ -32,6 +32,18 @@ def test_stages_and_parts_add_up_to_the_total(paper_yaml: Path) -> None:
     assert breakdown.total_madds > genotype_cost(plugins.bases().get("mobilenetv2").base_genotype(), input_size=320).total_madds
 
 
+def test_channels_are_shown_as_built_under_width_mult() -> None:
+    """Genotype channels are nominal; a width-0.5 MobileNetV2's first stage is built 16 → 8 (stem 32 · 0.5), and the
+    cost rows say so, as the network's modules do."""
+    genotype = plugins.bases().get("mobilenetv2").base_genotype(width_mult=0.5)
+    assert genotype.stages[0].c_in == 32 and genotype.stages[0].c_out == 16  # nominal
+    breakdown = genotype_cost(genotype, input_size=64)
+    assert [(stage.c_in, stage.c_out) for stage in breakdown.stages][:3] == [(16, 8), (8, 16), (16, 16)]
+    assert (breakdown.layers[1].c_in, breakdown.layers[1].c_out) == (8, 16)
+    network = plugins.bases().get("mobilenetv2").build(genotype)
+    assert network.features[1].conv[-2].out_channels == 8  # the projection conv, before its BatchNorm
+
+
 def test_madds_scale_with_the_input_area(mobilenetv2_yaml: Path) -> None:
     genotype = load_genotype(mobilenetv2_yaml)
     small, large = genotype_cost(genotype, input_size=224), genotype_cost(genotype, input_size=448)

@@ -16,6 +16,7 @@ from netadapt.data.demo import (
     DEMO_CLASSES,
     GENERATOR_VERSION,
     demo_dataset_dir,
+    demo_image,
     generate_demo_dataset,
     render_object_crops,
 )
@@ -154,6 +155,18 @@ def test_demo_dataset_dir_generates_once(tmp_path: Path, monkeypatch: pytest.Mon
     other_seed = demo_dataset_dir(cache_dir=tmp_path, seed=3)
     assert other_seed.name == f"demo-v{GENERATOR_VERSION}-seed3" and len(writes) == 2
     assert sorted(tmp_path.iterdir()) == [first, other_seed]
+
+
+def test_demo_image_renders_one_picture_the_datasets_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`netadapt export` without --image checks on the demo's first val image: rendered alone, not the 500 of the dataset."""
+    dataset = generate_demo_dataset(tmp_path / "small", num_train=1, num_val=2)
+    writes = _count_writes(monkeypatch)
+    image = demo_image(cache_dir=tmp_path / "cache")
+    assert writes == [] and [path.name for path in (tmp_path / "cache").rglob("*") if path.is_file()] == ["000001.jpg"]
+    assert image.read_bytes() == (dataset / "images" / "val" / "000001.jpg").read_bytes()
+    assert demo_image(index=1, cache_dir=tmp_path / "cache").read_bytes() == (dataset / "images" / "val" / "000002.jpg").read_bytes()
+    full = demo_dataset_dir(cache_dir=tmp_path / "cache")
+    assert demo_image(cache_dir=tmp_path / "cache") == full / "images" / "val" / "000001.jpg"  # the dataset's, once it is there
 
 
 def test_demo_dataset_dir_uses_netadapt_cache(

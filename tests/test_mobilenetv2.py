@@ -11,14 +11,14 @@ import torchvision
 from netadapt import plugins
 from netadapt.errors import GenotypeError, WeightsError
 from netadapt.genotype import load_genotype, parse_op
-from tests.conftest import randomize_batch_norm
+from netadapt.testing import randomize_batchnorm
 
 
 @pytest.mark.parametrize("width_mult", [1.0, 0.5])
 def test_torchvision_equivalence(mobilenetv2_yaml: Path, width_mult: float) -> None:
     torch.manual_seed(0)
     reference = torchvision.models.mobilenet_v2(width_mult=width_mult).eval()
-    randomize_batch_norm(reference)
+    randomize_batchnorm(reference)
     base = plugins.bases().get("mobilenetv2")
     genotype = load_genotype(mobilenetv2_yaml)
     if width_mult != 1.0:

@@ -231,3 +231,12 @@ def test_every_hook_has_a_test() -> None:
     sources = "\n".join(path.read_text() for path in Path(__file__).parent.glob("test_*.py") if path.name != Path(__file__).name)
     untested = [hook for hook in HOOKS if hook not in sources]
     assert not untested, f"hooks without a test: {untested}"
+
+
+def test_the_plugins_table_fits_80_columns_without_breaking_a_header() -> None:
+    result = CliRunner().invoke(app, ["plugins", "--all"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    header = next(line for line in lines if "version" in line)
+    assert all(word in header for word in ("name", "version", "distribution", "hooks (register_*)", "notes")), header

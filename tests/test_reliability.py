@@ -23,7 +23,7 @@ import torch
 import yaml
 
 from netadapt import plugins
-from netadapt.bases.mobilenet import torchvision_state_dict
+from netadapt.bases.imagenet import torchvision_weights
 from netadapt.data.demo import generate_demo_dataset
 from netadapt.detectors.model import DetectorSpec, build_detector, save_detector
 from netadapt.engine.config import SearchConfig, TrainConfig, apply_overrides, read_config_file, section_config
@@ -228,13 +228,13 @@ def test_imagenet_weights_are_hash_checked_and_never_unpickled(tmp_path: Path, m
     # Even a file whose hash matches its name is read with weights_only=True: the code never runs.
     forged = _named_by_hash(cache, "forged", evil)
     with pytest.raises(WeightsError, match="Python objects other than tensors, which are never loaded") as refused:
-        torchvision_state_dict(types.SimpleNamespace(url=f"https://example.org/{forged.name}"), base="mobilenetv2")
+        torchvision_weights(types.SimpleNamespace(url=f"https://example.org/{forged.name}"), base="mobilenetv2")
     assert "weights_only" not in str(refused.value) and not marker.exists()
     # A genuine state dict under its hash-carrying name loads.
     buffer = tmp_path / "good.pth"
     torch.save({"w": torch.arange(3.0)}, buffer)
     good = _named_by_hash(cache, "good", buffer.read_bytes())
-    assert torch.equal(torchvision_state_dict(types.SimpleNamespace(url=f"https://example.org/{good.name}"), base="x")["w"], torch.arange(3.0))
+    assert torch.equal(torchvision_weights(types.SimpleNamespace(url=f"https://example.org/{good.name}"), base="x")["w"], torch.arange(3.0))
 
 
 def test_imagenet_weights_through_the_cli_are_refused_in_one_line(genotype_file: Path, tmp_path: Path) -> None:

@@ -15,8 +15,8 @@ from netadapt.genotype import Op, load_genotype
 from netadapt.hookspecs import hookimpl
 from netadapt.remap import remap_network
 from netadapt.remap.base import remap_base
+from netadapt.testing import randomize_batchnorm
 from netadapt.weights import Weights, read_weights
-from tests.conftest import randomize_batch_norm
 
 BASE = plugins.bases().get("mobilenetv2")
 
@@ -25,7 +25,7 @@ BASE = plugins.bases().get("mobilenetv2")
 def source(mobilenetv2_yaml: Path) -> nn.Module:
     torch.manual_seed(0)
     network = BASE.build(load_genotype(mobilenetv2_yaml)).eval()
-    randomize_batch_norm(network)
+    randomize_batchnorm(network)
     return network
 
 
@@ -178,7 +178,7 @@ def test_an_unknown_layer_type_is_a_clear_error(source: nn.Module) -> None:
 def test_remap_from_a_torchvision_file_and_from_a_checkpoint(tmp_path: Path, paper_yaml: Path) -> None:
     torch.manual_seed(1)
     reference = torchvision.models.mobilenet_v2().eval()
-    randomize_batch_norm(reference)
+    randomize_batchnorm(reference)
     weights_file = tmp_path / "mobilenet_v2.pth"
     torch.save(reference.state_dict(), weights_file)
     weights = read_weights(weights_file, base_name="mobilenetv2")

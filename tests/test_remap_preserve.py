@@ -10,7 +10,8 @@ from netadapt.cli.main import app
 from netadapt.genotype import genotype_from_data, load_genotype, save_genotype
 from netadapt.remap.driver import remap_network
 from netadapt.remap.preserve import importance_sorted, inverted_residual_chain
-from tests.conftest import EXAMPLES, randomize_batch_norm
+from netadapt.testing import randomize_batchnorm
+from tests.conftest import EXAMPLES
 
 BASE = load_genotype(EXAMPLES / "genotypes" / "mobilenetv2.yaml")
 
@@ -43,7 +44,7 @@ def _trained_like_base(seed: int = 0) -> MobileNetV2:
     """A base whose BatchNorms and weights are not at their defaults (so that importance differs between channels)."""
     torch.manual_seed(seed)
     network = MobileNetV2(BASE, num_classes=10)
-    randomize_batch_norm(network, seed=seed)
+    randomize_batchnorm(network, seed=seed)
     return network.eval()
 
 

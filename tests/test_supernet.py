@@ -20,7 +20,7 @@ from netadapt.search.cost_table import build_cost_table, expected_cost
 from netadapt.search.derive import derive_genotype
 from netadapt.search.space import FNA_SPACE, SearchSpace, default_space_name, load_search_space
 from netadapt.search.supernet import ArchitectureParameters, build_supernet
-from tests.conftest import randomize_batch_norm
+from netadapt.testing import randomize_batchnorm
 
 BASE = plugins.bases().get("mobilenetv2")
 
@@ -30,7 +30,7 @@ def base_and_supernet():
     torch.manual_seed(0)
     genotype = BASE.base_genotype()
     base = BASE.build(genotype).eval()
-    randomize_batch_norm(base)
+    randomize_batchnorm(base)
     return genotype, base, build_supernet("mobilenetv2", FNA_SPACE, base, genotype).eval()
 
 

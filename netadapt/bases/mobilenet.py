@@ -6,36 +6,25 @@
 remapping, cost reports and detectors read from a base network (``netadapt.bases``):
 ``layer_paths``, ``part_paths``, ``tap_channels`` and ``forward_taps``. A family's subclass
 builds its own stem, blocks, head conv and classifier; its blocks expose ``hidden_channels`` and
-``forward_with_expansion`` for the stride-16 tap. Also here: the channel rounding of the MobileNets
-and ImageNet weights through torchvision's weights API.
+``forward_with_expansion`` for the stride-16 tap. Also here: the channel rounding of the MobileNets.
 """
 
 from __future__ import annotations
 
-import hashlib
-import urllib.parse
 from collections import OrderedDict
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 from torch import nn
 from torchvision.ops.misc import ConvNormActivation
 
-from netadapt.engine.files import load_torch_file
-from netadapt.errors import GenotypeError, WeightsError
-from netadapt.genotype import Genotype, Op
+from netadapt.errors import GenotypeError
+from netadapt.genotype import Genotype, Op, scaled_channels
 
 # Tap names, smallest stride first (DESIGN §1.5, "SSDLite"): the expansion output (after BN and
 # activation) of the first block of the stage that reaches stride 32, and the head conv.
 TAP_STRIDE16 = "stride16"
 TAP_STRIDE32 = "stride32"
-
-
-def make_divisible(value: float, divisor: int = 8) -> int:
-    """Round channels to a multiple of ``divisor``, never below 90% of ``value`` (MobileNetV2's rule)."""
-    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
-    return rounded + divisor if rounded < 0.9 * value else rounded
 
 
 class DepthwiseConv2d(nn.Conv2d):
@@ -107,7 +96,7 @@ class MobileNetFamilyNetwork(nn.Module):
     ``make_layer`` (one block per non-skip op, see :data:`LayerBuilder`), ``make_head`` (the 1×1
     head conv from the last stage's channels, a module with ``out_channels``) and
     ``make_classifier`` (from the head's channels). Stage channels are
-    ``make_divisible(c · width_mult)``.
+    ``scaled_channels(c, width_mult)`` (:mod:`netadapt.genotype`: genotype channels are nominal).
     """
 
     def __init__(
@@ -128,7 +117,7 @@ class MobileNetFamilyNetwork(nn.Module):
         self.tap_index: int | None = None
         stride = 2
         for stage in genotype.stages:
-            out_channels = make_divisible(stage.c_out * width)
+            out_channels = scaled_channels(stage.c_out, width)
             paths: list[str | None] = []
             for position, op in enumerate(stage.ops):
                 first = position == 0
@@ -210,44 +199,3 @@ def check_ops(genotype: Genotype, *, base: str, unsupported: Callable[[Op], list
                 f"base {base} cannot build stage {s + 1}, op {i + 1} ({op.name}): {' and '.join(reasons)} "
                 "is not part of its family (another base network may build it)"
             )
-
-
-def torchvision_state_dict(weights, *, base: str) -> dict[str, torch.Tensor]:
-    """The state dict of a torchvision ``Weights`` entry, from torch hub's cache or downloaded into it.
-
-    torchvision's own ``get_state_dict`` unpickles the cached file with ``weights_only=False`` and
-    checks no hash, so a file placed in ``$TORCH_HOME/hub/checkpoints`` (as offline users copy it
-    there) runs any code it holds. Here the file's SHA-256 must begin with the prefix its published
-    name carries (``mobilenet_v2-b0353104.pth``; torch hub's ``check_hash`` convention), checked
-    before it is read, and it is read with ``weights_only=True``. Every base plugin's ``imagenet``
-    weights come through here. Offline, one line says to pass a file.
-    """
-    url = weights.url
-    name = Path(urllib.parse.urlparse(url).path).name
-    match = torch.hub.HASH_REGEX.search(name)
-    if match is None or len(match.group(1)) < 8:
-        raise WeightsError(f"{base}: ImageNet weights {url} carry no SHA-256 prefix in their name; cannot check them")
-    prefix = match.group(1)
-    path = Path(torch.hub.get_dir()) / "checkpoints" / name
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:  # looked up when called: torch.hub's download checks the prefix as it writes
-            torch.hub.download_url_to_file(url, str(path), hash_prefix=prefix, progress=False)
-        except Exception as error:  # URLError, socket errors, hash mismatch: all mean "no weights here"
-            raise WeightsError(
-                f"cannot fetch ImageNet weights for {base} from {url} ({type(error).__name__}: {error}); "
-                "this machine may be offline: download the file elsewhere and pass it with --weights PATH"
-            ) from None
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    if not digest.hexdigest().startswith(prefix):
-        raise WeightsError(
-            f"{path}: not the published {base} ImageNet weights (its SHA-256 does not begin with {prefix}, as its name says); "
-            "not loaded: delete it to download the file again"
-        )
-    state = load_torch_file(path, what=f"{base} ImageNet weights file")
-    if isinstance(state, dict) and isinstance(state.get("model"), dict):
-        state = state["model"]
-    return state

@@ -12,15 +12,14 @@ import torch
 from torch import nn
 from torchvision.ops.misc import Conv2dNormActivation
 
+from netadapt.bases.imagenet import torchvision_weights
 from netadapt.bases.mobilenet import (
     DepthwiseConvNormActivation,
     InvertedResidualBlock,
     MobileNetFamilyNetwork,
     check_ops,
-    make_divisible,
-    torchvision_state_dict,
 )
-from netadapt.genotype import Genotype, Op, genotype_from_data
+from netadapt.genotype import Genotype, Op, genotype_from_data, make_divisible, scaled_channels
 from netadapt.hookspecs import hookimpl
 
 NAME = "mobilenetv2"
@@ -80,12 +79,13 @@ class MobileNetV2(MobileNetFamilyNetwork):
             raise ValueError(f"num_classes must be positive, got {num_classes}")
         check_ops(genotype, base=NAME, unsupported=unsupported)
         width = genotype.width_mult
-        stem_channels = make_divisible(genotype.stem_channels * width)
+        stem_channels = scaled_channels(genotype.stem_channels, width)
         super().__init__(
             genotype,
             stem=Conv2dNormActivation(3, stem_channels, stride=2, activation_layer=nn.ReLU6),
             stem_channels=stem_channels,
             make_layer=self._layer,
+            # torchvision's MobileNetV2 never narrows its last conv (max(1.0, width_mult)): kept for its weights.
             make_head=lambda channels: Conv2dNormActivation(
                 channels, make_divisible(genotype.head_channels * max(1.0, width)), kernel_size=1, activation_layer=nn.ReLU6
             ),
@@ -114,7 +114,7 @@ class MobileNetV2Base:
     def imagenet_state_dict(self) -> dict[str, torch.Tensor]:
         from torchvision.models import MobileNet_V2_Weights
 
-        return torchvision_state_dict(MobileNet_V2_Weights.IMAGENET1K_V1, base=NAME)
+        return torchvision_weights(MobileNet_V2_Weights.IMAGENET1K_V1, base=NAME)
 
 
 @hookimpl

@@ -55,6 +55,8 @@ def cost_command(
         f"Counted: convolutions and the classifier ({num_classes} classes), one multiply-add per MAdd (fvcore). "
         "Left out: " + "; ".join(f"{name} {what}" for name, what in breakdown.left_out.items())
     )
+    if genotype.width_mult != 1:
+        stdout.print(f"Channels as built at width ×{genotype.width_mult:g}; the genotype's are nominal (width 1).")
 
 
 def _detector_cost(genotype_file: Path, genotype, detector: str, input_size: int, num_classes: int, anchors: str | None, json_: bool) -> None:

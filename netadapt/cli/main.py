@@ -10,7 +10,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from netadapt import __version__
-from netadapt.cli import adapt, cost, data, estimate, eval, export, front, plugins, predict, remap, search, select, show, train
+from netadapt.cli import adapt, cost, data, estimate, eval, export, front, plugins, predict, reference, remap, search, select, show, train
 from netadapt.cli.console import stderr, warn
 from netadapt.errors import NetadaptError, NetadaptWarning
 
@@ -75,6 +75,8 @@ def _main(
 
 
 app.command("plugins")(plugins.plugins_command)
+app.command("config")(reference.config_command)
+app.command("spaces")(reference.spaces_command)
 app.command("show")(show.show_command)
 app.command("remap")(remap.remap_command)
 app.command("cost")(cost.cost_command)

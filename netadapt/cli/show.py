@@ -41,6 +41,8 @@ def show_command(
     table.add_row("total", "", "", "", "", human(breakdown.total_params), human(breakdown.total_madds), style="bold")
     stdout.print(table)
     stdout.print(f"Totals include the stem, head conv and classifier; MAdds at {breakdown.input_size}×{breakdown.input_size}.")
+    if genotype.width_mult != 1:
+        stdout.print(f"Channels as built at width ×{genotype.width_mult:g}; the genotype's are nominal (width 1).")
     if png is not None:
         from netadapt.plots import draw_architecture
 

@@ -23,7 +23,7 @@ class PartCost:
     stage: int | None = None  # 1-based
     layer: int | None = None  # 1-based
     op: str | None = None
-    c_in: int | None = None
+    c_in: int | None = None  # actual channels, as built (the genotype's are nominal: width_mult scales them)
     c_out: int | None = None
     stride: int | None = None
 
@@ -68,11 +68,14 @@ def network_cost(network: nn.Module, genotype: Genotype, *, input_size: int, num
     inputs = (torch.zeros(1, 3, input_size, input_size),)
     params = plugins.cost_models().get("params").measure(network, inputs)
     madds = plugins.cost_models().get("madds").measure(network, inputs)
+    channels = built_channels(network, inputs)
     layers: list[PartCost] = []
     stages: list[PartCost] = []
     for s, (stage, paths) in enumerate(zip(genotype.stages, network.layer_paths), start=1):
         stage_layers = []
         for i, (op, path) in enumerate(zip(stage.ops, paths), start=1):
+            nominal_in = stage.c_in if i == 1 else stage.c_out
+            c_in, c_out = channels.get((s - 1, i - 1), (None, None))
             stage_layers.append(
                 PartCost(
                     label=f"stage {s} layer {i}",
@@ -81,8 +84,9 @@ def network_cost(network: nn.Module, genotype: Genotype, *, input_size: int, num
                     stage=s,
                     layer=i,
                     op=op.name,
-                    c_in=stage.c_in if i == 1 else stage.c_out,
-                    c_out=stage.c_out,
+                    # a skip keeps the previous layer's channels; a layer whose output is no tensor: the genotype's
+                    c_in=c_in or (stage_layers[-1].c_out if stage_layers else nominal_in),
+                    c_out=c_out or (stage_layers[-1].c_out if stage_layers else stage.c_out),
                     stride=stage.stride if i == 1 else 1,
                 )
             )
@@ -94,8 +98,8 @@ def network_cost(network: nn.Module, genotype: Genotype, *, input_size: int, num
                 madds=sum(layer.madds for layer in stage_layers),
                 stage=s,
                 op=" ".join(stage.to_list()[1]),
-                c_in=stage.c_in,
-                c_out=stage.c_out,
+                c_in=stage_layers[0].c_in,
+                c_out=stage_layers[-1].c_out,
                 stride=stage.stride,
             )
         )
@@ -110,6 +114,34 @@ def network_cost(network: nn.Module, genotype: Genotype, *, input_size: int, num
         num_classes=num_classes,
         left_out=madds.left_out,
     )
+
+
+def built_channels(network: nn.Module, inputs: tuple[torch.Tensor, ...]) -> dict[tuple[int, int], tuple[int, int]]:
+    """(stage index, layer index) → (input, output) channels of every layer that is not ``skip``, as the network has
+    them (after ``width_mult``), seen in one forward pass: the input of a layer's first module, the output of its last."""
+    seen: dict[tuple[int, int], list[int]] = {}
+    handles = []
+
+    def record(key: tuple[int, int], slot: int, tensor: object) -> None:
+        if isinstance(tensor, torch.Tensor) and tensor.dim() > 1:
+            seen.setdefault(key, [0, 0])[slot] = tensor.shape[1]
+
+    for s, paths in enumerate(network.layer_paths):
+        for i, path in enumerate(paths):
+            modules = module_paths(path)
+            if modules:
+                first, last = network.get_submodule(modules[0]), network.get_submodule(modules[-1])
+                handles.append(first.register_forward_pre_hook(lambda _, args, key=(s, i): record(key, 0, args[0] if args else None)))
+                handles.append(last.register_forward_hook(lambda _, args, output, key=(s, i): record(key, 1, output)))
+    training = network.training
+    try:
+        with torch.no_grad():
+            network.eval()(*inputs)
+    finally:
+        network.train(training)
+        for handle in handles:
+            handle.remove()
+    return {key: (c_in, c_out) for key, (c_in, c_out) in seen.items()}
 
 
 def _of(cost: Cost, path: LayerPath) -> float:

@@ -78,6 +78,7 @@ _STALE_STAGING_S = 3600.0  # a cache staging folder this old belongs to a run th
 
 # Random streams: each image and crop draws from its own generator, seeded by (seed, stream, index).
 _TRAIN_STREAM, _VAL_STREAM, _CROP_STREAM = 0, 1, 2
+DEFAULT_IMAGE_SIZE = 320  # SSDLite's input size: no resize
 
 
 def _regular(corners: int, *, phase: float = -np.pi / 2) -> np.ndarray:
@@ -366,7 +367,7 @@ def generate_demo_dataset(
     seed: int = 0,
     num_train: int = 400,
     num_val: int = 100,
-    image_size: int = 320,
+    image_size: int = DEFAULT_IMAGE_SIZE,
     num_classes: int = len(DEMO_CLASSES),
     overwrite: bool = False,
 ) -> Path:
@@ -451,6 +452,26 @@ def demo_dataset_dir(*, cache_dir: str | Path | None = None, seed: int = 0) -> P
         if not _is_complete(target):  # not a lost race: something else is in the way
             raise
     return target
+
+
+def demo_image(*, index: int = 0, seed: int = 0, cache_dir: str | Path | None = None) -> Path:
+    """Validation image ``index`` (0-based) of the default demo dataset for ``seed``, without generating the dataset:
+    the dataset's own file when it is there, else that one image rendered as the dataset renders it (the same
+    bytes) into ``<cache root>/demo-v<GENERATOR_VERSION>-seed<seed>-images/val/`` and reused."""
+    root = cache_root(cache_dir)
+    dataset = root / f"demo-v{GENERATOR_VERSION}-seed{seed}"
+    name = f"{index + 1:06d}.jpg"
+    if _is_complete(dataset):
+        return dataset / "images" / "val" / name
+    path = root / f"{dataset.name}-images" / "val" / name
+    if not path.is_file():
+        rng = np.random.default_rng([seed, _VAL_STREAM, index])
+        pixels, _ = _render_scene(rng, image_size=DEFAULT_IMAGE_SIZE, num_classes=len(DEMO_CLASSES), first_class=index % len(DEMO_CLASSES))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = path.with_name(f"{path.stem}.tmp-{os.getpid()}.jpg")
+        _save_image(pixels, staging)
+        staging.replace(path)  # atomic: a racing process writes the same bytes
+    return path
 
 
 def render_object_crops(

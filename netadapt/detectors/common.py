@@ -10,9 +10,11 @@
 
 from __future__ import annotations
 
+import inspect
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from numbers import Real
+from typing import Any
 
 from torch import nn
 
@@ -45,6 +47,16 @@ def take_over_body(body: nn.Module, *, classifier: str | None = "classifier") ->
             return list(body.tap_channels)
         body.set_submodule(path, nn.Identity())
     return list(body.tap_channels)
+
+
+def build_options(build: Callable[..., Any]) -> dict[str, Any]:
+    """A detector builder's options and their defaults: its keyword-only parameters but ``num_classes`` and
+    ``input_size``. A detector plugin's ``options`` (``netadapt config`` lists them under ``detector_options``)."""
+    return {
+        name: parameter.default
+        for name, parameter in inspect.signature(build).parameters.items()
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY and name not in ("num_classes", "input_size")
+    }
 
 
 def check_detection_options(

@@ -35,7 +35,6 @@ The anchor generator and the transform hold no tensors.
 
 from __future__ import annotations
 
-import inspect
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -48,7 +47,7 @@ from torchvision.models.detection.ssd import SSD
 from torchvision.models.detection.ssdlite import SSDLiteHead
 from torchvision.ops.misc import Conv2dNormActivation
 
-from netadapt.detectors.common import check_detection_options, take_over_body
+from netadapt.detectors.common import build_options, check_detection_options, take_over_body
 from netadapt.detectors.postprocess import best_detections, box_settings, decode_boxes, top_candidates
 from netadapt.hookspecs import hookimpl
 
@@ -230,24 +229,18 @@ def build_ssdlite(
     )
 
 
-BUILD_OPTIONS = tuple(
-    name
-    for name, parameter in inspect.signature(build_ssdlite).parameters.items()
-    if parameter.kind is inspect.Parameter.KEYWORD_ONLY and name not in ("num_classes", "input_size")
-)
-
-
 class SSDLiteDetector:
     """The ``ssdlite`` detector plugin object."""
 
     name = NAME
+    options = build_options(build_ssdlite)  # train/search.detector_options: name → default
 
     def build(self, backbone: nn.Module, *, num_classes: int, input_size: int = 320, **options: Any) -> SSD:
         """:func:`build_ssdlite`; ``options`` (``train.detector_options`` / ``search.detector_options``) are its keyword
         arguments (``anchors``, ``score_thresh``, ...), each checked there: an unknown one or a bad value is a ValueError."""
-        unknown = sorted(set(options) - set(BUILD_OPTIONS))
+        unknown = sorted(set(options) - set(self.options))
         if unknown:
-            raise ValueError(f"unknown {NAME} option(s) {', '.join(unknown)}; known: {', '.join(BUILD_OPTIONS)}")
+            raise ValueError(f"unknown {NAME} option(s) {', '.join(unknown)}; known: {', '.join(self.options)}")
         return build_ssdlite(backbone, num_classes=num_classes, input_size=input_size, **options)
 
 

@@ -7,6 +7,7 @@ file and the field. ``--set section.field=value`` overrides a value (parsed as Y
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import re
@@ -22,6 +23,15 @@ import yaml
 from netadapt.errors import ConfigError, NetadaptWarning
 
 C = TypeVar("C")
+
+def setting(default: Any, doc: str, *, unit: str = "", plugin: str = "") -> Any:
+    """A config field and its reference entry (``netadapt config``, docs/config.md): what it does, its unit, and
+    ``plugin``, the kind of plugin that reads the mapping's keys (detector options, strategy options, ...)."""
+    metadata = {"doc": doc, "unit": unit, "plugin": plugin}
+    if isinstance(default, (list, dict)):
+        return dataclasses.field(default_factory=lambda: copy.deepcopy(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
 
 # MobileNet-family networks reduce their input 32-fold: a smaller input vanishes below one pixel.
 MIN_INPUT_SIZE = 32
@@ -60,41 +70,41 @@ def check_common(config: Any, source: str, section: str) -> None:
 class TrainConfig:
     """Detector training (``netadapt train``); defaults suit the embedded demo on 2 CPU cores."""
 
-    input_size: int = 320
-    # Build options of the detector plugin (e.g. {score_thresh: 0.01}); the plugin checks them.
-    detector_options: dict[str, Any] = dataclasses.field(default_factory=dict)
-    batch_size: int = 16
-    epochs: int = 10
-    # Optimiser: "adamw" (fast on short runs), "rmsprop" (FNA's retraining: eps 1.0, momentum 0.9,
-    # wd 4e-5; examples/configs/coco_*.yaml) or "sgd".
-    optimizer: str = "adamw"
-    lr: float = 0.002
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    rmsprop_eps: float = 1.0
-    # Linear warm-up from lr * warmup_factor over warmup_iterations, then the schedule.
-    warmup_iterations: int = 100
-    warmup_factor: float = 0.1
-    # "cosine" (to 0 at the last iteration) or "step" (× lr_gamma at each epoch in lr_milestones).
-    lr_schedule: str = "cosine"
-    lr_milestones: list[int] = dataclasses.field(default_factory=list)
-    lr_gamma: float = 0.1
-    grad_clip: float = 0.0  # max gradient norm; 0 disables clipping
-    seed: int = 0
-    workers: int | str = "auto"  # DataLoader processes; auto: from the cores (netadapt.engine.throughput)
-    checkpoint_every: int = 50  # iterations
-    log_every: int = 10  # iterations
-    eval_batch_size: int = 16
-    # Mixed precision (netadapt.engine.precision): auto (bf16 on a CUDA device that has it, else off), off, bf16, fp16;
-    # eval_amp: the evaluation's, None: as amp.
-    amp: str = "auto"
-    eval_amp: str | None = None
-    channels_last: bool = False  # channels-last memory format (faster convolutions on tensor-core GPUs)
-    prefetch_factor: int = 2  # batches each loader worker prepares ahead
-    # BatchNorm statistics re-estimated on training images after the last iteration (netadapt.engine.batchnorm):
-    # auto: when the base asks for it or a BatchNorm's momentum is too small for the run's length; on; off.
-    bn_reestimate: str = "auto"
-    bn_reestimate_images: int = 256
+    input_size: int = setting(320, "side of the square images the detector trains and evaluates on", unit="pixels")
+    detector_options: dict[str, Any] = setting(
+        {}, "build options of the detector plugin, e.g. {score_thresh: 0.01} (ssdlite: anchors); the plugin checks them",
+        plugin="detector",
+    )
+    batch_size: int = setting(16, "images per iteration (over all processes)", unit="images")
+    epochs: int = setting(10, "passes over the training set", unit="epochs")
+    optimizer: str = setting(
+        "adamw", "adamw (fast on short runs), rmsprop (FNA's retraining: rmsprop_eps 1.0, momentum 0.9, weight_decay 4e-5; "
+        "examples/configs/coco_*.yaml) or sgd",
+    )
+    lr: float = setting(0.002, "peak learning rate, after the warm-up")
+    momentum: float = setting(0.9, "momentum of sgd and rmsprop")
+    weight_decay: float = setting(1e-4, "L2 weight decay (decoupled for adamw)")
+    rmsprop_eps: float = setting(1.0, "rmsprop's epsilon (TensorFlow's RMSProp as FNA uses it: 1.0)")
+    warmup_iterations: int = setting(100, "linear warm-up from lr · warmup_factor to lr over these first iterations", unit="iterations")
+    warmup_factor: float = setting(0.1, "the warm-up's starting fraction of lr")
+    lr_schedule: str = setting("cosine", "cosine (to 0 at the last iteration) or step (× lr_gamma at each epoch of lr_milestones)")
+    lr_milestones: list[int] = setting([], "epochs (1-based) from whose first iteration lr is multiplied by lr_gamma (lr_schedule: step)", unit="epochs")
+    lr_gamma: float = setting(0.1, "the step schedule's factor at each milestone")
+    grad_clip: float = setting(0.0, "max gradient norm; 0 disables clipping")
+    seed: int = setting(0, "seed of weights, data order and augmentation")
+    workers: int | str = setting("auto", "DataLoader processes per training process; auto: from the cores (netadapt.engine.throughput)", unit="processes")
+    checkpoint_every: int = setting(50, "iterations between checkpoints (last.pth, for --resume)", unit="iterations")
+    log_every: int = setting(10, "iterations between log records (log.jsonl)", unit="iterations")
+    eval_batch_size: int = setting(16, "images per batch of the evaluation after training", unit="images")
+    amp: str = setting("auto", "mixed precision: auto (bf16 on a CUDA device that has it, else off), off, bf16, fp16 (netadapt.engine.precision)")
+    eval_amp: str | None = setting(None, "the evaluation's mixed precision; null: as amp")
+    channels_last: bool = setting(False, "channels-last memory format (faster convolutions on tensor-core GPUs)")
+    prefetch_factor: int = setting(2, "batches each loader worker prepares ahead", unit="batches")
+    bn_reestimate: str = setting(
+        "auto", "re-estimate BatchNorm statistics on training images after the last iteration (netadapt.engine.batchnorm): "
+        "auto (when the base asks for it or a BatchNorm's momentum is too small for the run), on, off",
+    )
+    bn_reestimate_images: int = setting(256, "training images the re-estimation reads", unit="images")
 
     def validate(self, source: str) -> None:
         positive = ("input_size", "batch_size", "epochs", "lr", "checkpoint_every", "log_every", "eval_batch_size", "bn_reestimate_images")
@@ -116,12 +126,13 @@ class TrainConfig:
 
 @dataclasses.dataclass
 class RemapConfig:
-    """How base weights move into another architecture wherever a job remaps them (``train``, ``select``)."""
+    """How base weights move into another architecture wherever a job remaps them (``train``, ``select``, ``adapt``)."""
 
-    # fna: the paper's rules (Section 2.1: inserted layers copy the stage's last layer, narrower layers take the first
-    # channels); preserve: inserted layers start as the identity, narrower ones keep their most important channels
-    # (netadapt.remap.preserve).
-    mode: str = "fna"
+    mode: str = setting(
+        "fna", "fna: the paper's rules (Section 2.1: an inserted layer copies its stage's last layer, a narrower one takes the "
+        "first channels); preserve: inserted layers start as the identity, narrower ones keep their most important channels "
+        "(netadapt.remap.preserve)",
+    )
 
     def validate(self, source: str) -> None:
         if self.mode not in ("fna", "preserve"):
@@ -134,19 +145,27 @@ class SelectConfig:
     remapping (``netadapt.select.score``) and narrowed by successive halving of short trainings on held-out training
     images. The trainings use the ``train:`` section with the rung's epochs."""
 
-    target: str | float | None = None  # None: the search's target (its cost.json); a budget as search.target
-    held_out_fraction: float = 0.25  # training images held out to score the rungs (never the val split)
-    seed: int = 0  # the held-out split, the score's images and the rungs' training seeds
-    score_bn_images: int = 128  # images re-estimating BatchNorm for the remap-aware score
-    score_images: int = 64  # held-out images the score compares the taps on
-    change_penalties: list[float] = dataclasses.field(default_factory=lambda: [0.0, 0.01, 0.05])
-    alpha_weight: float = 0.01  # weight of log softmax(α) against the distortion, with a search
-    rung_epochs: list[int] = dataclasses.field(default_factory=lambda: [3, 9])  # epochs of each rung's trainings
-    keep_fraction: float = 0.34  # share of a rung's candidates kept for the next (at least one)
-    noise: float = 1.0  # mAP points on the held-out images within which two candidates tie (fewer changes wins)
-    # N > 0: the pool is N architectures drawn uniformly under the target instead (Li & Talwalkar's control: random
-    # search through the same successive halving); 0: baselines, the search's network and the score's choices.
-    random_pool: int = 0
+    target: str | float | None = setting(
+        None, "budget of the searched layers, as search.target (84M, 0.7x of the base's); null: the search's target", unit="cost model's unit"
+    )
+    held_out_fraction: float = setting(0.25, "share of the training images held out to score the rungs (never the val split)")
+    seed: int = setting(0, "the held-out split, the score's images and the rungs' training seed")
+    score_bn_images: int = setting(128, "training images that re-estimate BatchNorm for the remap-aware score", unit="images")
+    score_images: int = setting(64, "held-out images on which the remap-aware score compares the detector taps", unit="images")
+    change_penalties: list[float] = setting(
+        [0.0, 0.01, 0.05], "one scored candidate per value: the constrained choice on the remap-aware score minus this much per changed layer",
+        unit="distortion",
+    )
+    alpha_weight: float = setting(0.01, "weight of log softmax(α) added to the score in the candidates with α (with a search)")
+    rung_epochs: list[int] = setting([3, 9], "epochs of each rung's trainings (successive halving: one rung per value)", unit="epochs")
+    keep_fraction: float = setting(0.34, "share of a rung's candidates kept for the next rung (at least one)")
+    noise: float = setting(
+        1.0, "held-out mAP within which two candidates tie; of tied candidates the one changing fewer layers ranks first", unit="mAP points"
+    )
+    random_pool: int = setting(
+        0, "N > 0: the pool is N architectures drawn uniformly under the target instead (Li & Talwalkar's control: random search "
+        "through the same successive halving); 0: baselines, the search's network and the score's choices",
+    )
 
     def validate(self, source: str) -> None:
         if not 0 < self.held_out_fraction < 1:
@@ -302,62 +321,59 @@ class SearchConfig:
     ``examples/configs/demo.yaml`` scales it down for the embedded demo on 2 CPU cores.
     """
 
-    space: str | None = None  # a registered search space or a space YAML file; None: the base's default (fna)
-    strategy: str = "darts"
-    # The strategy's own settings (fna: {weight_steps_per_alpha_step: 5}); the strategy checks them.
-    strategy_options: dict[str, Any] = dataclasses.field(default_factory=dict)
-    cost_model: str = "madds"
-    # A cost table measured elsewhere (e.g. on the target phone), read instead of measuring, and the
-    # cost model's own settings (e.g. a timing model's thread count); both go to its for_config.
-    cost_table: str | None = None
-    cost_options: dict[str, Any] = dataclasses.field(default_factory=dict)
-    input_size: int = 320
-    detector_options: dict[str, Any] = dataclasses.field(default_factory=dict)  # as train.detector_options
-    batch_size: int = 32
-    epochs: int = 24
-    alpha_start_epoch: int = 20  # 1-based: α updates from this epoch on
-    repeat: int = 1  # passes over the weight half per epoch (FNA's code: RepeatDataset times=5)
-    alpha_fraction: float = 0.5  # share of the training set for α steps (the rest: weight steps)
-    split_seed: int = 0
-    # Weights: RMSProp, wd 4e-5, warm-up from 0 to lr over 500 iterations, ÷10 at epoch 22 (§1.3).
-    optimizer: str = "rmsprop"
-    lr: float = 0.03
-    momentum: float = 0.9
-    weight_decay: float = 4e-5
-    rmsprop_eps: float = 1.0
-    warmup_iterations: int = 500
-    warmup_factor: float = 0.0
-    lr_schedule: str = "step"
-    lr_milestones: list[int] = dataclasses.field(default_factory=lambda: [22])
-    lr_gamma: float = 0.1
-    grad_clip: float = 0.0
-    # α: Adam (FNA's code: lr 3e-4, betas (0.5, 0.999), wd 1e-3); loss L_task + λ · log_τ(cost) (Eq. 3).
-    alpha_lr: float = 3e-4
-    alpha_betas: list[float] = dataclasses.field(default_factory=lambda: [0.5, 0.999])
-    alpha_weight_decay: float = 1e-3
-    alpha_temperature: float = 1.0
-    # Annealed geometrically from alpha_temperature to this over the α updates (None: constant).
-    alpha_temperature_end: float | None = None
-    alpha_grad_clip: float = 0.0  # max norm of α's gradient (FNA's code: 35); 0 disables clipping
-    # α starts at the base network: softmax(α) gives the base's op of every searched layer (skip where the super
-    # network is deeper than the base) this probability, the others share the rest (0: FNA's 1e-3 · randn,
-    # uniform). Network adaptation from the base rather than a search from a uniform start (netadapt.search.prior).
-    base_prior: float = 0.0
-    cost_lambda: float = 0.2
-    cost_log_base: float = 10.0
-    # A hard budget for the searched layers in the cost model's unit (250M, 0.25B, 30000000; ms for
-    # latency) or relative to the base network's searched layers (0.7x): α steps steer the expected
-    # cost to it (target_weight · |ln(C / target)|, TuNAS's absolute reward) and the derive never
-    # exceeds it (netadapt.search.budget). None: the paper's soft term λ · log_τ C alone.
-    target: str | float | None = None
-    target_weight: float = 1.0
-    seed: int = 0
-    workers: int | str = "auto"  # as train.workers
-    checkpoint_every: int = 100
-    log_every: int = 10
-    amp: str = "auto"  # as train.amp; α's softmax and the cost term stay float32
-    channels_last: bool = False
-    prefetch_factor: int = 2
+    space: str | None = setting(None, "a registered search space (netadapt spaces) or a space YAML file; null: the base's default (fna)")
+    strategy: str = setting("darts", "the search strategy: darts (every candidate, softmax weights), sampled, fna, or a plugin's")
+    strategy_options: dict[str, Any] = setting(
+        {}, "the strategy's own settings (fna: {weight_steps_per_alpha_step: 5}; sampled: {k: 2}); the strategy checks them",
+        plugin="strategy",
+    )
+    cost_model: str = setting("madds", "the cost model of the cost term: madds, params, or a plugin's (latency)")
+    cost_table: str | None = setting(None, "a cost table measured elsewhere (e.g. on the target phone), read instead of measuring", unit="file")
+    cost_options: dict[str, Any] = setting({}, "the cost model's own settings (e.g. a timing model's threads); the model checks them", plugin="cost model")
+    input_size: int = setting(320, "side of the square images of the search", unit="pixels")
+    detector_options: dict[str, Any] = setting({}, "build options of the detector plugin, as train.detector_options", plugin="detector")
+    batch_size: int = setting(32, "images per step (over all processes)", unit="images")
+    epochs: int = setting(24, "passes over the weight half of the training set", unit="epochs")
+    alpha_start_epoch: int = setting(20, "α updates from this epoch on (1-based: 1 is the first epoch)", unit="epochs")
+    repeat: int = setting(1, "passes over the weight half per epoch (FNA's code: RepeatDataset times=5)")
+    alpha_fraction: float = setting(0.5, "share of the training set for α steps (the rest: weight steps), in (0, 1)")
+    split_seed: int = setting(0, "seed of the split into the weight and α halves")
+    optimizer: str = setting("rmsprop", "the weights' optimiser: rmsprop (§1.3), sgd or adamw")
+    lr: float = setting(0.03, "the weights' peak learning rate, after the warm-up")
+    momentum: float = setting(0.9, "momentum of sgd and rmsprop")
+    weight_decay: float = setting(4e-5, "the weights' L2 weight decay")
+    rmsprop_eps: float = setting(1.0, "rmsprop's epsilon")
+    warmup_iterations: int = setting(500, "linear warm-up from lr · warmup_factor to lr over these first iterations", unit="iterations")
+    warmup_factor: float = setting(0.0, "the warm-up's starting fraction of lr")
+    lr_schedule: str = setting("step", "cosine or step (× lr_gamma at each epoch of lr_milestones)")
+    lr_milestones: list[int] = setting([22], "epochs (1-based) from whose first iteration lr is multiplied by lr_gamma", unit="epochs")
+    lr_gamma: float = setting(0.1, "the step schedule's factor at each milestone")
+    grad_clip: float = setting(0.0, "max norm of the weights' gradient; 0 disables clipping")
+    alpha_lr: float = setting(3e-4, "α's Adam learning rate (FNA's code: 3e-4)")
+    alpha_betas: list[float] = setting([0.5, 0.999], "α's Adam betas")
+    alpha_weight_decay: float = setting(1e-3, "α's weight decay")
+    alpha_temperature: float = setting(1.0, "softmax temperature of α")
+    alpha_temperature_end: float | None = setting(None, "annealed geometrically from alpha_temperature to this over the α updates; null: constant")
+    alpha_grad_clip: float = setting(0.0, "max norm of α's gradient (FNA's code: 35); 0 disables clipping")
+    base_prior: float = setting(
+        0.0, "α starts at the base network: softmax(α) gives each searched layer's base op (skip beyond the base's depth) this "
+        "probability, the others share the rest; 0: FNA's 1e-3 · randn, uniform (netadapt.search.prior)",
+    )
+    cost_lambda: float = setting(0.2, "λ of the cost term λ · log_τ(cost) of the α loss (Eq. 3)")
+    cost_log_base: float = setting(10.0, "τ of the cost term (Eq. 3), > 1")
+    target: str | float | None = setting(
+        None, "a hard budget for the searched layers in the cost model's unit (250M, 0.25B, 30000000; ms for latency) or "
+        "relative to the base's (0.7x): α steps steer the expected cost to it and the derive never exceeds it "
+        "(netadapt.search.budget); null: the soft term alone", unit="cost model's",
+    )
+    target_weight: float = setting(1.0, "weight of the budget term target_weight · |ln(C / target)|")
+    seed: int = setting(0, "seed of weights, α and data order")
+    workers: int | str = setting("auto", "as train.workers", unit="processes")
+    checkpoint_every: int = setting(100, "iterations between checkpoints (last.pth, for --resume)", unit="iterations")
+    log_every: int = setting(10, "iterations between log records", unit="iterations")
+    amp: str = setting("auto", "as train.amp; α's softmax and the cost term stay float32")
+    channels_last: bool = setting(False, "as train.channels_last")
+    prefetch_factor: int = setting(2, "as train.prefetch_factor", unit="batches")
 
     def validate(self, source: str) -> None:
         for name in ("input_size", "batch_size", "epochs", "lr", "alpha_lr", "alpha_temperature", "checkpoint_every", "log_every", "repeat"):

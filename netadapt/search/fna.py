@@ -40,8 +40,9 @@ class FnaStrategy:
     uses_all_parameters = False
 
     WEIGHT_PATHS = ("alpha", "uniform")
+    options = {"weight_steps_per_alpha_step": 5, "weight_paths": "alpha"}  # search.strategy_options: name → default
 
-    def __init__(self, weight_steps_per_alpha_step: int = 5, weight_paths: str = "alpha") -> None:
+    def __init__(self, weight_steps_per_alpha_step: int = options["weight_steps_per_alpha_step"], weight_paths: str = options["weight_paths"]) -> None:
         if isinstance(weight_steps_per_alpha_step, bool) or not isinstance(weight_steps_per_alpha_step, int) or weight_steps_per_alpha_step < 1:
             raise ConfigError(f"search.strategy_options.weight_steps_per_alpha_step must be a positive integer, got {weight_steps_per_alpha_step!r}")
         if weight_paths not in self.WEIGHT_PATHS:
@@ -52,9 +53,9 @@ class FnaStrategy:
     def for_config(self, config: Any) -> FnaStrategy:
         """This strategy with the run's ``search.strategy_options``."""
         options: Mapping[str, Any] = config.strategy_options
-        unknown = sorted(set(options) - {"weight_steps_per_alpha_step", "weight_paths"})
+        unknown = sorted(set(options) - set(self.options))
         if unknown:
-            raise ConfigError(f"search.strategy_options.{unknown[0]}: unknown option of strategy 'fna' (known: weight_steps_per_alpha_step, weight_paths)")
+            raise ConfigError(f"search.strategy_options.{unknown[0]}: unknown option of strategy 'fna' (known: {', '.join(self.options)})")
         return FnaStrategy(**options)
 
     def weight_step_weights(self, arch: ArchitectureParameters, *, temperature: float, generator: torch.Generator) -> list[torch.Tensor]:

@@ -44,6 +44,7 @@ from netadapt.search.supernet import ArchitectureParameters
 
 class SampledStrategy:
     name = "sampled"
+    options = {"k": 1}  # search.strategy_options: candidates sampled per layer and step
     # DistributedDataParallel: unsampled candidates take no part in a step (find_unused_parameters).
     uses_all_parameters = False
 
@@ -55,10 +56,10 @@ class SampledStrategy:
     def for_config(self, config) -> SampledStrategy:
         """This strategy with the run's ``search.strategy_options: {k: K}`` (default 1)."""
         options = dict(config.strategy_options)
-        unknown = sorted(set(options) - {"k"})
+        unknown = sorted(set(options) - set(self.options))
         if unknown:
             raise ConfigError(f"search.strategy_options.{unknown[0]}: unknown option of strategy 'sampled' (known: k)")
-        k = options.get("k", 1)
+        k = options.get("k", self.options["k"])
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise ConfigError(f"search.strategy_options.k must be a positive integer, got {k!r}")
         return SampledStrategy(k)

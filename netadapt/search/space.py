@@ -9,7 +9,11 @@ layer). The first and last stages stay as in the base. A YAML file defines anoth
     depths: [1, 2, 3, 4, 3, 3, 1]
     candidates: [k3_e3, k3_e6, k5_e6]
     skip: true               # add `skip` to the candidates of shape-keeping layers
-    searched_stages: [2, 3, 4, 5, 6]   # 1-based; default: all but the first and the last
+    searched_stages: [2, 3, 4, 5, 6]   # stage numbers, 1-based; default: all but the first and the last
+
+Stages are numbered from 1 in a file, as in every message and table; the Python API's
+``stage_index`` and ``layer_index`` count from 0 (``is_searched(0)`` asks about stage 1).
+``netadapt spaces`` lists the registered spaces (docs/search-spaces.md).
 """
 
 from __future__ import annotations
@@ -25,6 +29,16 @@ from netadapt.contracts import optional
 from netadapt.errors import ConfigError
 from netadapt.genotype import SKIP, Genotype, Op, parse_op
 from netadapt.hookspecs import hookimpl
+
+
+# The fields of a search-space file (``netadapt config --section space``, docs/config.md).
+FIELDS = {
+    "name": "the space's name in reports and genotypes (their search_space); default: the file's name without .yaml",
+    "depths": "layers per stage in the super network, one number (1..64) per stage of the base",
+    "candidates": "the ops every searched layer chooses from (k3_e6, k5_e3, ...; write skip: true rather than listing skip)",
+    "skip": "add skip to the candidates of every searched layer but a stage's first (which changes channels or stride)",
+    "searched_stages": "the searched stages by number, 1-based (the first stage is 1); null: all but the first and the last",
+}
 
 
 @dataclass(frozen=True)
@@ -53,6 +67,9 @@ class SearchSpace:
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
 
     def check_against(self, base: Genotype, *, source: str) -> None:
+        """The base genotype has one stage per entry of depths. Then, when the super network is built, the base must
+        build every candidate (else one GenotypeError line) and each searched layer must be one module of its network
+        (a layer given as several modules cannot be searched)."""
         if len(self.depths) != len(base.stages):
             raise ConfigError(f"{source}: space has {len(self.depths)} depths, base has {len(base.stages)} stages")
 

@@ -36,6 +36,7 @@ OPTIONS = {"threads": 1, "warmup": 5, "repeats": 20}
 class LatencyModel:
     name = "latency"
     unit = "ms"
+    options = OPTIONS  # search.cost_options: name → default (netadapt config lists them)
 
     def __init__(
         self, *, threads: int = 1, warmup: int = 5, repeats: int = 20, table: str | Path | None = None, cache_dir: str | Path | None = None

@@ -4,10 +4,7 @@ structure; a table from elsewhere is read without measuring; a latency-aware sea
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import statistics
-import subprocess
 import time
 from pathlib import Path
 
@@ -18,29 +15,26 @@ from netadapt.adapt import AdaptReport
 from netadapt.bases.mobilenetv2 import InvertedResidual
 from netadapt.cli.main import app
 from netadapt.cost import cost_model_for
-from netadapt.data.demo import generate_demo_dataset
 from netadapt.engine.config import SearchConfig
 from netadapt.errors import ConfigError
 from netadapt.genotype import load_genotype
 from netadapt.search.cost_table import build_cost_table, searched_chains
 from netadapt.search.space import load_search_space
 from netadapt.search.supernet import build_supernet
+from netadapt.testing import TINY_SEARCH, config_flags, run_netadapt
 from typer.testing import CliRunner
 
 from netadapt_latency.model import LatencyModel
 from netadapt_latency.timing import cpu_threads
 
-NETADAPT = shutil.which("netadapt")
 SPACE_YAML = "name: tiny\ndepths: [1, 2, 2, 2, 2, 2, 1]\ncandidates: [k3_e3, k7_e6]\n"  # + skip where the shape is kept
-TINY = {  # with 8 training images: one weight step and one α step per epoch
-    "input_size": 96, "batch_size": 4, "epochs": 2, "alpha_start_epoch": 1, "workers": 0, "warmup_iterations": 1,
-    "lr_milestones": [], "checkpoint_every": 4, "log_every": 1, "alpha_lr": 0.05, "cost_options": {"warmup": 1, "repeats": 5},
-}
+# With tiny_data (8 training images): one weight step and one α step per epoch.
+TINY = TINY_SEARCH | {"input_size": 96, "epochs": 2, "checkpoint_every": 4, "alpha_lr": 0.05, "cost_options": {"warmup": 1, "repeats": 5}}
 LARGE_LAMBDA = 100.0  # the cost term outweighs the task loss in every layer
 
 
 def _flags(**changes) -> list[str]:
-    return [arg for name, value in (TINY | changes).items() for arg in ("--set", f"search.{name}={json.dumps(value)}")]
+    return config_flags(SearchConfig(**(TINY | changes)))
 
 
 def _quick(folder: Path, **settings) -> LatencyModel:
@@ -168,11 +162,6 @@ def test_a_table_from_elsewhere_is_read_without_measuring(supernet, tmp_path: Pa
 # The search with the latency model, as users run it.
 
 
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return generate_demo_dataset(tmp_path_factory.mktemp("data") / "demo", num_train=8, num_val=2, image_size=96, seed=5)
-
-
 def _search_args(data: Path, out: Path, space: Path, *extra: str) -> list[str]:
     return ["search", "--data", str(data), "--weights", "none", "--out", str(out), "--quiet", "--space", str(space), "--cost", "latency", *extra]
 
@@ -181,13 +170,9 @@ def _search_args(data: Path, out: Path, space: Path, *extra: str) -> list[str]:
 def latency_runs(tiny_data: Path, space_yaml: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """A large λ measured here (a real ``netadapt`` process), then λ = 0 (in process) on a copy of that
     look-up table passed as a table measured elsewhere; each with a cache folder of its own."""
-    if NETADAPT is None:
-        pytest.skip("the netadapt script is not installed")
     root = tmp_path_factory.mktemp("runs")
-    cheap = subprocess.run(
-        [NETADAPT, *_search_args(tiny_data, root / "cheap", space_yaml, *_flags(cost_lambda=LARGE_LAMBDA))],
-        capture_output=True, text=True, timeout=600, env=os.environ | {"NETADAPT_CACHE": str(root / "cache-here"), "OMP_NUM_THREADS": "1"},
-    )
+    cheap = run_netadapt(*_search_args(tiny_data, root / "cheap", space_yaml, *_flags(cost_lambda=LARGE_LAMBDA)),
+                         env={"NETADAPT_CACHE": str(root / "cache-here")})
     assert cheap.returncode == 0, cheap.stderr
     board = json.loads(_table_file(root / "cache-here" / "latency").read_text()) | {"device": "an edge board"}
     (root / "board.json").write_text(json.dumps(board))

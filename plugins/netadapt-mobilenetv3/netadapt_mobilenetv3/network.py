@@ -24,14 +24,13 @@ import torch
 from torch import nn
 from torchvision.ops.misc import Conv2dNormActivation, SqueezeExcitation
 
+from netadapt.bases.imagenet import torchvision_weights
 from netadapt.bases.mobilenet import (
     DepthwiseConvNormActivation,
     InvertedResidualBlock,
     MobileNetFamilyNetwork,
-    make_divisible,
-    torchvision_state_dict,
 )
-from netadapt.genotype import Genotype, Op, genotype_from_data
+from netadapt.genotype import Genotype, Op, genotype_from_data, make_divisible, scaled_channels
 
 NAME = "mobilenetv3"
 
@@ -87,7 +86,7 @@ class MobileNetV3(MobileNetFamilyNetwork):
         if num_classes < 1:
             raise ValueError(f"num_classes must be positive, got {num_classes}")
         width = genotype.width_mult
-        stem_channels = make_divisible(genotype.stem_channels * width)
+        stem_channels = scaled_channels(genotype.stem_channels, width)
         hidden = make_divisible(CLASSIFIER_CHANNELS * width)
         super().__init__(
             genotype,
@@ -95,7 +94,7 @@ class MobileNetV3(MobileNetFamilyNetwork):
             stem_channels=stem_channels,
             make_layer=partial(self._layer, width=width),
             make_head=lambda channels: Conv2dNormActivation(
-                channels, make_divisible(genotype.head_channels * width), kernel_size=1, norm_layer=NORM_LAYER,
+                channels, scaled_channels(genotype.head_channels, width), kernel_size=1, norm_layer=NORM_LAYER,
                 activation_layer=nn.Hardswish,
             ),
             make_classifier=lambda channels: nn.Sequential(
@@ -137,4 +136,4 @@ class MobileNetV3Base:
         # IMAGENET1K_V1: the backbone weights torchvision's ssdlite320_mobilenet_v3_large starts from.
         from torchvision.models import MobileNet_V3_Large_Weights
 
-        return torchvision_state_dict(MobileNet_V3_Large_Weights.IMAGENET1K_V1, base=NAME)
+        return torchvision_weights(MobileNet_V3_Large_Weights.IMAGENET1K_V1, base=NAME)

@@ -47,6 +47,8 @@ class StageStyledSearchSpace(SearchSpace):
         return tuple(op if op.is_skip else replace(op, se=se, hswish=hswish) for op in ops)
 
     def check_against(self, base: Genotype, *, source: str) -> None:
+        """As every space (one stage per entry of depths, every candidate buildable, one module per searched layer),
+        and one (squeeze-excitation, Hardswish) style per stage of the base: MobileNetV3-Large's."""
         super().check_against(base, source=source)
         if len(self.stage_styles) != len(base.stages):
             raise ConfigError(f"{source}: space has {len(self.stage_styles)} stage styles, base has {len(base.stages)} stages")

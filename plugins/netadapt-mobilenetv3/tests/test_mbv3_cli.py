@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,68 +12,52 @@ import torchvision
 
 from netadapt import plugins
 from netadapt.genotype import load_genotype
-from netadapt.weights import build_with_weights, read_weights
-from tests.conftest import randomize_batch_norm
+from netadapt.testing import config_flags, randomize_batchnorm, run_netadapt
+from netadapt.weights import load_network
+from netadapt_mobilenetv3 import GENOTYPES
 
-# The script of the environment running the tests, the one this package is installed in.
-NETADAPT = Path(sys.executable).with_name("netadapt")
-pytestmark = pytest.mark.skipif(not NETADAPT.is_file(), reason="the netadapt script is not installed next to this Python")
-
+LARGE = GENOTYPES / "mobilenetv3_large.yaml"
 # MobileNetV3-Large in the paper (Howard et al. 2019, Table 3): 219M MAdds; torchvision: 5,483,032 parameters.
 PAPER_MADDS = 219e6
 TORCHVISION_PARAMS = 5_483_032
 
 
-def netadapt(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(NETADAPT), *args], capture_output=True, text=True, timeout=600, env=os.environ | {"OMP_NUM_THREADS": "1"})
-
-
 @pytest.mark.slow  # over 10 s: the default run must stay under 10 min on 2 cores
-def test_show_and_cost_of_the_example_genotype(large_yaml: Path) -> None:
-    shown = netadapt("show", str(large_yaml))
+def test_show_and_cost_of_the_example_genotype() -> None:
+    shown = run_netadapt("show", str(LARGE))
     assert shown.returncode == 0, shown.stderr
     assert "k3_e2.3_hs" in shown.stdout and "k5_e6_se_hs" in shown.stdout
-
-    cost = netadapt("cost", str(large_yaml), "--json")
+    cost = run_netadapt("cost", str(LARGE), "--json")
     assert cost.returncode == 0, cost.stderr
     counted = json.loads(cost.stdout)
     assert counted["params"] == TORCHVISION_PARAMS
     assert abs(counted["madds"] - PAPER_MADDS) < 0.02 * PAPER_MADDS, counted["madds"]  # fvcore: 216.6M
 
 
-def test_remap_of_torchvision_weights_into_larger_kernels_keeps_the_outputs(large_yaml: Path, tmp_path: Path) -> None:
+def test_remap_of_torchvision_weights_into_larger_kernels_keeps_the_outputs(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    reference = torchvision.models.mobilenet_v3_large(weights=None).eval()
-    randomize_batch_norm(reference)
+    reference = randomize_batchnorm(torchvision.models.mobilenet_v3_large(weights=None)).eval()
     torch.save(reference.state_dict(), tmp_path / "torchvision.pth")
     larger = tmp_path / "larger.yaml"  # k3 → k5 and k5 → k7 everywhere (Eq. 2)
-    larger.write_text(re.sub(r"\bk([35])_", lambda m: f"k{int(m[1]) + 2}_", large_yaml.read_text()))
-    result = netadapt("remap", str(larger), "--weights", str(tmp_path / "torchvision.pth"), "--out", str(tmp_path / "larger.pth"), "--json")
+    larger.write_text(re.sub(r"\bk([35])_", lambda m: f"k{int(m[1]) + 2}_", LARGE.read_text()))
+    result = run_netadapt("remap", str(larger), "--weights", str(tmp_path / "torchvision.pth"), "--out", str(tmp_path / "larger.pth"), "--json")
     assert result.returncode == 0, result.stderr
-    weights = read_weights(tmp_path / "larger.pth", base_name="mobilenetv3")
-    network, genotype = build_with_weights(weights, base_name="mobilenetv3")
+    network, genotype = load_network(tmp_path / "larger.pth")
     layers = sum(1 for module in network.modules() if any(True for _ in module.parameters(recurse=False)))
     assert json.loads(result.stdout)["layers_remapped"] == layers  # every conv, BN and linear layer
     assert genotype == load_genotype(larger) and network.features[4].block[1][0].kernel_size == (7, 7)
     images = torch.randn(2, 3, 96, 96)
     with torch.no_grad():
-        assert (network.eval()(images) - reference(images)).abs().max() < 1e-5
+        assert (network(images) - reference(images)).abs().max() < 1e-5
 
 
 @pytest.mark.slow  # over 10 s: the default run must stay under 10 min on 2 cores
-def test_search_without_a_space_uses_the_bases_own(tiny_data: Path, tmp_path: Path) -> None:
-    tiny = {
-        "input_size": 64, "batch_size": 4, "epochs": 1, "alpha_start_epoch": 1, "workers": 0, "warmup_iterations": 1,
-        "lr_milestones": [], "checkpoint_every": 10, "log_every": 1,
-    }
-    settings = [arg for name, value in tiny.items() for arg in ("--set", f"search.{name}={json.dumps(value)}")]
+def test_search_without_a_space_uses_the_bases_own(tiny_data: Path, tiny_search_config, tmp_path: Path) -> None:
     run = tmp_path / "search"
-    result = netadapt(
-        "search", "--base", "mobilenetv3", "--detector", "ssdlite", "--data", str(tiny_data), "--weights", "none",
-        "--out", str(run), "--quiet", "--json", *settings,
-    )
+    result = run_netadapt("search", "--base", "mobilenetv3", "--detector", "ssdlite", "--data", str(tiny_data), "--weights", "none",
+                          "--out", str(run), "--quiet", "--json", *config_flags(tiny_search_config))
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["iterations"] == 2
+    assert json.loads(result.stdout)["iterations"] == 1
     genotype = load_genotype(run / "genotype.yaml")
     assert genotype.base == "mobilenetv3" and genotype.extra["search_space"] == "fna-mobilenetv3"
     assert genotype.extra["super_depths"] == [1, 4, 4, 4, 4, 4]
@@ -86,19 +67,15 @@ def test_search_without_a_space_uses_the_bases_own(tiny_data: Path, tmp_path: Pa
 
 
 @pytest.mark.slow  # over 10 s: the default run must stay under 10 min on 2 cores
-def test_train_and_eval_of_a_tiny_mobilenetv3_ssdlite(tiny_data: Path, tmp_path: Path) -> None:
+def test_train_and_eval_of_a_tiny_mobilenetv3_ssdlite(tiny_data: Path, tiny_train_config, tmp_path: Path) -> None:
     run = tmp_path / "train"
-    trained = netadapt(
-        "train", "--base", "mobilenetv3", "--data", str(tiny_data), "--weights", "none", "--epochs", "1", "--batch-size", "4",
-        "--set", "train.input_size=96", "--set", "train.workers=0", "--set", "train.warmup_iterations=1",
-        "--set", "train.eval_batch_size=4", "--out", str(run), "--json",
-    )
+    trained = run_netadapt("train", "--base", "mobilenetv3", "--data", str(tiny_data), "--weights", "none", "--out", str(run), "--json",
+                           *config_flags(tiny_train_config))
     assert trained.returncode == 0, trained.stderr
     summary = json.loads(trained.stdout)
-    assert summary["iterations"] == 4
+    assert summary["iterations"] == 2
     checkpoint = torch.load(run / "model.pth", weights_only=True)
     assert checkpoint["spec"]["base"] == "mobilenetv3" and "backbone.body.features.13.block.2.fc1.weight" in checkpoint["state_dict"]
-
-    evaluated = netadapt("eval", str(run / "model.pth"), "--data", str(tiny_data), "--out", str(tmp_path / "eval"), "--json", "--workers", "0")
+    evaluated = run_netadapt("eval", str(run / "model.pth"), "--data", str(tiny_data), "--out", str(tmp_path / "eval"), "--json", "--workers", "0")
     assert evaluated.returncode == 0, evaluated.stderr
     assert json.loads(evaluated.stdout) == summary["metrics"]

@@ -10,11 +10,13 @@ import torchvision
 
 from netadapt import plugins
 from netadapt.errors import WeightsError
-from netadapt.genotype import load_genotype, parse_op
-from netadapt_mobilenetv3.network import MobileNetV3, MobileNetV3Base
-from tests.conftest import randomize_batch_norm
+from netadapt.genotype import genotype_from_data, load_genotype, make_divisible, parse_op
+from netadapt.testing import assert_costs, assert_same_network, randomize_batchnorm
+from netadapt_mobilenetv3 import GENOTYPES
+from netadapt_mobilenetv3.network import MobileNetV3Base
 
 BASE = plugins.bases().get("mobilenetv3")
+LARGE = GENOTYPES / "mobilenetv3_large.yaml"
 
 
 def test_the_plugin_registers_the_base_and_its_search_space() -> None:
@@ -24,21 +26,15 @@ def test_the_plugin_registers_the_base_and_its_search_space() -> None:
 
 
 @pytest.mark.parametrize("width_mult", [1.0, 0.5])
-def test_torchvision_equivalence(large_yaml: Path, width_mult: float) -> None:
+def test_torchvision_equivalence(width_mult: float) -> None:
     torch.manual_seed(0)
-    reference = torchvision.models.mobilenet_v3_large(weights=None, width_mult=width_mult).eval()
-    randomize_batch_norm(reference)
-    genotype = load_genotype(large_yaml) if width_mult == 1.0 else BASE.base_genotype(width_mult=width_mult)
-    ours = BASE.build(genotype).eval()
-    assert list(ours.state_dict()) == list(reference.state_dict())
-    ours.load_state_dict(reference.state_dict(), strict=True)
-    images = torch.randn(2, 3, 96, 96)
-    with torch.no_grad():
-        assert (ours(images) - reference(images)).abs().max() < 1e-5
+    genotype = load_genotype(LARGE) if width_mult == 1.0 else BASE.base_genotype(width_mult=width_mult)
+    assert_same_network(BASE.build(genotype), torchvision.models.mobilenet_v3_large(width_mult=width_mult), rtol=1e-5)
+    assert_costs(genotype, input_size=96)
 
 
-def test_the_example_genotype_is_the_base_genotype(large_yaml: Path) -> None:
-    genotype = load_genotype(large_yaml)
+def test_the_example_genotype_is_the_base_genotype() -> None:
+    genotype = load_genotype(LARGE)
     assert genotype == BASE.base_genotype() and genotype.head_channels == 960
     assert genotype.stages[3].ops[2] == parse_op("k3_e2.3_hs")
     network = BASE.build(genotype)
@@ -46,10 +42,9 @@ def test_the_example_genotype_is_the_base_genotype(large_yaml: Path) -> None:
     assert network.features[4].block[2].fc1.out_channels == 24  # squeeze: make_divisible(72 // 4, 8)
 
 
-def test_taps_are_the_features_of_torchvisions_ssdlite(tmp_path: Path, large_yaml: Path) -> None:
-    reference = torchvision.models.mobilenet_v3_large(weights=None).eval()
-    randomize_batch_norm(reference)
-    network = BASE.build(load_genotype(large_yaml)).eval()
+def test_taps_are_the_features_of_torchvisions_ssdlite(tmp_path: Path) -> None:
+    reference = randomize_batchnorm(torchvision.models.mobilenet_v3_large(weights=None)).eval()
+    network = BASE.build(load_genotype(LARGE)).eval()
     network.load_state_dict(reference.state_dict())
     images = torch.randn(1, 3, 128, 128)
     with torch.no_grad():
@@ -61,13 +56,12 @@ def test_taps_are_the_features_of_torchvisions_ssdlite(tmp_path: Path, large_yam
     assert torch.equal(taps["stride16"], expected16) and torch.equal(taps["stride32"], expected32)
     assert taps["stride16"].shape == (1, 672, 8, 8) and taps["stride32"].shape == (1, 960, 4, 4)
     assert network.tap_channels == {"stride16": 672, "stride32": 960}
-
     narrow = tmp_path / "narrow.yaml"
-    narrow.write_text(large_yaml.read_text().replace("[[112, 160], [k5_e6_se_hs,", "[[112, 160], [k7_e3_se_hs,"))
+    narrow.write_text(LARGE.read_text().replace("[[112, 160], [k5_e6_se_hs,", "[[112, 160], [k7_e3_se_hs,"))
     assert BASE.build(load_genotype(narrow)).tap_channels == {"stride16": 336, "stride32": 960}
 
 
-def test_any_genotype_of_the_family_builds_and_runs(large_yaml: Path, tmp_path: Path) -> None:
+def test_any_genotype_of_the_family_builds_and_runs(tmp_path: Path) -> None:
     other = tmp_path / "other.yaml"
     other.write_text(
         "base: mobilenetv3\nhead_channels: 640\nstages:\n"
@@ -83,34 +77,23 @@ def test_any_genotype_of_the_family_builds_and_runs(large_yaml: Path, tmp_path: 
     assert isinstance(network.features[1].block[0][2], torch.nn.Hardswish)  # k3_e1_hs: no expansion conv
     with torch.no_grad():
         assert network(torch.randn(1, 3, 64, 64)).shape == (1, 7)
+    assert_costs(load_genotype(other), input_size=64)
 
 
 @pytest.mark.parametrize(("op", "in_channels", "width", "hidden"), [("k3_e1.14", 200, 1.0, 232), ("k3_e2.05", 240, 1.0, 496), ("k3_e1.16", 200, 0.5, 120)])
 def test_hidden_widths_round_the_exact_exp_size(op: str, in_channels: int, width: float, hidden: int) -> None:
     # 1.14 · 200 is 227.99999999999997 in floating point: the exp size is 228, make_divisible(228) 232.
-    exp_size = round(float(parse_op(op).expansion) * in_channels * width)
-    assert hidden == torchvision.models.mobilenetv3._make_divisible(exp_size, 8)
-    block = MobileNetV3._layer(
-        parse_op(op), in_channels=in_channels, out_channels=in_channels, stride=1, nominal_in_channels=in_channels, width=width
-    )
+    assert hidden == make_divisible(round(float(parse_op(op).expansion) * in_channels * width))
+    stages = [[[16, in_channels], ["k3_e1"], 2], [[in_channels, in_channels], ["k3_e1", op], 1]]
+    network = BASE.build(genotype_from_data({"base": "mobilenetv3", "width_mult": width, "stages": stages}))
+    block = network.get_submodule(network.layer_paths[1][1])
     assert block.hidden_channels == hidden == block.block[0][0].out_channels
 
 
-def test_imagenet_weights_offline_say_to_pass_a_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty hub cache: a download must be attempted
-
-    attempts = []
-
-    def offline(url, *args, **kwargs):  # what torch.hub's download gives on a machine without network
-        attempts.append(url)
-        raise OSError("Network is unreachable")
-
-    # torch.hub.load_state_dict_from_url looks the download function up when it runs (torchvision holds
-    # its own reference to load_state_dict_from_url, so patching that would not reach it).
-    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+def test_imagenet_weights_offline_say_to_pass_a_file(offline_hub: list[str]) -> None:
     with pytest.raises(WeightsError, match="ImageNet weights for mobilenetv3 .* pass it with --weights PATH"):
         BASE.imagenet_state_dict()
-    assert len(attempts) == 1 and attempts[0].startswith("https://download.pytorch.org/models/")
+    assert len(offline_hub) == 1 and offline_hub[0].startswith("https://download.pytorch.org/models/")
 
 
 @pytest.mark.slow  # the demo's default pretraining: about 2.5 min on 2 CPU cores

@@ -12,8 +12,7 @@ from netadapt.errors import RemapError
 from netadapt.genotype import SKIP, Genotype
 from netadapt.remap import remap_network
 from netadapt.search.space import default_space_name, load_search_space
-from netadapt.search.supernet import build_supernet
-from tests.conftest import randomize_batch_norm
+from netadapt.testing import assert_remap_fills, assert_remaps, assert_supernet_is_source, randomize_batchnorm
 
 BASE = plugins.bases().get("mobilenetv3")
 IMAGES = torch.randn(2, 3, 96, 96, generator=torch.Generator().manual_seed(1))
@@ -22,9 +21,7 @@ IMAGES = torch.randn(2, 3, 96, 96, generator=torch.Generator().manual_seed(1))
 @pytest.fixture(scope="module")
 def source() -> torch.nn.Module:
     torch.manual_seed(0)
-    network = BASE.build(BASE.base_genotype()).eval()
-    randomize_batch_norm(network)
-    return network
+    return randomize_batchnorm(BASE.build(BASE.base_genotype())).eval()
 
 
 def _ops(genotype: Genotype) -> list[list]:
@@ -33,34 +30,18 @@ def _ops(genotype: Genotype) -> list[list]:
 
 def _remapped(source: torch.nn.Module, ops: list[list]) -> torch.nn.Module:
     target = BASE.build(BASE.base_genotype().with_ops(ops)).eval()
-    report = remap_network(source, target)
-    # Every module holding tensors (SE's fc1/fc2 included) is filled by a rule; none is ignored.
-    owners = [path for path, module in target.named_modules() if any(True for _ in module.parameters(recurse=False))]
-    assert [path for path, _, _ in report.copied] == owners and not report.ignored
+    assert not assert_remap_fills(source, target).ignored  # SE's fc1/fc2 included: every module by a rule
     return target
 
 
-def test_larger_kernels_everywhere_keep_the_outputs(source) -> None:
-    # k3 → k5 and k5 → k7 on every block (Eq. 2): centred kernels, BN in eval mode, exact.
-    ops = [[replace(op, kernel=op.kernel + 2) for op in stage] for stage in _ops(BASE.base_genotype())]
-    target = _remapped(source, ops)
-    assert target.features[4].block[1][0].kernel_size == (7, 7) and target.features[2].block[1][0].kernel_size == (5, 5)
-    with torch.no_grad():
-        assert (target(IMAGES) - source(IMAGES)).abs().max() < 1e-5
-        assert (target.forward_taps(IMAGES)["stride16"] - source.forward_taps(IMAGES)["stride16"]).abs().max() < 1e-5
-
-
-def test_deeper_stages_copy_the_last_layer_of_the_stage(source) -> None:
-    # Eq. 1: target layer i of a stage takes source layer min(i, l); two more layers per stage.
-    ops = [stage + [stage[-1]] * 2 for stage in _ops(BASE.base_genotype())]
-    target = _remapped(source, ops)
+def test_larger_kernels_keep_the_outputs_and_deeper_stages_copy_the_last_layer(source) -> None:
+    # Eq. 2 on every block (assert_remaps); Eq. 1: target layer i of a stage takes source layer min(i, l).
+    target = assert_remaps(BASE, BASE.base_genotype().with_ops([stage + [stage[-1]] * 2 for stage in _ops(BASE.base_genotype())]), source=source)
     assert [len(paths) for paths in target.layer_paths] == [3, 4, 5, 6, 4, 5]
     last_source = source.layer_paths[5][-1]  # features.15
     for path in target.layer_paths[5][2:]:
         for key in ("block.0.0.weight", "block.1.1.running_var", "block.2.fc1.weight", "block.2.fc2.bias", "block.3.0.weight"):
             assert torch.equal(target.get_submodule(path).state_dict()[key], source.get_submodule(last_source).state_dict()[key])
-    with torch.no_grad():
-        assert torch.isfinite(target(IMAGES)).all()
 
 
 def test_narrower_blocks_take_the_first_channels_and_squeeze_with_them(source) -> None:
@@ -91,9 +72,8 @@ def test_blocks_with_and_without_squeeze_excitation_do_not_correspond(source, ch
     ops = _ops(BASE.base_genotype())
     stage = 1 if change.startswith("add") else 2
     ops[stage] = [replace(op, se=not op.se) for op in ops[stage]]
-    target = BASE.build(BASE.base_genotype().with_ops(ops))
     with pytest.raises(RemapError, match=r"^target layer 'features\.[234]\.block\.2\.\w+' .* has no counterpart"):
-        remap_network(source, target)
+        remap_network(source, BASE.build(BASE.base_genotype().with_ops(ops)))
 
 
 def test_the_default_space_keeps_each_stages_style_and_computes_its_source_exactly() -> None:
@@ -101,22 +81,8 @@ def test_the_default_space_keeps_each_stages_style_and_computes_its_source_exact
     space = load_search_space("fna-mobilenetv3")
     assert [op.name for op in space.layer_candidates(2, 1)] == [f"{k}_se" for k in space.candidates] + ["skip"]
     assert [op.name for op in space.layer_candidates(5, 0)] == [f"{k}_se_hs" for k in space.candidates]
-    # A source whose searched blocks are all candidates (k3_e6 with the stage's style): with one-hot
-    # weights on its ops, and skip beyond its depth, the super network computes it exactly.
-    torch.manual_seed(0)
+    # A source whose searched blocks are all candidates (k3_e6 with the stage's style).
     base = BASE.base_genotype()
     genotype = base.with_ops([ops if s == 0 else [replace(op, expansion=6) for op in ops] for s, ops in enumerate(_ops(base))])
-    source = BASE.build(genotype).eval()
-    randomize_batch_norm(source)
-    supernet = build_supernet("mobilenetv3", space, source, genotype).eval()
+    supernet = assert_supernet_is_source("mobilenetv3", genotype=genotype)
     assert len(supernet.layers) == 20 and supernet.tap_channels == {"stride16": 672, "stride32": 960}
-    weights = []
-    for layer in supernet.layers:
-        ops = genotype.stages[layer.stage].ops
-        wanted = ops[layer.layer].name if layer.layer < len(ops) else "skip"
-        weights.append(torch.tensor([float(op.name == wanted) for op in layer.candidates]))
-    supernet.set_op_weights(weights)
-    with torch.no_grad():
-        ours, theirs = supernet.forward_taps(IMAGES), source.forward_taps(IMAGES)
-    for name in theirs:
-        assert (ours[name] - theirs[name]).abs().max() < 1e-5, name

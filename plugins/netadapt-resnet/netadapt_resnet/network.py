@@ -35,7 +35,8 @@ import torch
 from torch import nn
 from torchvision.models import resnet
 
-from netadapt.bases.mobilenet import TAP_STRIDE16, TAP_STRIDE32, check_ops, torchvision_state_dict
+from netadapt.bases.imagenet import torchvision_weights
+from netadapt.bases.mobilenet import TAP_STRIDE16, TAP_STRIDE32, check_ops
 from netadapt.errors import GenotypeError
 from netadapt.genotype import Genotype, Op, genotype_from_data
 
@@ -202,7 +203,7 @@ class ResNetBase:
         # IMAGENET1K_V1: the weights torchvision's detection models (retinanet_resnet50_fpn) start from.
         from torchvision import models
 
-        return torchvision_state_dict(getattr(models, self.weights).IMAGENET1K_V1, base=self.name)
+        return torchvision_weights(getattr(models, self.weights).IMAGENET1K_V1, base=self.name)
 
 
 def _stages(channels: list[int], depths: list[int]) -> list:

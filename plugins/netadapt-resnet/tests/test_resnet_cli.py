@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,33 +10,24 @@ import torch
 import torchvision
 
 from netadapt import plugins
+from netadapt.engine.config import SearchConfig, TrainConfig
 from netadapt.genotype import load_genotype
+from netadapt.testing import TINY_SEARCH, TINY_TRAIN, config_flags, run_netadapt
 from netadapt_resnet import GENOTYPES
 
-NETADAPT = Path(sys.executable).with_name("netadapt")
-pytestmark = pytest.mark.skipif(not NETADAPT.is_file(), reason="the netadapt script is not installed next to this Python")
-
-TINY_SEARCH = {
-    "input_size": 64, "batch_size": 4, "epochs": 1, "alpha_start_epoch": 1, "workers": 0, "warmup_iterations": 1,
-    "lr_milestones": [], "checkpoint_every": 10, "log_every": 1,
-}
 # Two searched stages over two widths and skip: the CLI path of fna-resnet (fractional candidates
 # included) at a fraction of its size; fna-resnet itself runs in the slow test below.
 TINY_SPACE = "name: tiny-resnet\ndepths: [2, 2, 2, 2]\ncandidates: [k3_e0.5, k3_e1]\nskip: true\nsearched_stages: [3, 4]\n"
 
 
-def netadapt(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(NETADAPT), *args], capture_output=True, text=True, timeout=900, env=os.environ | {"OMP_NUM_THREADS": "1"})
-
-
-def search(base: str, detector: str, data: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
-    settings = [arg for name, value in TINY_SEARCH.items() for arg in ("--set", f"search.{name}={json.dumps(value)}")]
-    return netadapt("search", "--base", base, "--detector", detector, "--data", str(data), "--weights", "none", "--out", str(out), "--quiet", "--json", *settings, *extra)
+def search(base: str, detector: str, data: Path, out: Path, *extra: str):
+    return run_netadapt("search", "--base", base, "--detector", detector, "--data", str(data), "--weights", "none", "--out", str(out),
+                        "--quiet", "--json", *config_flags(SearchConfig(**TINY_SEARCH)), *extra)
 
 
 def test_cost_of_resnet50_retinanet_is_torchvisions_without_the_p3_level() -> None:
     pytest.importorskip("netadapt_retinanet", reason="the netadapt-retinanet plugin is not installed")
-    result = netadapt("cost", str(GENOTYPES / "resnet50.yaml"), "--detector", "retinanet", "--num-classes", "81", "--input-size", "320", "--json")
+    result = run_netadapt("cost", str(GENOTYPES / "resnet50.yaml"), "--detector", "retinanet", "--num-classes", "81", "--input-size", "320", "--json")
     assert result.returncode == 0, result.stderr
     reference = torchvision.models.detection.retinanet_resnet50_fpn(weights=None, weights_backbone=None, num_classes=81)
     p3_convs = [reference.backbone.fpn.inner_blocks[0], reference.backbone.fpn.layer_blocks[0]]  # the FPN reads C4 and C5 only
@@ -67,11 +55,8 @@ def test_search_writes_a_resnet18_genotype(searched: Path) -> None:
 @pytest.fixture(scope="module")
 def trained(searched: Path, tiny_data: Path) -> tuple[Path, dict]:
     run = searched.parent.parent / "train"
-    result = netadapt(
-        "train", str(searched), "--data", str(tiny_data), "--weights", "none", "--epochs", "1", "--batch-size", "4",
-        "--set", "train.input_size=64", "--set", "train.workers=0", "--set", "train.warmup_iterations=1",
-        "--set", "train.eval_batch_size=4", "--out", str(run), "--json",
-    )
+    result = run_netadapt("train", str(searched), "--data", str(tiny_data), "--weights", "none", "--out", str(run), "--json",
+                          *config_flags(TrainConfig(**TINY_TRAIN)))
     assert result.returncode == 0, result.stderr
     return run / "model.pth", json.loads(result.stdout)
 
@@ -87,7 +72,7 @@ def test_the_searched_genotype_trains(trained: tuple[Path, dict]) -> None:
 def test_the_trained_detector_exports_and_passes_the_check(trained: tuple[Path, dict], tiny_data: Path, tmp_path: Path) -> None:
     image = next((tiny_data / "images" / "val").iterdir())
     # TorchScript: half the time of ONNX here; the package README shows the ONNX export of a demo search.
-    result = netadapt("export", str(trained[0]), "--format", "torchscript", "--out", str(tmp_path / "model.pt"), "--image", str(image))
+    result = run_netadapt("export", str(trained[0]), "--format", "torchscript", "--out", str(tmp_path / "model.pt"), "--image", str(image))
     assert result.returncode == 0, result.stderr
     assert "max abs difference to PyTorch" in result.stdout and (tmp_path / "model.pt").is_file()
 

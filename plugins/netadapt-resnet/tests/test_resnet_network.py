@@ -11,8 +11,8 @@ import torchvision
 from netadapt import plugins
 from netadapt.errors import GenotypeError, WeightsError
 from netadapt.genotype import genotype_from_data, load_genotype, parse_op
+from netadapt.testing import assert_costs, assert_same_network
 from netadapt_resnet import GENOTYPES
-from tests.conftest import randomize_batch_norm
 
 IMAGES = torch.randn(2, 3, 96, 96, generator=torch.Generator().manual_seed(1))
 
@@ -20,17 +20,14 @@ IMAGES = torch.randn(2, 3, 96, 96, generator=torch.Generator().manual_seed(1))
 @pytest.mark.parametrize("name", ["resnet18", "resnet50"])
 def test_torchvision_equivalence_key_for_key(name: str) -> None:
     torch.manual_seed(0)
-    reference = getattr(torchvision.models, name)(weights=None).eval()
-    randomize_batch_norm(reference)
+    reference = getattr(torchvision.models, name)(weights=None)
     base = plugins.bases().get(name)
     genotype = load_genotype(GENOTYPES / f"{name}.yaml")
     assert genotype == base.base_genotype()
-    ours = base.build(genotype).eval()
-    assert list(ours.state_dict()) == list(reference.state_dict())
-    assert all(ours.state_dict()[key].shape == value.shape for key, value in reference.state_dict().items())
-    ours.load_state_dict(reference.state_dict(), strict=True)
+    ours = base.build(genotype)
+    assert_same_network(ours, reference)  # bit for bit, reference's weights now in ours
+    assert_costs(genotype, input_size=96)
     with torch.no_grad():
-        assert torch.equal(ours(IMAGES), reference(IMAGES))
         taps = ours.forward_taps(IMAGES)
         # C4 and C5, what torchvision's retinanet_resnet50_fpn reads from layer3 and layer4
         trunk = torch.nn.Sequential(reference.conv1, reference.bn1, reference.relu, reference.maxpool, reference.layer1, reference.layer2)
@@ -43,13 +40,9 @@ def test_torchvision_equivalence_key_for_key(name: str) -> None:
 
 def test_wide_resnet50_2_is_the_e2_genotype() -> None:
     base = plugins.bases().get("resnet50")
-    reference = torchvision.models.wide_resnet50_2(weights=None).eval()
-    randomize_batch_norm(reference)
     genotype = base.base_genotype()
-    wide = base.build(genotype.with_ops([[parse_op("k3_e2")] * len(stage.ops) for stage in genotype.stages])).eval()
-    wide.load_state_dict(reference.state_dict(), strict=True)
-    with torch.no_grad():
-        assert torch.equal(wide(IMAGES), reference(IMAGES))
+    wide = base.build(genotype.with_ops([[parse_op("k3_e2")] * len(stage.ops) for stage in genotype.stages]))
+    assert_same_network(wide, torchvision.models.wide_resnet50_2(weights=None))
 
 
 def test_any_genotype_of_the_family_builds_and_runs(tmp_path: Path) -> None:
@@ -85,21 +78,10 @@ def test_what_a_resnet_cannot_build_is_refused_naming_the_layer() -> None:
 
 
 @pytest.mark.parametrize("name", ["resnet18", "resnet50"])
-def test_imagenet_weights_go_through_torchvision_and_offline_say_to_pass_a_file(
-    name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty hub cache: a download must be attempted
-    attempts = []
-
-    def offline(url, *args, **kwargs):
-        attempts.append(url)
-        raise OSError("Network is unreachable")
-
-    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+def test_imagenet_weights_go_through_torchvision_and_offline_say_to_pass_a_file(name: str, offline_hub: list[str]) -> None:
     with pytest.raises(WeightsError, match=f"ImageNet weights for {name} .* pass it with --weights PATH"):
         plugins.bases().get(name).imagenet_state_dict()
-    weights = getattr(torchvision.models, f"ResNet{name[6:]}_Weights").IMAGENET1K_V1
-    assert attempts == [weights.url]
+    assert offline_hub == [getattr(torchvision.models, f"ResNet{name[6:]}_Weights").IMAGENET1K_V1.url]
 
 
 def test_the_plugin_registers_bases_rules_and_space() -> None:

@@ -25,9 +25,8 @@ from netadapt.genotype import Genotype, genotype_from_data, parse_op
 from netadapt.remap import remap_network
 from netadapt.remap.rules import remap_conv, remap_linear
 from netadapt.search.space import default_space_name, load_search_space
-from netadapt.search.supernet import build_supernet
+from netadapt.testing import assert_remap_fills, assert_remaps, assert_supernet_is_source, randomize_batchnorm
 from netadapt_resnet.network import Conv2d, Linear
-from tests.conftest import randomize_batch_norm
 
 IMAGES = torch.randn(2, 3, 48, 48, generator=torch.Generator().manual_seed(1))
 NAMES = ["resnet18", "resnet50"]
@@ -37,16 +36,12 @@ NAMES = ["resnet18", "resnet50"]
 def source(request) -> torch.nn.Module:
     torch.manual_seed(0)
     base = plugins.bases().get(request.param)
-    network = base.build(base.base_genotype()).eval()
-    randomize_batch_norm(network)
-    return network
+    return randomize_batchnorm(base.build(base.base_genotype())).eval()
 
 
 def remapped(source: torch.nn.Module, genotype: Genotype) -> torch.nn.Module:
     target = plugins.bases().get(genotype.base).build(genotype).eval()
-    report = remap_network(source, target)
-    owners = [path for path, module in target.named_modules() if any(True for _ in module.parameters(recurse=False))]
-    assert [path for path, _, _ in report.copied] == owners and not report.ignored  # every layer by a rule
+    assert not assert_remap_fills(source, target).ignored  # every layer by a rule
     return target
 
 
@@ -71,10 +66,9 @@ def test_identity_copies_every_tensor(source) -> None:
     assert difference(source, target) == 0
 
 
-@pytest.mark.parametrize("kernel", [5, 7])
-def test_larger_kernels_keep_the_outputs(source, kernel: int) -> None:
-    target = remapped(source, with_ops(source.genotype, lambda op: replace(op, kernel=kernel)))
-    assert target.layer4[0].conv2.kernel_size == (kernel, kernel)
+def test_larger_kernels_keep_the_outputs(source) -> None:
+    target = assert_remaps(source.genotype.base, with_ops(source.genotype, lambda op: replace(op, kernel=7)), source=source)  # and k5
+    assert target.layer4[0].conv2.kernel_size == (7, 7)
     assert difference(source, target) < 1e-5
 
 
@@ -142,21 +136,9 @@ def test_deeper_stages_copy_the_last_block_and_shallower_keep_the_first(source) 
 def test_fna_resnet_super_network_with_the_base_path_is_the_base() -> None:
     """Every candidate is remapped from the base; one-hot α on the base's k3_e1 (and skip beyond
     ResNet-18's depth) gives back the base network exactly (resnet18: depths 2 → 3, 4, 6, 3)."""
-    base = plugins.bases().get("resnet18")
     assert default_space_name("resnet18") == "fna-resnet"
-    torch.manual_seed(0)
-    source = base.build(base.base_genotype()).eval()
-    randomize_batch_norm(source)
     space = load_search_space("fna-resnet")
-    supernet = build_supernet("resnet18", space, source, source.genotype).eval()
+    supernet = assert_supernet_is_source("resnet18", rtol=0)
     assert [layer.candidates for layer in supernet.layers][1] == tuple(map(parse_op, space.candidates)) + (parse_op("skip"),)
-    weights = []
-    for layer in supernet.layers:
-        chosen = "k3_e1" if layer.layer < 2 else "skip"
-        weights.append(torch.tensor([float(op.name == chosen) for op in layer.candidates]))
-    supernet.set_op_weights(weights)
-    with torch.no_grad():
-        taps, expected = supernet.forward_taps(IMAGES), source.forward_taps(IMAGES)
-    assert all(torch.equal(taps[name], expected[name]) for name in expected)
     assert "network.layer1.0.candidates.k3_e0-5.conv1.weight" in supernet.state_dict()  # '.' is no module name
     assert supernet.mixed_ops[0].names[0] == "k3_e0.5" and supernet.mixed_ops[0].candidates["k3_e0.5"] is not None

@@ -4,56 +4,46 @@ the installed script, the project's demo data (tiny), real pycocotools evaluatio
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
+from typer.testing import CliRunner
 
 from netadapt import plugins
+from netadapt.cli.main import app
 from netadapt.genotype import load_genotype
-
-# The script of the interpreter's own environment first (the venv the plugin is installed in).
-NETADAPT = shutil.which("netadapt", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
-pytestmark = pytest.mark.skipif(NETADAPT is None, reason="the netadapt script is not installed")
-
-
-def netadapt(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([NETADAPT, *args], capture_output=True, text=True, timeout=300)
+from netadapt.testing import config_flags, run_netadapt
 
 
 @pytest.mark.slow  # over 10 s: the default run must stay under 10 min on 2 cores
-def test_train_then_eval(tiny_data: Path, tmp_path: Path) -> None:
+def test_train_then_eval(tiny_data: Path, tiny_train_config, tmp_path: Path) -> None:
     run = tmp_path / "run"
-    trained = netadapt(
-        "train", "--detector", "retinanet", "--data", str(tiny_data), "--weights", "none", "--epochs", "1", "--batch-size", "4",
-        "--set", "train.input_size=64", "--set", "train.workers=0", "--set", "train.warmup_iterations=1", "--set", "train.log_every=1",
-        # score_thresh 0: four iterations leave every score near the 0.01 prior, under the 0.05 default
-        "--set", "train.detector_options={score_thresh: 0.0, fpn_channels: 64}", "--out", str(run), "--quiet", "--json",
-    )
+    # score_thresh 0: two iterations leave every score near the 0.01 prior, under the 0.05 default
+    config = dataclasses.replace(tiny_train_config, log_every=1, detector_options={"score_thresh": 0.0, "fpn_channels": 64})
+    trained = run_netadapt("train", "--detector", "retinanet", "--data", str(tiny_data), "--weights", "none", "--out", str(run),
+                           "--quiet", "--json", *config_flags(config))
     assert trained.returncode == 0, trained.stderr
     summary = json.loads(trained.stdout)
-    assert summary["iterations"] == 4
+    assert summary["iterations"] == 2
     losses = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if '"loss"' in line]
-    assert len(losses) == 4 and all({"classification", "bbox_regression"} <= set(record) for record in losses)
+    assert len(losses) == 2 and all({"classification", "bbox_regression"} <= set(record) for record in losses)
     checkpoint = torch.load(run / "model.pth", weights_only=True)
     assert checkpoint["spec"]["detector"] == "retinanet"
     assert checkpoint["spec"]["options"] == {"score_thresh": 0.0, "fpn_channels": 64}
     assert any(key.startswith("backbone.fpn.") for key in checkpoint["state_dict"])
 
-    evaluated = netadapt("eval", str(run / "model.pth"), "--data", str(tiny_data), "--out", str(tmp_path / "eval"), "--workers", "0")
+    evaluated = run_netadapt("eval", str(run / "model.pth"), "--data", str(tiny_data), "--out", str(tmp_path / "eval"), "--workers", "0")
     assert evaluated.returncode == 0, evaluated.stderr
     assert "AP @ IoU 0.50:0.95" in evaluated.stdout and "AR @ 100 detections" in evaluated.stdout
     detections = json.loads((tmp_path / "eval" / "detections.json").read_text())
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
-    assert len(detections) == 8 * 100  # 8 val images, 100 detections each (FNA's max_per_img)
+    assert len(detections) == 4 * 100  # 4 val images, 100 detections each (FNA's max_per_img)
     assert {result["category_id"] for result in detections} <= set(range(1, 7))  # the demo's 6 classes, no background
     # The printed metrics are pycocotools' own on those detections.
     with contextlib.redirect_stdout(io.StringIO()):
@@ -67,15 +57,12 @@ def test_train_then_eval(tiny_data: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow  # over 10 s: the default run must stay under 10 min on 2 cores
-def test_search(tiny_data: Path, tmp_path: Path) -> None:
-    settings = {
-        # one weight step on 4 images and one α step on 4 of the other 12 (the darts strategy: every candidate runs)
-        "input_size": 64, "batch_size": 4, "alpha_fraction": 0.75, "epochs": 1, "alpha_start_epoch": 1, "workers": 0,
-        "warmup_iterations": 1, "lr_milestones": [], "log_every": 1, "detector_options": {"fpn_channels": 32},
-    }
-    flags = [arg for name, value in settings.items() for arg in ("--set", f"search.{name}={json.dumps(value)}")]
+def test_search(tiny_data: Path, tiny_search_config, tmp_path: Path) -> None:
+    # one weight step and one α step on 4 images each (the darts strategy: every candidate runs)
+    config = dataclasses.replace(tiny_search_config, detector_options={"fpn_channels": 32})
     run = tmp_path / "search"
-    searched = netadapt("search", "--detector", "retinanet", "--data", str(tiny_data), "--weights", "none", "--out", str(run), "--quiet", "--json", *flags)
+    searched = run_netadapt("search", "--detector", "retinanet", "--data", str(tiny_data), "--weights", "none", "--out", str(run),
+                            "--quiet", "--json", *config_flags(config))
     assert searched.returncode == 0, searched.stderr
     assert json.loads(searched.stdout)["iterations"] == 1
     genotype = load_genotype(run / "genotype.yaml")
@@ -89,7 +76,7 @@ def test_search(tiny_data: Path, tmp_path: Path) -> None:
 
 
 def test_cost(genotypes: Path) -> None:
-    counted = netadapt("cost", str(genotypes / "paper_ssdlite.yaml"), "--detector", "retinanet", "--json")
+    counted = run_netadapt("cost", str(genotypes / "paper_ssdlite.yaml"), "--detector", "retinanet", "--json")
     assert counted.returncode == 0, counted.stderr
     cost = json.loads(counted.stdout)
     assert (cost["detector"], cost["input_size"], cost["num_classes"]) == ("retinanet", 320, 81)
@@ -100,3 +87,10 @@ def test_cost(genotypes: Path) -> None:
     )
     assert cost["params"] == sum(p.numel() for p in model.parameters())
     assert cost["parts"]["head"]["madds"] > cost["parts"]["backbone"]["madds"] > 0
+
+
+def test_netadapt_config_lists_the_options() -> None:
+    result = CliRunner().invoke(app, ["config", "--section", "train", "--json"])
+    assert result.exit_code == 0, result.output
+    options = {row["key"]: row["default"] for row in json.loads(result.output) if row["plugin"] == "detector: retinanet"}
+    assert options["detector_options.fpn_channels"] == 256 and options["detector_options.anchor_scale"] == 4.0

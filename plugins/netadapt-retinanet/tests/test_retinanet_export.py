@@ -3,8 +3,6 @@ PyTorch, and post-process (per pyramid level, sigmoid scores) to the detector's 
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +15,8 @@ from netadapt.detectors.cost import CoreForward
 from netadapt.detectors.model import DetectorSpec, build_detector, load_detector, save_detector
 from netadapt.engine.batchnorm import reestimate_batchnorm
 from netadapt.engine.predict import detect
+from netadapt.testing import run_netadapt
 
-NETADAPT = shutil.which("netadapt")
 SIZE = 96  # P4..P7: 6², 3², 2² and 1² locations, 9 anchors each
 OPTIONS = {"fpn_channels": 32, "score_thresh": 0.5, "detections_per_img": 20}
 
@@ -62,15 +60,11 @@ def _assert_same_detections(got: dict[str, torch.Tensor], want: dict[str, torch.
 
 
 @pytest.mark.slow  # over 10 s: the default run must stay under 10 min on 2 cores
-@pytest.mark.skipif(NETADAPT is None, reason="the netadapt script is not installed")
 def test_onnx_export_postprocesses_to_the_detectors_detections(checkpoint: Path, image_path: Path, tmp_path: Path) -> None:
     import onnxruntime
 
     out = tmp_path / "model.onnx"
-    result = subprocess.run(
-        [NETADAPT, "export", str(checkpoint), "--format", "onnx", "--out", str(out), "--image", str(image_path)],
-        capture_output=True, text=True, timeout=300,
-    )
+    result = run_netadapt("export", str(checkpoint), "--format", "onnx", "--out", str(out), "--image", str(image_path))
     assert result.returncode == 0, result.stderr
     assert "max abs difference to PyTorch" in result.stdout
 
