@@ -28,7 +28,7 @@ from netadapt import jobs
 from netadapt.bases.pretrain import pretrained_demo_base
 from netadapt.cache import cache_root
 from netadapt.data.demo import generate_demo_dataset
-from netadapt.engine.config import RemapConfig, SearchConfig, SelectConfig, TrainConfig, load_run_config
+from netadapt.engine.config import RemapConfig, SearchConfig, SelectConfig, load_run_config
 from netadapt.search.budget import base_ops
 from netadapt.select.pool import changed_layers, pruned_by_depth, random_under
 from netadapt.select.run import held_out_split, score_table
@@ -95,14 +95,13 @@ def main(argv: list[str] | None = None) -> int:
         generate_demo_dataset(args.data, num_train=400, num_val=400, seed=0)
     data = jobs.Data(root=args.data)
     select_config = load_run_config(SelectConfig, "select", config_file=None, demo=True)
-    train_config = load_run_config(TrainConfig, "train", config_file=None, demo=True)
     search_config = load_run_config(SearchConfig, "search", config_file=None, demo=True, flags={"target": "0.7x"})
     space = jobs.selection_space(None, base="mobilenetv2", config=SelectConfig(target="0.7x"), search_config=search_config)
     weights = read_weights(pretrained_demo_base("mobilenetv2"), base_name="mobilenetv2")
     split = data.splits()["train"]
     args.out.mkdir(parents=True, exist_ok=True)
     root, _, _ = held_out_split(split.annotations, split.images, args.out / "data", fraction=select_config.held_out_fraction, seed=select_config.seed)
-    table = score_table(space, weights, root, select_config, train_config, RemapConfig(mode=args.mode), cache_root() / "remap_scores", args.out, print)
+    table = score_table(space, weights, root, select_config, RemapConfig(mode=args.mode), cache_root() / "remap_scores", args.out, print)
 
     names, costs, base = space.names, space.costs, base_ops(space.base_genotype, space.layers)
     rng = random.Random(0)

@@ -24,6 +24,7 @@ pretraining), sets up ``torchrun``'s process group when there is one and tears i
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import shutil
 import time
@@ -277,11 +278,10 @@ def adapt(
         if isinstance(weights, Weights):
             raise ConfigError("adapt: the selection stage trains candidates in worker processes: give the weights as a file, 'imagenet' or 'none'")
         weights_file = weights if weights is not None else (pretrain(base, progress=False, announce=None) if data.is_demo else "none")
-
-        def choose(search_dir: Path):
-            result = select(search_dir, base=base, weights=weights_file, data=data, config=select_config, train_config=train_config,
-                            remap=remap, out_dir=Path(out_dir) / "select", parallel=parallel, resume=resume, force=not resume, announce=announce)
-            return result.genotype, json.loads((result.out_dir / "selection.json").read_text())
+        choose = functools.partial(
+            _selected_network, base=base, weights=weights_file, data=data, config=select_config, train_config=train_config, remap=remap,
+            out_dir=Path(out_dir) / "select", parallel=parallel, resume=resume, force=not resume, announce=announce,
+        )
 
     return run_adapt(
         base=base, detector=detector, weights=source, splits=splits, dataset_name=data.name, search_config=search_config,
@@ -345,6 +345,12 @@ def select(
         )
 
 
+def _selected_network(search_dir: Path, **options) -> tuple[Genotype, dict]:
+    """``adapt``'s selection stage: :func:`select` on the finished search; the winner and ``selection.json``."""
+    result = select(search_dir, **options)
+    return result.genotype, json.loads((result.out_dir / "selection.json").read_text())
+
+
 def _weights_file(weights: str | Path, *, base: str, out_dir: Path) -> str:
     """What the selection's worker processes read: a file as it is (absolute), ``imagenet`` as it is, ``none`` one random
     base (seed 0) written to ``out_dir/base-random.pth``, so that the score and every rung start from the same one."""
@@ -367,7 +373,6 @@ def selection_space(search_dir: str | Path | None, *, base: str, config: SelectC
     search with ``search_config`` would have."""
     import torch
 
-    from netadapt.search.budget import base_ops
     from netadapt.search.derive import choose_ops
     from netadapt.search.front import load_search
     from netadapt.search.loop import search_budget

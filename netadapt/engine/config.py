@@ -150,8 +150,8 @@ class SelectConfig:
     )
     held_out_fraction: float = setting(0.25, "share of the training images held out to score the rungs (never the val split)")
     seed: int = setting(0, "the held-out split, the score's images and the rungs' training seed")
-    score_bn_images: int = setting(128, "training images that re-estimate BatchNorm for the remap-aware score", unit="images")
-    score_images: int = setting(64, "held-out images on which the remap-aware score compares the detector taps", unit="images")
+    score_bn_images: int = setting(64, "training images that re-estimate BatchNorm for the remap-aware score", unit="images")
+    score_images: int = setting(32, "held-out images on which the remap-aware score compares the detector taps", unit="images")
     change_penalties: list[float] = setting(
         [0.0, 0.01, 0.05], "one scored candidate per value: the constrained choice on the remap-aware score minus this much per changed layer",
         unit="distortion",

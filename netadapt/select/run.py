@@ -195,7 +195,7 @@ def run_select(
         train_annotations, train_images, out_dir / "data", fraction=config.held_out_fraction, seed=config.seed
     )
     announce(f"Held out {len(held_ids)} of {len(held_ids) + len(kept_ids)} training images to score candidates (never the val split)")
-    scores = score_table(space, weights, data_root, config, train_config, remap, cache_dir, out_dir, announce)
+    scores = score_table(space, weights, data_root, config, remap, cache_dir, out_dir, announce)
     names = space.names
     base = base_ops(space.base_genotype, space.layers)
     if config.random_pool:
@@ -257,13 +257,15 @@ def run_select(
     return SelectResult(out_dir, winner, genotype, winner.origin == "baseline", pool, selection["seconds"])
 
 
-def score_table(space: Space, weights, data_root: Path, config: SelectConfig, train_config: TrainConfig, remap: RemapConfig,
+def score_table(space: Space, weights, data_root: Path, config: SelectConfig, remap: RemapConfig,
             cache_dir: Path | None, out_dir: Path, announce: Announce) -> ScoreTable:
-    """The remap-aware score table on images of the rung split (BatchNorm) and the held-out split (taps)."""
+    """The remap-aware score table on images of the rung split (BatchNorm) and the held-out split (taps), at the cost
+    table's input size (the search's: 160² on the demo, where the forward passes of ~115 one-change networks take
+    minutes on 2 CPU cores rather than the quarter hour they take at the training's 224²)."""
     from netadapt.data.sources import DataSplit
 
     def images(split: str, count: int) -> tuple[torch.Tensor, list[str]]:
-        dataset = DataSplit(data_root / "images" / split, data_root / f"{split}.json").open(train=False, input_size=train_config.input_size)
+        dataset = DataSplit(data_root / "images" / split, data_root / f"{split}.json").open(train=False, input_size=space.table.input_size)
         chosen = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(config.seed))[:count].tolist()
         files = [dataset.coco.imgs[dataset.image_ids[i]]["file_name"] for i in chosen]
         return torch.stack([dataset[i][0] for i in chosen]), files
@@ -271,7 +273,7 @@ def score_table(space: Space, weights, data_root: Path, config: SelectConfig, tr
     bn_images, bn_files = images("train", config.score_bn_images)
     eval_images, eval_files = images("val", config.score_images)
     key = score_key(weights, fingerprint=space.fingerprint, mode=remap.mode,
-                    images=[str(train_config.input_size), *bn_files, "|", *eval_files])
+                    images=[str(space.table.input_size), *bn_files, "|", *eval_files])
     announce(f"Remap-aware score of every candidate op ({remap.mode}; BatchNorm on {len(bn_files)} images, taps on {len(eval_files)})")
     table = remap_aware_scores(
         base_name=space.base_name, weights=weights, base_genotype=space.base_genotype, skeleton=space.skeleton,
