@@ -18,7 +18,6 @@ with trained mAP, with the exact one-sided permutation p of τ (all 8! orders).
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import random
 import sys
@@ -34,54 +33,12 @@ from netadapt.select.pool import changed_layers, pruned_by_depth, random_under
 from netadapt.select.run import held_out_split, score_table
 from netadapt.weights import read_weights
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks.common, run as a script from anywhere
+from benchmarks.common import kendall_tau_b, permutation_p, spearman  # noqa: E402
+
 # Trained mAP (× 100) of search_vs_random.py's run of 2026-12-02 (README, Numbers), in the order drawn.
 TRAINED = {"random-0": 5.3, "random-1": 5.0, "random-2": 7.4, "random-3": 9.4, "random-4": 8.8, "random-5": 6.4,
            "base-pruned-depth": 13.9, "base": 18.1}
-
-
-def kendall_tau_b(x: list[float], y: list[float]) -> float:
-    concordant = discordant = ties_x = ties_y = 0
-    for i, j in itertools.combinations(range(len(x)), 2):
-        dx, dy = x[i] - x[j], y[i] - y[j]
-        if dx == 0 and dy == 0:
-            continue
-        if dx == 0:
-            ties_x += 1
-        elif dy == 0:
-            ties_y += 1
-        elif dx * dy > 0:
-            concordant += 1
-        else:
-            discordant += 1
-    denominator = ((concordant + discordant + ties_x) * (concordant + discordant + ties_y)) ** 0.5
-    return (concordant - discordant) / denominator if denominator else float("nan")
-
-
-def spearman(x: list[float], y: list[float]) -> float:
-    def ranks(values: list[float]) -> list[float]:
-        order = sorted(range(len(values)), key=values.__getitem__)
-        result = [0.0] * len(values)
-        i = 0
-        while i < len(order):
-            j = i
-            while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-                j += 1
-            for k in range(i, j + 1):
-                result[order[k]] = (i + j) / 2
-            i = j + 1
-        return result
-
-    rx, ry = ranks(x), ranks(y)
-    mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
-    cov = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
-    return cov / (sum((a - mx) ** 2 for a in rx) * sum((b - my) ** 2 for b in ry)) ** 0.5
-
-
-def permutation_p(x: list[float], y: list[float]) -> float:
-    """One-sided exact p of τ-b ≥ the observed one over every order of ``y``."""
-    observed = kendall_tau_b(x, y)
-    orders = list(itertools.permutations(y))
-    return sum(kendall_tau_b(x, list(order)) >= observed - 1e-12 for order in orders) / len(orders)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -59,6 +59,9 @@ from netadapt.genotype import save_genotype
 from netadapt.search.budget import base_ops
 from netadapt.select.pool import pruned_by_depth, pruned_by_width, random_under
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks.common, run as a script from anywhere
+from benchmarks.common import holm, mann_whitney_p, sign_flip_p  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 NETADAPT = shutil.which("netadapt") or "netadapt"
 GOAL_MAP, FLOOR_MAP, ALPHA = 1.2, -0.5, 0.05
@@ -174,37 +177,6 @@ def _step(step: Path, command: list[str], env: dict, record) -> dict:
     value = record(json.loads(result.stdout))
     done.write_text(json.dumps(value, indent=2))
     return value
-
-
-def sign_flip_p(differences: list[float]) -> float:
-    """One-sided exact p of mean(d) ≥ observed under random signs (2ⁿ patterns; zeros stay zero)."""
-    observed = statistics.fmean(differences)
-    patterns = list(itertools.product((1, -1), repeat=len(differences)))
-    return sum(statistics.fmean(s * d for s, d in zip(signs, differences)) >= observed - 1e-12 for signs in patterns) / len(patterns)
-
-
-def mann_whitney_p(x: list[float], y: list[float]) -> float:
-    """One-sided exact p of U(x > y) ≥ observed over all splits of the pooled values (ties count ½)."""
-
-    def u(a, b):
-        return sum(1.0 if i > j else 0.5 if i == j else 0.0 for i in a for j in b)
-
-    pooled, observed = x + y, u(x, y)
-    splits = list(itertools.combinations(range(len(pooled)), len(x)))
-    hits = 0
-    for chosen in splits:
-        rest = [pooled[i] for i in range(len(pooled)) if i not in chosen]
-        hits += u([pooled[i] for i in chosen], rest) >= observed - 1e-12
-    return hits / len(splits)
-
-
-def holm(ps: dict[str, float]) -> dict[str, float]:
-    ordered = sorted(ps.items(), key=lambda item: item[1])
-    adjusted, running = {}, 0.0
-    for rank, (name, p) in enumerate(ordered):
-        running = max(running, min(1.0, (len(ordered) - rank) * p))
-        adjusted[name] = running
-    return adjusted
 
 
 def _report(args) -> int:
