@@ -17,8 +17,9 @@ The defaults:
   classifier-pretrained base on the demo (pretrained once, cached: :mod:`netadapt.bases.pretrain`), else
   random initialisation with a warning.
 
-Every job checks what it can before it trains (a search's infeasible target before the demo base's
-pretraining), sets up ``torchrun``'s process group when there is one and tears it down after.
+Every job checks what it can before it trains (a search's infeasible target, then whether its step's projected
+peak memory fits the device, both before the demo base's pretraining: :func:`check_memory`), sets up ``torchrun``'s
+process group when there is one and tears it down after.
 """
 
 from __future__ import annotations
@@ -120,12 +121,15 @@ def train(
     device: str | None = None,
     progress: bool = True,
     announce: Announce = print,
+    max_memory: str | int | None = None,
+    auto_batch: bool = False,
 ) -> TrainResult:
     """Train a detector on ``genotype`` (default: the base network's) and evaluate it on the val split.
 
     The backbone starts from ``weights`` (:func:`base_weights`), or from a detector ``checkpoint`` (its
     genotype and weights: continue training another run's detector). ``resume`` continues ``out_dir/last.pth``,
-    which must exist; ``force`` starts over a resumable run there.
+    which must exist; ``force`` starts over a resumable run there. The training step's projected peak memory is
+    checked first (:func:`check_memory`: ``max_memory``, ``auto_batch``).
     """
     if checkpoint is not None and (genotype is not None or weights is not None):
         raise ConfigError("--checkpoint carries its genotype and weights: give no GENOTYPE and no --weights with it")
@@ -136,8 +140,13 @@ def train(
     else:
         base = genotype.base if genotype is not None else base
         genotype = genotype or plugins.bases().get(base).base_genotype()
-        source = base_weights(weights, base=base, data=data, progress=progress, announce=announce)
     splits = data.splits()
+    config = check_memory(
+        "train", config, base=base, detector=detector, splits=splits, genotype=genotype, device=device, max_memory=max_memory,
+        auto_batch=auto_batch, announce=announce,
+    )
+    if checkpoint is None:
+        source = base_weights(weights, base=base, data=data, progress=progress, announce=announce)
     out_dir = Path(out_dir)
     if resume:
         check_resumable(out_dir)
@@ -179,16 +188,22 @@ def search(
     device: str | None = None,
     progress: bool = True,
     announce: Announce = print,
+    max_memory: str | int | None = None,
+    auto_batch: bool = False,
 ):
     """Search an architecture (:func:`netadapt.search.loop.run_search`) into ``out_dir``, which the run holds
     (:func:`~netadapt.engine.rundir.run_directory`); ``None`` when interrupted before the end. An infeasible
-    ``search.target``, or a ``search.base_prior`` the base's ops cannot take, is refused before anything trains,
-    the demo base's pretraining included."""
+    ``search.target``, a ``search.base_prior`` the base's ops cannot take, or a step whose projected peak memory does
+    not fit (:func:`check_memory`) is refused before anything trains, the demo base's pretraining included."""
     from netadapt.search.loop import preflight_search, run_search
 
     config = config or data.config(SearchConfig, "search")
     splits = data.splits()
     preflight_search(base, config, cache_dir=cache_root() / "cost_tables")
+    config = check_memory(
+        "search", config, base=base, detector=detector, splits=splits, device=device, max_memory=max_memory, auto_batch=auto_batch,
+        announce=announce,
+    )
     source = base_weights(weights, base=base, data=data, progress=progress, announce=announce)
     out_dir = Path(out_dir)
     if resume:
@@ -243,9 +258,12 @@ def adapt(
     device: str | None = None,
     progress: bool = True,
     announce: Announce = print,
+    max_memory: str | int | None = None,
+    auto_batch: bool = False,
 ):
     """The whole method (:func:`netadapt.adapt.run_adapt`): search, derive, remap, train, and the base for comparison;
-    ``report.md`` / ``report.json`` in ``out_dir``. The demo base's pretraining, when it runs, is timed apart."""
+    ``report.md`` / ``report.json`` in ``out_dir``. The demo base's pretraining, when it runs, is timed apart. The search
+    step and the training step (on the base network: the derived one is not known yet) are checked for memory first."""
     from netadapt.adapt import run_adapt
     from netadapt.bases.pretrain import pretrained_demo_path
     from netadapt.search.loop import preflight_search
@@ -254,6 +272,10 @@ def adapt(
     train_config = train_config or data.config(TrainConfig, "train")
     splits = data.splits()
     preflight_search(base, search_config, cache_dir=cache_root() / "cost_tables")  # before any training
+    memory = {"base": base, "detector": detector, "splits": splits, "device": device, "max_memory": max_memory, "auto_batch": auto_batch,
+              "announce": announce}
+    search_config = check_memory("search", search_config, **memory)
+    train_config = check_memory("train", train_config, **memory)
     started = time.perf_counter()
     pretraining = data.is_demo and weights is None and not pretrained_demo_path(base).is_file()
     source = base_weights(weights, base=base, data=data, progress=progress, announce=announce)
@@ -263,3 +285,36 @@ def adapt(
         train_config=train_config, out_dir=out_dir, resume=resume, device=device, progress=progress,
         cache_dir=cache_root() / "cost_tables", announce=announce, extra_hours=extra,
     )
+
+
+def check_memory(
+    job: str, config: C, *, base: str, detector: str, splits: Mapping[str, DataSplit], genotype: Genotype | None = None,
+    device: str | None = None, max_memory: str | int | None = None, auto_batch: bool = False, announce: Announce | None = print,
+    phase: str | None = None,
+) -> C:
+    """``config`` when ``job``'s step (a ``SearchConfig``: the search iteration; a ``TrainConfig``: a training step of
+    ``genotype``; or ``phase``, one of :data:`netadapt.preflight.PHASES`) fits the device at its batch; under ``auto_batch`` at the largest batch that fits with the lr scaled (said through
+    ``announce``); else one-line :class:`~netadapt.errors.MemoryBudgetError` (:func:`netadapt.preflight.preflight_memory`,
+    whose lines are cached per device and config: measured once, in the job's first seconds, or by ``netadapt estimate``)."""
+    from netadapt.engine.distributed import pick_device
+    from netadapt.preflight import preflight_memory
+
+    return preflight_memory(
+        job, config, base=base, detector=detector, num_classes=num_classes(splits), genotype=genotype, device=pick_device(device),
+        max_memory=max_memory, auto_batch=auto_batch, announce=announce, phase=phase,
+    )
+
+
+def num_classes(splits: Mapping[str, DataSplit]) -> int:
+    """Classes of the training split with the background, from its annotations (the datasets are not opened); COCO's 81
+    for a file of COCO's size, which parses for minutes, where the classes change the head's memory by little."""
+    from netadapt.data.coco import read_json
+    from netadapt.estimate import COCO_CLASSES
+
+    path = Path(splits["train"].annotations)
+    if path.is_file() and path.stat().st_size > LARGE_ANNOTATIONS_BYTES:
+        return COCO_CLASSES
+    return len(read_json(path).get("categories", [])) + 1
+
+
+LARGE_ANNOTATIONS_BYTES = 64 * 2**20

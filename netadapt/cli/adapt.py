@@ -24,6 +24,8 @@ def adapt_command(
     out: Path = typer.Option(Path("runs/adapt"), "--out", help="Run directory (search/, adapted/, base/, report.md)."),
     resume: bool = typer.Option(False, "--resume", help="Keep finished stages, continue the interrupted one."),
     device: str = options.DEVICE,
+    max_memory: str = options.MAX_MEMORY,
+    auto_batch: bool = options.AUTO_BATCH,
     quiet: bool = options.QUIET,
     json_: bool = options.JSON,
 ) -> None:
@@ -36,7 +38,7 @@ def adapt_command(
         base=base, detector=detector, weights=weights, data=source,
         search_config=source.config(SearchConfig, "search", config_file=config_file, overrides=overrides or [], flags={"target": target}),
         train_config=source.config(TrainConfig, "train", config_file=config_file, overrides=overrides or []),
-        out_dir=out, resume=resume, device=device, progress=not quiet,
+        out_dir=out, resume=resume, device=device, progress=not quiet, max_memory=max_memory, auto_batch=auto_batch,
         announce=lambda m: (stderr if json_ else stdout).print(m, markup=False),  # --json: stdout is JSON only
     )
     if json_:
