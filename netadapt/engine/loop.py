@@ -12,7 +12,11 @@ rest, the same way for every caller:
 - the checkpoint every ``checkpoint_every`` iterations, at the end and when SIGINT/SIGTERM arrive
   (:mod:`netadapt.engine.signals`), written by rank 0 while the other ranks wait;
 - ``end_of_epoch(epoch)`` after the last iteration of each epoch (1-based), whose returned fields stay
-  on the bar (a held-out accuracy, say).
+  on the bar (a held-out accuracy, say);
+- running out of memory as one line (:class:`~netadapt.errors.OutOfMemory`) naming the iteration and the last
+  checkpoint to resume from: CUDA's ``torch.OutOfMemoryError``, CPU's allocator failing, and a data loader
+  worker killed by a signal (on Linux, the kernel's out-of-memory killer picks the largest process of the run's
+  group; the loader reports its worker's death, the main process lives to say it).
 
 What differs between callers lives in their step: the detector's step (:mod:`netadapt.engine.train`),
 the search's weight and α steps (:mod:`netadapt.search.loop`), the classifier's step
@@ -24,8 +28,9 @@ uninterrupted one does.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -37,6 +42,7 @@ from netadapt.engine import distributed
 from netadapt.engine.progress import TrainingProgress
 from netadapt.engine.runlog import RunLog
 from netadapt.engine.signals import interruptible
+from netadapt.errors import OutOfMemory
 
 
 @dataclass(frozen=True)
@@ -83,14 +89,16 @@ class Loop:
     checkpoint_path: Path | None = None  # named in the line an interruption prints
     shown: Callable[[dict[str, Any], Position], dict[str, Any]] = _default_shown  # a record's fields on the bar
     end_of_epoch: Callable[[int], dict[str, Any] | None] | None = None
+    saved_at: int | None = field(default=None, init=False)  # the iteration of the last checkpoint (None: none yet)
 
     def run(self, step: Step, *, start: int = 0, stop_after: int | None = None) -> LoopEnd:
         """Iterations ``start`` … ``min(total, stop_after)``; the last one is checkpointed and logged."""
         end = self.total if stop_after is None else min(self.total, stop_after)
         iteration, record, kept = start, {}, {}
+        self.saved_at = start if start and self.checkpoint_path is not None and self.checkpoint_path.is_file() else None
         enabled = self.progress and self.context.is_main
         with TrainingProgress(total=self.total, completed=iteration, enabled=enabled, description=self.description) as bar, \
-                interruptible() as interruption:
+                interruptible() as interruption, self._out_of_memory(lambda: iteration):
             while iteration < end:
                 epoch, first = divmod(iteration, self.iterations_per_epoch)
                 for batch_in_epoch, batch in enumerate(self.batches(epoch, first), start=first):
@@ -109,11 +117,41 @@ class Loop:
                     ):
                         if self.context.is_main:
                             self.save(iteration)
+                        self.saved_at = iteration
                         distributed.barrier(self.context)
                     interruption.stop(iteration=iteration, checkpoint=self.checkpoint_path if self.save is not None else None)
                     if iteration >= end:
                         break
         return LoopEnd(iteration, record)
+
+    @contextlib.contextmanager
+    def _out_of_memory(self, iteration: Callable[[], int]) -> Iterator[None]:
+        """Out-of-memory errors raised in the loop as one line (module docstring); ``iteration()`` is the iterations done."""
+        try:
+            yield
+        except (torch.OutOfMemoryError, MemoryError) as error:
+            raise OutOfMemory(self._out_of_memory_line(iteration(), _first_line(error))) from error
+        except RuntimeError as error:
+            message = str(error)
+            if "DataLoader worker" in message and ("killed by signal" in message or "exited unexpectedly" in message):
+                raise OutOfMemory(self._out_of_memory_line(
+                    iteration(), f"{_first_line(error)} (a killed worker is most often the kernel's out-of-memory killer)"
+                )) from error
+            if "can't allocate memory" in message:
+                raise OutOfMemory(self._out_of_memory_line(iteration(), _first_line(error))) from error
+            raise
+
+    def _out_of_memory_line(self, done: int, cause: str) -> str:
+        if self.saved_at is not None and self.checkpoint_path is not None:
+            resume = f"the last checkpoint, {self.checkpoint_path} at iteration {self.saved_at}: continue from it with --resume"
+        else:
+            resume = "no checkpoint written yet: start again"
+        return f"{self.description}: out of memory at iteration {done + 1} of {self.total}: {cause}; {resume} once memory is free"
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0][:240] if lines else type(error).__name__
 
 
 def make_optimizer(parameters, config) -> torch.optim.Optimizer:
