@@ -6,8 +6,8 @@ configured strategy, the base network's detector), in the configured precision, 
 device, with synthetic images and boxes (the data loader is not timed: ``benchmarks/input_pipeline.py``
 measures whether it keeps up), the phases of :mod:`netadapt.preflight`:
 
-- a search **weight step** and an **α step** as :mod:`netadapt.search.loop` takes them (the α step after a weight
-  step, whose gradients and optimiser state stay alive under it as in the search: its peak is the iteration's);
+- a search **weight step** and an **α step** as :mod:`netadapt.search.loop` takes them (the α step after two weight
+  steps, whose gradients and optimiser state stay alive under it as in the search: its peak is the iteration's);
 - a **training step** of the base network's detector (the derived architecture is not known before
   the search; the paper's searched network costs about the same, ~1B MAdds vs 0.8B);
 - an **evaluation** batch (inference and post-processing, not COCOeval).

@@ -4,9 +4,9 @@ The steps are the ones the jobs take, built as they build them (the configured s
 optimiser and memory format) on synthetic images and boxes:
 
 - ``search weight step`` and ``search α step`` as :mod:`netadapt.search.loop` takes them (the α step's cost
-  term, a sum over a few hundred table entries, left out); the α step runs after a weight step in the same
+  term, a sum over a few hundred table entries, left out); the α step runs after two weight steps in the same
   process, as in the search, so that the weights' gradients and optimiser state are alive under it: its peak
-  is the search iteration's;
+  is the search iteration's (the weight step's with its optimiser state, or the α step's, the larger);
 - ``train step`` of a detector on a genotype (by default the base network's);
 - ``evaluation batch``: inference and post-processing.
 
@@ -179,11 +179,18 @@ def _synchronise(device: torch.device) -> None:
 
 
 def build_step(spec: StepSpec, batch: int, device: torch.device) -> tuple[Callable[[], None], Callable[[], None] | None]:
-    """The step to time, and what runs once before it (the α step's weight step), on ``device`` at ``batch``."""
+    """The step to time, and what runs once before it (the α step's weight steps), on ``device`` at ``batch``."""
     prepare_device(device)
     if spec.phase in ("search weight step", "search α step"):
         steps = _search_steps(spec, device, batch)
-        return (steps["weight"], None) if spec.phase == "search weight step" else (steps["alpha"], steps["weight"])
+        if spec.phase == "search weight step":
+            return steps["weight"], None
+
+        def two_weight_steps() -> None:  # the second one's backward runs with the optimiser's state as well
+            steps["weight"]()
+            steps["weight"]()
+
+        return steps["alpha"], two_weight_steps
     if spec.phase == "train step":
         return _train_step(spec, device, batch), None
     if spec.phase == "evaluation batch":
