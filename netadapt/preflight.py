@@ -33,7 +33,6 @@ import multiprocessing
 import os
 import statistics
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,13 +141,11 @@ def _worker(send, spec: StepSpec, batch: int, device_name: str, cap: int, steps:
         send.send({"seconds": seconds[1:], "peak": (memory.peak() or 0) + unmapped, "rest": rest + unmapped})
     except (torch.OutOfMemoryError, MemoryError) as error:
         send.send({"over": _first_line(error)})
-    except RuntimeError as error:
-        if "can't allocate memory" in str(error) or "out of memory" in str(error).lower():
-            send.send({"over": _first_line(error)})
-        else:
-            send.send({"error": _first_line(error) + "\n" + traceback.format_exc(limit=-3)})
     except BaseException as error:  # noqa: BLE001 — the parent reports it; a worker never raises past its pipe
-        send.send({"error": f"{type(error).__name__}: {_first_line(error)}"})
+        if isinstance(error, RuntimeError) and ("can't allocate memory" in str(error) or "out of memory" in str(error).lower()):
+            send.send({"over": _first_line(error)})  # CPU's allocator under the cap; CUDA's before torch 2.5
+        else:
+            send.send({"error": f"{type(error).__name__}: {_first_line(error)}"})
     finally:
         send.close()
 
@@ -160,9 +157,11 @@ def _cap_memory(device: torch.device, cap: int) -> None:
         return
     import resource
 
-    # Anonymous memory (what RLIMIT_DATA counts: heap and private mappings) plus the file-backed pages resident
-    # is the resident set; so the data limit is the cap less those pages and a margin for the stacks.
-    limit = cap - (process_status("RssFile") or 0) - (process_status("RssShmem") or 0) - 16 * 2**20
+    # Anonymous memory (what RLIMIT_DATA counts: heap and private mappings, reserved or touched) plus the file-backed
+    # pages resident is the resident set; so the data limit is the cap less those pages and a margin for the stacks
+    # and for the library pages a step touches later (tens of MB). Reserved-but-untouched memory counts against the
+    # limit too, so it errs on the safe side by what the allocators reserve ahead (~0.5 GB once torch is imported).
+    limit = cap - (process_status("RssFile") or 0) - (process_status("RssShmem") or 0) - 64 * 2**20
     if limit <= (process_status("VmData") or 0):
         raise MemoryError(f"the process holds {format_bytes(process_status('VmData') or 0)} of data before it builds anything")
     resource.setrlimit(resource.RLIMIT_DATA, (limit, resource.getrlimit(resource.RLIMIT_DATA)[1]))

@@ -133,3 +133,17 @@ def test_a_loader_worker_killed_is_one_line_naming_the_iteration_and_the_checkpo
     message = str(stopped.value)  # the worker's death is noticed at the next batch or, through SIGCHLD, during a step
     assert "\n" not in message and "DataLoader worker" in message and "out-of-memory killer" in message
     assert re.search(r"out of memory at iteration [1-6] of 10", message) and ("--resume" in message or "no checkpoint" in message)
+
+
+def test_estimate_never_measures_past_its_budget() -> None:
+    import shutil
+    import subprocess
+
+    # The first measurement's process is capped at the budget: one that cannot hold even batch 2 ends there, in one line.
+    done = subprocess.run(
+        [shutil.which("netadapt"), "estimate", "--images", "100", "--max-memory", "300M", "--steps", "1", "--set", "search.input_size=64"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "the search weight step at batch 2 does not fit in 300 MiB on cpu" in lines[0], done.stderr
