@@ -46,7 +46,7 @@ from netadapt.detectors.model import build_detector_on, options_from_config
 from netadapt.engine.config import SearchConfig, TrainConfig
 from netadapt.engine.files import write_json_atomic
 from netadapt.engine.loop import make_optimizer
-from netadapt.engine.memory import MIN_BATCH, MemoryLine, PeakMemory, check_memory, format_bytes, memory_budget, process_status
+from netadapt.engine.memory import MIN_BATCH, Budget, MemoryLine, PeakMemory, check_memory, format_bytes, memory_budget, process_status
 from netadapt.engine.precision import Precision
 from netadapt.engine.throughput import prepare_device, to_memory_format
 from netadapt.errors import MemoryBudgetError, RunError
@@ -424,6 +424,9 @@ def preflight_memory(
     # the process alone, before any batch, is a few hundred MB).
     measure = memory_budget(device)
     limit = memory_budget(device, max_memory, fraction=1.0)
+    ranks = int(os.environ.get("LOCAL_WORLD_SIZE", "1")) if device.type == "cpu" else 1  # torchrun's ranks share this memory
+    if ranks > 1:
+        limit = Budget(limit.bytes // ranks, f"{limit.how}, shared by {ranks} ranks")
     line = project_line(spec, device=device, cap=measure.bytes, batch=config.batch_size, limit=limit.bytes, cache_dir=cache_dir)
     section = "search" if isinstance(config, SearchConfig) else "train"
     batch = check_memory(

@@ -3,6 +3,7 @@ out of memory during a run as one line naming the iteration and the checkpoint t
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import signal
@@ -131,6 +132,8 @@ def test_a_loader_worker_killed_is_one_line_naming_the_iteration_and_the_checkpo
     with pytest.raises(OutOfMemory) as stopped:
         _loop(tmp_path, lambda epoch, first: loader).run(lambda batch, at: {"loss": 1.0})
     message = str(stopped.value)  # the worker's death is noticed at the next batch or, through SIGCHLD, during a step
+    del stopped, loader  # the loader's iterator goes, and with it its SIGCHLD handler's record of the dead worker
+    gc.collect()
     assert "\n" not in message and "DataLoader worker" in message and "out-of-memory killer" in message
     assert re.search(r"out of memory at iteration [1-6] of 10", message) and ("--resume" in message or "no checkpoint" in message)
 
@@ -147,3 +150,19 @@ def test_estimate_never_measures_past_its_budget() -> None:
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "the search weight step at batch 2 does not fit in 300 MiB on cpu" in lines[0], done.stderr
+
+
+def test_a_measured_search_is_refused_naming_the_batch_its_line_gives(tmp_path: Path, kept_lines) -> None:
+    from netadapt.preflight import project_line
+
+    config, classes = _demo_search_config()
+    config.input_size = 64
+    spec = StepSpec("search α step", config, num_classes=classes)
+    line = project_line(spec, device="cpu", cap=8 * 2**30, batch=16, limit=1)  # measured at batches 2 and 4, kept in the cache
+    assert line.measured and line.per_sample > 0 and line.fixed > 0
+    limit = line.at(6) + 1  # fits 6 images, not 7 nor the configured 16
+    out = tmp_path / "search"
+    result = CliRunner().invoke(app, ["search", "--set", "search.input_size=64", "--max-memory", str(limit), "--weights", "none", "--out", str(out)])
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
+    assert "(projected from batches 2, 4)" in result.output and "the largest batch that fits is 6" in result.output
+    assert not out.exists()

@@ -28,9 +28,8 @@ uninterrupted one does.
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -90,15 +89,35 @@ class Loop:
     shown: Callable[[dict[str, Any], Position], dict[str, Any]] = _default_shown  # a record's fields on the bar
     end_of_epoch: Callable[[int], dict[str, Any] | None] | None = None
     saved_at: int | None = field(default=None, init=False)  # the iteration of the last checkpoint (None: none yet)
+    done: int = field(default=0, init=False)  # iterations done (while it runs)
 
     def run(self, step: Step, *, start: int = 0, stop_after: int | None = None) -> LoopEnd:
         """Iterations ``start`` … ``min(total, stop_after)``; the last one is checkpointed and logged."""
         end = self.total if stop_after is None else min(self.total, stop_after)
-        iteration, record, kept = start, {}, {}
         self.saved_at = start if start and self.checkpoint_path is not None and self.checkpoint_path.is_file() else None
+        try:
+            return self._run(step, start=start, end=end)
+        except (torch.OutOfMemoryError, MemoryError) as error:
+            raise OutOfMemory(self._out_of_memory_line(_first_line(error))) from error
+        except RuntimeError as error:
+            message = str(error)
+            if "DataLoader worker" in message and ("killed by signal" in message or "exited unexpectedly" in message):
+                # Its traceback holds the loader's iterator, whose going away shuts the other workers down and stops
+                # the SIGCHLD handler from raising this again in a process that goes on (a Python user's).
+                error.__traceback__ = None
+                raise OutOfMemory(self._out_of_memory_line(
+                    f"{_first_line(error)} (a killed worker is most often the kernel's out-of-memory killer)"
+                )) from error
+            if "can't allocate memory" in message:
+                raise OutOfMemory(self._out_of_memory_line(_first_line(error))) from error
+            raise
+
+    def _run(self, step: Step, *, start: int, end: int) -> LoopEnd:
+        iteration, record, kept = start, {}, {}
+        self.done = start
         enabled = self.progress and self.context.is_main
         with TrainingProgress(total=self.total, completed=iteration, enabled=enabled, description=self.description) as bar, \
-                interruptible() as interruption, self._out_of_memory(lambda: iteration):
+                interruptible() as interruption:
             while iteration < end:
                 epoch, first = divmod(iteration, self.iterations_per_epoch)
                 for batch_in_epoch, batch in enumerate(self.batches(epoch, first), start=first):
@@ -106,6 +125,7 @@ class Loop:
                     record = {"iteration": iteration + 1, "epoch": epoch + 1} | step(batch, at)
                     record["loss"] = distributed.mean_across_ranks(record["loss"], self.context)
                     iteration += 1
+                    self.done = iteration
                     bar.update(iteration, **(self.shown(record, at) | kept))
                     if self.log is not None and ((self.log_every and iteration % self.log_every == 0) or iteration == end):
                         self.log.write(record)
@@ -124,29 +144,13 @@ class Loop:
                         break
         return LoopEnd(iteration, record)
 
-    @contextlib.contextmanager
-    def _out_of_memory(self, iteration: Callable[[], int]) -> Iterator[None]:
-        """Out-of-memory errors raised in the loop as one line (module docstring); ``iteration()`` is the iterations done."""
-        try:
-            yield
-        except (torch.OutOfMemoryError, MemoryError) as error:
-            raise OutOfMemory(self._out_of_memory_line(iteration(), _first_line(error))) from error
-        except RuntimeError as error:
-            message = str(error)
-            if "DataLoader worker" in message and ("killed by signal" in message or "exited unexpectedly" in message):
-                raise OutOfMemory(self._out_of_memory_line(
-                    iteration(), f"{_first_line(error)} (a killed worker is most often the kernel's out-of-memory killer)"
-                )) from error
-            if "can't allocate memory" in message:
-                raise OutOfMemory(self._out_of_memory_line(iteration(), _first_line(error))) from error
-            raise
-
-    def _out_of_memory_line(self, done: int, cause: str) -> str:
+    def _out_of_memory_line(self, cause: str) -> str:
+        """One line (module docstring): the iteration that ran out of memory, its cause, the checkpoint to resume from."""
         if self.saved_at is not None and self.checkpoint_path is not None:
             resume = f"the last checkpoint, {self.checkpoint_path} at iteration {self.saved_at}: continue from it with --resume"
         else:
             resume = "no checkpoint written yet: start again"
-        return f"{self.description}: out of memory at iteration {done + 1} of {self.total}: {cause}; {resume} once memory is free"
+        return f"{self.description}: out of memory at iteration {self.done + 1} of {self.total}: {cause}; {resume} once memory is free"
 
 
 def _first_line(error: BaseException) -> str:
