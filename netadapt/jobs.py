@@ -142,7 +142,7 @@ def train(
         genotype = genotype or plugins.bases().get(base).base_genotype()
     splits = data.splits()
     config = check_memory(
-        "train", config, base=base, detector=detector, splits=splits, genotype=genotype, device=device, max_memory=max_memory,
+        "train", started_batch(config, out_dir, resume=resume and auto_batch), base=base, detector=detector, splits=splits, genotype=genotype, device=device, max_memory=max_memory,
         auto_batch=auto_batch, announce=announce,
     )
     if checkpoint is None:
@@ -201,7 +201,7 @@ def search(
     splits = data.splits()
     preflight_search(base, config, cache_dir=cache_root() / "cost_tables")
     config = check_memory(
-        "search", config, base=base, detector=detector, splits=splits, device=device, max_memory=max_memory, auto_batch=auto_batch,
+        "search", started_batch(config, out_dir, resume=resume and auto_batch), base=base, detector=detector, splits=splits, device=device, max_memory=max_memory, auto_batch=auto_batch,
         announce=announce,
     )
     source = base_weights(weights, base=base, data=data, progress=progress, announce=announce)
@@ -318,3 +318,20 @@ def num_classes(splits: Mapping[str, DataSplit]) -> int:
 
 
 LARGE_ANNOTATIONS_BYTES = 64 * 2**20
+
+
+def started_batch(config: C, out_dir: str | Path, *, resume: bool) -> C:
+    """With ``resume``, ``config`` with the batch and lr the run in ``out_dir`` started with (an ``--auto-batch`` run's,
+    which a resumed run must keep), read from its ``last.pth`` (memory-mapped: nothing else of it is read)."""
+    path = Path(out_dir) / "last.pth"
+    if not resume or not path.is_file():
+        return config
+    import dataclasses
+
+    import torch
+
+    try:
+        started = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("config") or {}
+    except Exception:  # noqa: BLE001 — not a checkpoint: resuming refuses it with its own line
+        return config
+    return dataclasses.replace(config, batch_size=started.get("batch_size", config.batch_size), lr=started.get("lr", config.lr))

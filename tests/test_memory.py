@@ -166,3 +166,11 @@ def test_a_measured_search_is_refused_naming_the_batch_its_line_gives(tmp_path: 
     assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
     assert "(projected from batches 2, 4)" in result.output and "the largest batch that fits is 6" in result.output
     assert not out.exists()
+
+
+def test_a_resumed_auto_batch_run_keeps_the_batch_it_started_with(tmp_path: Path) -> None:
+    config = TrainConfig(batch_size=16, lr=0.002)
+    torch.save({"format": "netadapt-train", "config": {"batch_size": 6, "lr": 0.00075}, "iteration": 3}, tmp_path / "last.pth")
+    resumed = jobs.started_batch(config, tmp_path, resume=True)
+    assert (resumed.batch_size, resumed.lr) == (6, 0.00075)
+    assert jobs.started_batch(config, tmp_path, resume=False) is config and jobs.started_batch(config, tmp_path / "new", resume=True) is config
