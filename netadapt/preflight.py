@@ -301,7 +301,7 @@ def _eval_step(spec: StepSpec, device: torch.device, batch_size: int) -> Callabl
 
 def fit_line(measurements: list[Measurement]) -> MemoryLine:
     """The peak's line in the batch (:class:`~netadapt.engine.memory.MemoryLine`): through two measurements, or through
-    one and the memory at rest (an upper bound: the fixed part holds at least what is at rest)."""
+    one and the memory at rest (:data:`SINGLE_POINT_MARGIN` says how far to trust it)."""
     return MemoryLine.fit([(m.batch, m.peak) for m in measurements], rest=min(m.rest for m in measurements))
 
 
@@ -344,7 +344,7 @@ def cached_line(spec: StepSpec, device: torch.device | str, *, cache_dir: Path |
 
 
 def save_line(spec: StepSpec, device: torch.device | str, line: MemoryLine, *, cache_dir: Path | None = None) -> None:
-    """Keep ``line`` for ``spec`` on this device; a line through two batches is not replaced by an upper bound."""
+    """Keep ``line`` for ``spec`` on this device; a line through two batches is not replaced by one through a single batch."""
     path = _cache_file(cache_dir)
     try:
         lines = json.loads(path.read_text())

@@ -4,8 +4,10 @@ A training step's peak memory is affine in the batch size: what does not depend 
 process with its libraries, weights, gradients, optimiser state, workspace) plus what each sample adds
 (activations kept for the backward pass, its image and boxes). :class:`MemoryLine` is that line, fitted
 through peaks measured at one or two small batches; it projects the peak at the configured batch and
-gives the largest batch that fits. With a single point the line goes through the origin from that point,
-and the memory at rest (before the step), an upper bound of the true one for larger batches.
+gives the largest batch that fits. With a single point the line runs from the memory at rest (before the
+step) at batch 0 through that point: close to the line through two batches, not a bound of it (the allocator
+keeps part of a step's memory, so the true line starts below the memory at rest: :mod:`netadapt.preflight`
+decides on one point only with a margin).
 
 Where memory comes from (:func:`available_memory`): on CPU ``MemAvailable`` of ``/proc/meminfo`` (what
 the kernel can give without swapping), on CUDA the free memory ``torch.cuda.mem_get_info`` reports. A
@@ -96,9 +98,9 @@ class MemoryLine:
 
     @classmethod
     def fit(cls, points: list[tuple[int, int]] | tuple[tuple[int, int], ...], *, rest: int = 0) -> MemoryLine:
-        """Through the two points of the largest batches. With one point, through it and ``rest`` at batch 0 (the memory
-        at rest before the step, which the fixed part holds at least): an upper bound of the line for larger batches.
-        A slope below zero (measurement noise at nearly equal peaks) is taken as flat at the larger peak."""
+        """Through the two points of the largest batches. With one point, through it and ``rest`` (the memory at rest
+        before the step) at batch 0 (module docstring). A slope below zero (measurement noise at nearly equal peaks) is
+        taken as flat at the larger peak."""
         points = tuple(sorted((int(b), int(p)) for b, p in points))
         if not points:
             raise ValueError("MemoryLine.fit needs at least one (batch, peak) point")
@@ -114,7 +116,7 @@ class MemoryLine:
 
     @property
     def measured(self) -> bool:
-        """Fitted through two batches (else an upper bound through one and the memory at rest)."""
+        """Fitted through two batches (else through one and the memory at rest)."""
         return len({b for b, _ in self.points}) >= 2
 
     def at(self, batch: int) -> int:
@@ -147,7 +149,7 @@ def check_memory(
         return batch
     fits = line.largest_batch(limit)
     how = "projected from batches " + ", ".join(str(b) for b, _ in line.points) if line.measured else \
-        f"upper bound from batch {line.points[-1][0]}"
+        f"projected from batch {line.points[-1][0]} and the memory at rest"
     if fits and auto_batch:
         return fits
     advice = (f"the largest batch that fits is {fits}: --set {batch_field}={fits} (scale the lr with it) or --auto-batch"
