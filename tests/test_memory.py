@@ -117,6 +117,15 @@ def test_cuda_out_of_memory_is_one_line_naming_the_iteration_and_the_checkpoint(
     assert f"{tmp_path / 'last.pth'} at iteration 4" in message and "--resume" in message
 
 
+def test_a_connection_reset_by_a_dying_process_is_the_same_line(tmp_path: Path) -> None:
+    def batches(epoch, first):
+        yield from range(first, 3)
+        raise ConnectionResetError(104, "Connection reset by peer")
+
+    with pytest.raises(OutOfMemory, match=r"out of memory at iteration 4 of 10: a connection to another process was reset .* iteration 2"):
+        _loop(tmp_path, batches).run(lambda batch, at: {"loss": 1.0})
+
+
 class _KilledInWorker(Dataset):
     def __len__(self) -> int:
         return 8
@@ -128,7 +137,9 @@ class _KilledInWorker(Dataset):
 
 
 def test_a_loader_worker_killed_is_one_line_naming_the_iteration_and_the_checkpoint(tmp_path: Path) -> None:
-    loader = DataLoader(_KilledInWorker(), batch_size=1, num_workers=1)
+    # Batches as plain lists: a tensor batch travels as a file descriptor, whose transfer a dying worker can cut (a
+    # ConnectionResetError, which the loop reports the same way) before its death is seen.
+    loader = DataLoader(_KilledInWorker(), batch_size=1, num_workers=1, collate_fn=list)
     with pytest.raises(OutOfMemory) as stopped:
         _loop(tmp_path, lambda epoch, first: loader).run(lambda batch, at: {"loss": 1.0})
     message = str(stopped.value)  # the worker's death is noticed at the next batch or, through SIGCHLD, during a step

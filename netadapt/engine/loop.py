@@ -99,6 +99,12 @@ class Loop:
             return self._run(step, start=start, end=end)
         except (torch.OutOfMemoryError, MemoryError) as error:
             raise OutOfMemory(self._out_of_memory_line(_first_line(error))) from error
+        except ConnectionResetError as error:  # a batch's tensors were being passed from a process that died meanwhile
+            error.__traceback__ = None
+            raise OutOfMemory(self._out_of_memory_line(
+                "a connection to another process was reset (a data loader worker or a rank killed, most often by the kernel's "
+                "out-of-memory killer)"
+            )) from error
         except RuntimeError as error:
             message = str(error)
             if "DataLoader worker" in message and ("killed by signal" in message or "exited unexpectedly" in message):
