@@ -21,12 +21,12 @@ def estimate_command(
     world_size: int = typer.Option(1, "--world-size", help="Devices the job runs on (DDP), each as fast as this one."),
     steps: int = typer.Option(2, "--steps", help="Timed steps per phase (after one warm-up)."),
     measure_batch: int = typer.Option(
-        None, "--measure-batch", help="The smaller of the two small batches each phase is measured at (and twice it) [default: 2]; "
+        None, "--measure-batch", help="The smaller of the two small batches each phase is measured at, and twice it (default 2); "
         "time and peak memory are projected along the line through them."
     ),
     device: str = options.DEVICE,
     max_memory: str = typer.Option(
-        None, "--max-memory", help="Memory budget of the measurements (4G, 512M) [default: half of MemAvailable on CPU, 90% of free CUDA memory]."
+        None, "--max-memory", help="Memory budget of the measurements (4G, 512M); by default half of MemAvailable on CPU, 90% of free CUDA memory."
     ),
     json_: bool = options.JSON,
 ) -> None:

@@ -21,7 +21,7 @@ BASE_WEIGHTS = typer.Option(
     "Default on the demo: the base pretrained on demo object crops (cached)."
 )
 MAX_MEMORY = typer.Option(
-    None, "--max-memory", help="Memory the job may use (4G, 512M) [default: what the device has: MemAvailable on CPU, free memory on CUDA]."
+    None, "--max-memory", help="Memory the job may use (4G, 512M); by default what the device has: MemAvailable on CPU, free memory on CUDA."
 )
 AUTO_BATCH = typer.Option(
     False, "--auto-batch", help="When the step's projected peak memory does not fit, run at the largest batch that does, lr scaled linearly."
