@@ -46,6 +46,14 @@ class RunError(NetadaptError):
     """A run cannot start or go on: its directory is in use or holds another run, its loss is not finite."""
 
 
+class MemoryBudgetError(RunError):
+    """A job's projected peak memory exceeds what the device has (or ``--max-memory``); names the batch that fits."""
+
+
+class OutOfMemory(RunError):
+    """A run ran out of memory (CUDA's error, or a data loader worker killed); names the iteration and the checkpoint."""
+
+
 class Interrupted(RunError):
     """SIGINT or SIGTERM stopped a run after it checkpointed; ``exit_code`` is 130 or 143 (128 + the signal)."""
 

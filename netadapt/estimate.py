@@ -1,55 +1,53 @@
-"""How long the configured job takes, before it is run: a few steps of every phase timed, the rest projected.
+"""How long the configured job takes and how much memory it needs, before it is run: every phase measured at
+small batches within a memory budget, the rest projected.
 
-:func:`estimate_job` builds what ``netadapt search`` and ``netadapt train`` build (the super network
-with the configured strategy, the base network's detector), in the configured precision, and times
-on the present device, with synthetic images and boxes (the data loader is not timed:
-``benchmarks/input_pipeline.py`` measures whether it keeps up):
+:func:`estimate_job` builds what ``netadapt search`` and ``netadapt train`` build (the super network with the
+configured strategy, the base network's detector), in the configured precision, and measures on the present
+device, with synthetic images and boxes (the data loader is not timed: ``benchmarks/input_pipeline.py``
+measures whether it keeps up), the phases of :mod:`netadapt.preflight`:
 
-- a search **weight step** and an **α step** as :mod:`netadapt.search.loop` takes them (the α step's
-  cost term is left out: a sum over a few hundred table entries, nothing next to the network);
+- a search **weight step** and an **α step** as :mod:`netadapt.search.loop` takes them (the α step after two weight
+  steps, whose gradients and optimiser state stay alive under it as in the search: its peak is the iteration's);
 - a **training step** of the base network's detector (the derived architecture is not known before
   the search; the paper's searched network costs about the same, ~1B MAdds vs 0.8B);
 - an **evaluation** batch (inference and post-processing, not COCOeval).
 
-Each phase runs one warm-up step, then ``steps`` timed ones (the median counts). The schedule is
-then counted as the loops count it — weight steps per epoch ``ceil(ceil(images_w · repeat / W) / B)``,
-one α step per ``weight_steps_per_alpha_step`` of them from ``alpha_start_epoch`` on, training steps
-``epochs · ceil(ceil(images / W) / B)``, one evaluation pass at the end — and projected: wall-clock
-hours with ``world_size`` devices (each as fast as this one; DDP's communication is not counted)
-and device-hours (× W). On CPU a step at the configured batch can take minutes, so CPU measures at a
-smaller batch (``measure_batch``, default 2), then again at the configured batch if that fits in
-90 s, and otherwise projects time and the memory above the model at rest linearly to the
-configured batch (CPU time grows about linearly with the batch; small batches use the cores less
-well, so this errs long); every figure says whether it was measured or projected.
+**Memory.** Nothing is allocated past the budget: ``--max-memory``, else half of ``MemAvailable`` on CPU (90 % of the
+free memory on CUDA; :func:`~netadapt.engine.memory.memory_budget`). Each (phase, batch) runs in a fresh process
+capped at the budget (:func:`~netadapt.preflight.measure_step`), whose peak is the process's own: the resident set's
+high-water mark on CPU (libraries, model, optimiser state, activations: what ``/usr/bin/time`` reports of a run), the
+caching allocator's reserved peak on CUDA. A phase is measured at batch 2 (``--measure-batch``) and twice that, the
+peak's line in the batch fitted through both (:class:`~netadapt.engine.memory.MemoryLine`) and projected to the
+configured batch; then measured again at the configured batch if the line puts it within the budget and (on CPU)
+its steps take at most 90 s. A batch that does not fit the budget is not measured: the line, or the error that
+says so, stands instead. The lines are cached for the jobs' own check (:func:`~netadapt.preflight.preflight_memory`).
 
-Peak memory per phase: CUDA ``torch.cuda.max_memory_allocated`` (reset before the phase); CPU the
-process's resident-set high-water mark (``/proc/self/status`` VmHWM, reset through
-``/proc/self/clear_refs`` before the phase; elsewhere ``resource.getrusage``'s ``ru_maxrss``, which
-cannot be reset and so only grows from phase to phase).
+**Time.** Each measurement is one warm-up step and ``steps`` timed ones (the median counts), projected to the
+configured batch along the line through the two small batches' medians where it was not measured there (CPU time
+grows about linearly with the batch; small batches use the cores less well). The schedule is then counted as the
+loops count it — weight steps per epoch ``ceil(ceil(images_w · repeat / W) / B)``, one α step per
+``weight_steps_per_alpha_step`` of them from ``alpha_start_epoch`` on, training steps ``epochs · ceil(ceil(images /
+W) / B)``, one evaluation pass at the end — and projected: wall-clock hours with ``world_size`` devices (each as
+fast as this one; DDP's communication is not counted) and device-hours (× W). Every figure says whether it was
+measured or projected.
 """
 
 from __future__ import annotations
 
-import ctypes
 import math
-import re
-import resource
 import statistics
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from netadapt import plugins
-from netadapt.detectors.model import build_detector_on, options_from_config
 from netadapt.engine.config import SearchConfig, TrainConfig
+from netadapt.engine.memory import MIN_BATCH, Budget, format_bytes, memory_budget
 from netadapt.engine.precision import Precision
-from netadapt.engine.throughput import prepare_device, to_memory_format
-from netadapt.engine.loop import make_optimizer
+from netadapt.errors import MemoryBudgetError
+from netadapt.preflight import Measurement, StepSpec, fit_line, measure_step, save_line, seconds_at
 
-CPU_MEASURE_BATCH = 2  # the smallest batch BatchNorm trains on
 CPU_FULL_BATCH_BUDGET_S = 90.0  # on CPU, a phase is measured again at the configured batch when that takes at most this long
 
 
@@ -57,14 +55,17 @@ CPU_FULL_BATCH_BUDGET_S = 90.0  # on CPU, a phase is measured again at the confi
 class Phase:
     name: str
     batch_size: int  # the configured batch (per device)
-    measured_batch: int  # the batch the steps ran at
+    measured_batch: int  # the largest batch the steps ran at
     seconds_per_step: float  # at the configured batch (projected when measured_batch differs)
     measured_seconds: list[float]  # the timed steps, at measured_batch
     steps: int  # in the whole schedule, per device
     hours: float  # wall-clock
-    peak_memory_bytes: int | None
+    peak_memory_bytes: int | None  # at the configured batch: measured there, else projected along the line
     memory_method: str
     projected: list[str] = field(default_factory=list)  # which of the figures above were projected
+    measured_peaks: dict[int, int] = field(default_factory=dict)  # batch → peak bytes measured
+    memory_line: dict[str, float] = field(default_factory=dict)  # fixed + per_sample · batch, through the two smallest batches
+    projected_peak_bytes: int | None = None  # the line at the configured batch (what a job's check compares)
 
 
 @dataclass
@@ -77,6 +78,7 @@ class Estimate:
     strategy: str
     amp: dict[str, str]
     phases: list[Phase]
+    memory_budget: Budget | None = None
 
     @property
     def search_hours(self) -> float:
@@ -94,10 +96,13 @@ class Estimate:
             "search_hours": self.search_hours, "train_hours": self.train_hours, "total_hours": total,
             "search_device_hours": self.search_hours * self.world_size, "train_device_hours": self.train_hours * self.world_size,
             "total_device_days": total * self.world_size / 24,
+            "memory_budget_bytes": self.memory_budget.bytes if self.memory_budget else None,
+            "memory_budget": self.memory_budget.how if self.memory_budget else None,
             "peak_memory_bytes": {phase.name: phase.peak_memory_bytes for phase in self.phases},
             "phases": [asdict(phase) for phase in self.phases],
-            "measured": "seconds of the timed steps at measured_batch, and peak memory at measured_batch, on this device",
-            "projected": "steps of the schedule, hours, and (where measured_batch < batch_size) time and memory at the configured batch",
+            "measured": "seconds of the timed steps and peak memory at measured_peaks' batches, on this device, each in a fresh process",
+            "projected": "steps of the schedule, hours, and (where measured_batch < batch_size) time and peak memory at the configured "
+                         "batch, along the line through the small batches",
         }
 
 
@@ -114,11 +119,12 @@ def estimate_job(
     device: torch.device | str = "cpu",
     steps: int = 2,
     measure_batch: int | None = None,
+    max_memory: str | int | None = None,
+    cache_dir: Path | None = None,
 ) -> Estimate:
-    """Time every phase of the job on ``device`` and project the whole schedule (module docstring)."""
+    """Measure every phase of the job on ``device`` within the memory budget and project the whole schedule (module docstring)."""
     device = torch.device(device)
-    prepare_device(device)
-    memory = _PeakMemory(device)
+    budget = memory_budget(device, max_memory)
     from netadapt.search.loop import split_halves, strategy_for
 
     strategy = strategy_for(search)
@@ -134,46 +140,52 @@ def estimate_job(
         "evaluation batch": _batches(val_images, train.eval_batch_size, world_size, drop_single=False),
     }
     phases = []
-    for name, (config, make_steps) in {
-        "search weight step": (search, lambda b: _search_steps(search, strategy, base, detector, num_classes, device, b)["weight"]),
-        "search α step": (search, lambda b: _search_steps(search, strategy, base, detector, num_classes, device, b)["alpha"]),
-        "train step": (train, lambda b: _train_step(train, base, detector, num_classes, device, b)),
-        "evaluation batch": (train, lambda b: _eval_step(train, base, detector, num_classes, device, b)),
-    }.items():
-        batch = train.eval_batch_size if name == "evaluation batch" else config.batch_size
-        if schedule[name] == 0:
+    for name, count in schedule.items():
+        if count == 0:
             continue
-        measured_batch = min(batch, measure_batch or (batch if device.type == "cuda" else CPU_MEASURE_BATCH))
-        seconds, peak, rest = _measure(make_steps(measured_batch), memory, device, steps)
-        if measure_batch is None and measured_batch < batch and (steps + 1) * statistics.median(seconds) * batch / measured_batch <= CPU_FULL_BATCH_BUDGET_S:
-            measured_batch = batch  # cheap enough to measure as configured
-            seconds, peak, rest = _measure(make_steps(measured_batch), memory, device, steps)
-        scale = batch / measured_batch
-        per_step = statistics.median(seconds) * scale
-        projected = ["steps", "hours"]
-        if scale != 1:
-            projected += ["seconds_per_step", "peak_memory_bytes"]
-            if peak is not None and rest is not None:
-                peak = int(rest + (peak - rest) * scale)
-        phases.append(Phase(name, batch, measured_batch, per_step, seconds, schedule[name], per_step * schedule[name] / 3600, peak, memory.method, projected))
+        spec = StepSpec(name, search if name.startswith("search") else train, base, detector, num_classes)
+        phases.append(_phase(spec, count, device=device, budget=budget, steps=steps, first=measure_batch or MIN_BATCH, cache_dir=cache_dir))
     amp = {"search": Precision(search.amp, device).mode, "train": Precision(train.amp, device).mode}
-    return Estimate(str(device), world_size, train_images, val_images, num_classes, search.strategy, amp, phases)
+    return Estimate(str(device), world_size, train_images, val_images, num_classes, search.strategy, amp, phases, budget)
 
 
-def _measure(step, memory: _PeakMemory, device: torch.device, steps: int) -> tuple[list[float], int | None, int | None]:
-    """Seconds of ``steps`` timed calls after one warm-up (allocation, cuDNN autotuning); peak and resting memory."""
-    memory.reset()
-    rest = memory.current()  # the model, optimiser and batch at rest
-    step()
-    memory.reset()
-    seconds = []
-    for _ in range(steps):
-        _synchronise(device)
-        started = time.perf_counter()
-        step()
-        _synchronise(device)
-        seconds.append(time.perf_counter() - started)
-    return seconds, memory.peak(), rest
+def _phase(spec: StepSpec, count: int, *, device: torch.device, budget: Budget, steps: int, first: int, cache_dir: Path | None) -> Phase:
+    """One phase measured at ``first`` and twice that (each within ``budget``), its line fitted and kept, then measured at the
+    configured batch where the line and the time allow; the figures at the configured batch (module docstring)."""
+    batch = spec.batch_size
+
+    def measure(at: int) -> Measurement | None:
+        try:
+            return measure_step(spec, at, device=device, cap=budget.bytes, steps=steps)
+        except MemoryBudgetError:
+            if at == min(first, batch):
+                raise
+            return None  # a larger batch that does not fit: the smaller ones' line stands
+
+    measurements = [measure(min(first, batch))]
+    if 2 * first <= batch and (second := measure(2 * first)) is not None:
+        measurements.append(second)
+    line = fit_line(measurements)
+    save_line(spec, device, line, cache_dir=cache_dir)
+    largest = measurements[-1].batch
+    per_step = seconds_at(measurements, batch)
+    cheap = device.type == "cuda" or (steps + 1) * per_step <= CPU_FULL_BATCH_BUDGET_S
+    if largest < batch and line.at(batch) <= budget.bytes and cheap and (full := measure(batch)) is not None:
+        measurements.append(full)
+        largest, per_step = batch, statistics.median(full.seconds)
+    at_batch = measurements[-1]
+    projected = ["steps", "hours"] + (["seconds_per_step", "peak_memory_bytes"] if largest != batch else [])
+    return Phase(
+        spec.phase, batch, largest, per_step, at_batch.seconds, count, per_step * count / 3600,
+        at_batch.peak if largest == batch else line.at(batch), _memory_method(device), projected,
+        {m.batch: m.peak for m in measurements}, {"fixed": line.fixed, "per_sample": line.per_sample}, line.at(batch),
+    )
+
+
+def _memory_method(device: torch.device) -> str:
+    from netadapt.engine.memory import PeakMemory
+
+    return PeakMemory(device).method
 
 
 def _batches(images: int, batch_size: int, world_size: int, *, drop_single: bool = True) -> int:
@@ -181,147 +193,6 @@ def _batches(images: int, batch_size: int, world_size: int, *, drop_single: bool
     per_rank = math.ceil(images / world_size)
     batches = math.ceil(per_rank / batch_size)
     return batches - 1 if drop_single and per_rank % batch_size == 1 else batches
-
-
-def _synthetic_batch(batch_size: int, input_size: int, num_classes: int, device: torch.device):
-    generator = torch.Generator().manual_seed(0)
-    images, targets = [], []
-    for _ in range(batch_size):
-        images.append(torch.rand(3, input_size, input_size, generator=generator).to(device))
-        count = int(torch.randint(1, 8, (1,), generator=generator))
-        corner = torch.rand(count, 2, generator=generator) * input_size * 0.6
-        extent = (0.1 + 0.3 * torch.rand(count, 2, generator=generator)) * input_size
-        boxes = torch.cat([corner, (corner + extent).clamp(max=input_size)], dim=1)
-        targets.append({"boxes": boxes.to(device), "labels": torch.randint(1, num_classes, (count,), generator=generator).to(device)})
-    return images, targets
-
-
-def _search_steps(config: SearchConfig, strategy, base: str, detector_name: str, num_classes: int, device: torch.device, batch_size: int):
-    """The search loop's weight step and α step on a randomly initialised super network (timing only)."""
-    from netadapt.search.space import default_space_name, load_search_space
-    from netadapt.search.supernet import ArchitectureParameters, build_supernet
-
-    torch.manual_seed(config.seed)
-    space = load_search_space(config.space or default_space_name(base))
-    base_plugin = plugins.bases().get(base)
-    genotype = base_plugin.base_genotype()
-    supernet = build_supernet(base, space, base_plugin.build(genotype), genotype)
-    model = build_detector_on(supernet, detector_name, num_classes=num_classes, input_size=config.input_size, options=options_from_config(detector_name, config))
-    arch = ArchitectureParameters(supernet.layers, generator=torch.Generator().manual_seed(config.seed))
-    model.to(device).train()
-    arch.to(device)
-    precision = Precision(config.amp, device)
-    precision.prepare(to_memory_format(model, channels_last=config.channels_last))
-    optimizer = make_optimizer(model.parameters(), config)
-    alpha_optimizer = torch.optim.Adam(arch.parameters(), lr=config.alpha_lr)
-    generator = torch.Generator(device=device).manual_seed(config.seed) if device.type == "cuda" else torch.Generator().manual_seed(config.seed)
-    images, targets = _synthetic_batch(batch_size, config.input_size, num_classes, device)
-    alphas = list(arch.parameters())
-
-    def weight_step() -> None:
-        supernet.set_op_weights(strategy.weight_step_weights(arch, temperature=config.alpha_temperature, generator=generator))
-        with precision.autocast():
-            loss = sum(model(images, targets).values())
-        optimizer.zero_grad(set_to_none=True)
-        precision.backward(loss)
-        precision.step(optimizer)
-
-    def alpha_step() -> None:
-        supernet.set_op_weights(strategy.alpha_step_weights(arch, temperature=config.alpha_temperature, generator=generator))
-        with precision.autocast():
-            loss = sum(model(images, targets).values())
-        for alpha, grad in zip(alphas, precision.grad(loss, alphas)):
-            alpha.grad = grad
-        alpha_optimizer.step()
-
-    return {"weight": weight_step, "alpha": alpha_step}
-
-
-def _base_detector(config: TrainConfig, base: str, detector_name: str, num_classes: int, device: torch.device):
-    torch.manual_seed(config.seed)
-    base_plugin = plugins.bases().get(base)
-    model = build_detector_on(
-        base_plugin.build(base_plugin.base_genotype()), detector_name, num_classes=num_classes, input_size=config.input_size,
-        options=options_from_config(detector_name, config),
-    ).to(device)
-    return to_memory_format(model, channels_last=config.channels_last)
-
-
-def _train_step(config: TrainConfig, base: str, detector_name: str, num_classes: int, device: torch.device, batch_size: int):
-    model = _base_detector(config, base, detector_name, num_classes, device).train()
-    precision = Precision(config.amp, device)
-    precision.prepare(model)
-    optimizer = make_optimizer(model.parameters(), config)
-    images, targets = _synthetic_batch(batch_size, config.input_size, num_classes, device)
-
-    def step() -> None:
-        with precision.autocast():
-            loss = sum(model(images, targets).values())
-        optimizer.zero_grad(set_to_none=True)
-        precision.backward(loss)
-        precision.step(optimizer)
-
-    return step
-
-
-def _eval_step(config: TrainConfig, base: str, detector_name: str, num_classes: int, device: torch.device, batch_size: int):
-    model = _base_detector(config, base, detector_name, num_classes, device).eval()
-    precision = Precision(config.eval_amp or config.amp, device)
-    precision.prepare(model)
-    images, _ = _synthetic_batch(batch_size, config.input_size, num_classes, device)
-
-    def step() -> None:
-        with torch.inference_mode(), precision.autocast():
-            model(images)
-
-    return step
-
-
-def _synchronise(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-class _PeakMemory:
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-        if device.type == "cuda":
-            self.method = "torch.cuda.max_memory_allocated"
-        elif _vm("VmHWM") is not None and Path("/proc/self/clear_refs").exists():
-            self.method = "resident set high-water mark (VmHWM, reset per phase)"
-        else:
-            self.method = "resource.getrusage ru_maxrss (not reset between phases)"
-
-    def current(self) -> int | None:
-        if self.device.type == "cuda":
-            return torch.cuda.memory_allocated(self.device)
-        return _vm("VmRSS")
-
-    def reset(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-            torch.cuda.reset_peak_memory_stats(self.device)
-        elif self.method.startswith("resident"):
-            try:
-                ctypes.CDLL("libc.so.6").malloc_trim(0)  # give back the heap earlier phases freed, or it stays resident
-                Path("/proc/self/clear_refs").write_text("5")
-            except OSError:
-                self.method = "resource.getrusage ru_maxrss (not reset between phases)"
-
-    def peak(self) -> int | None:
-        if self.device.type == "cuda":
-            return torch.cuda.max_memory_allocated(self.device)
-        if self.method.startswith("resident"):
-            return _vm("VmHWM")
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
-
-
-def _vm(name: str) -> int | None:
-    try:
-        match = re.search(rf"^{name}:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.MULTILINE)
-    except OSError:
-        return None
-    return int(match.group(1)) * 1024 if match else None
 
 
 def format_table(estimate: Estimate) -> list[str]:
@@ -337,19 +208,24 @@ def format_table(estimate: Estimate) -> list[str]:
         f"{days(estimate.search_hours + estimate.train_hours):>12.2f}",
         f"{'wall-clock hours':<26}{estimate.search_hours:>12.1f}{estimate.train_hours:>12.1f}{estimate.search_hours + estimate.train_hours:>12.1f}",
         "",
-        f"{'phase':<20}{'batch':>6}{'measured at':>12}{'s/step':>9}{'steps':>10}{'hours':>9}{'peak MiB':>10}",
+        f"{'phase':<20}{'batch':>6}{'measured at':>14}{'s/step':>9}{'steps':>10}{'hours':>9}{'peak MiB':>12}",
     ]
     for phase in estimate.phases:
         peak = "n/a" if phase.peak_memory_bytes is None else f"{phase.peak_memory_bytes / 2**20:.0f}"
+        peak += " (p)" if "peak_memory_bytes" in phase.projected else " (m)"
+        batches = ",".join(str(b) for b in phase.measured_peaks)
         lines.append(
-            f"{phase.name:<20}{phase.batch_size:>6}{phase.measured_batch:>12}{phase.seconds_per_step:>9.3f}{phase.steps:>10}"
-            f"{phase.hours:>9.2f}{peak:>10}"
+            f"{phase.name:<20}{phase.batch_size:>6}{batches:>14}{phase.seconds_per_step:>9.3f}{phase.steps:>10}"
+            f"{phase.hours:>9.2f}{peak:>12}"
         )
+    budget = estimate.memory_budget
     lines += [
         "",
-        "measured: the timed steps (and peak memory) at the 'measured at' batch on this device, synthetic images;",
-        "projected: steps of the schedule, hours, device-days (× world size, linear scaling assumed), and time and memory",
-        f"at the configured batch where it differs from the measured one (linear in the batch). Memory: {estimate.phases[0].memory_method if estimate.phases else 'n/a'}.",
+        "measured (m): the timed steps and peak memory at the 'measured at' batches on this device, synthetic images, each in a",
+        "fresh process; projected (p): steps of the schedule, hours, device-days (× world size, linear scaling assumed), and time",
+        "and peak memory at the configured batch where it was not measured (along the line through the measured batches).",
+        f"Memory: {estimate.phases[0].memory_method if estimate.phases else 'n/a'}"
+        + (f"; no measurement allocated more than the budget, {format_bytes(budget.bytes)} ({budget.how})." if budget else "."),
     ]
     return lines
 

@@ -17,8 +17,9 @@ The defaults:
   classifier-pretrained base on the demo (pretrained once, cached: :mod:`netadapt.bases.pretrain`), else
   random initialisation with a warning.
 
-Every job checks what it can before it trains (a search's infeasible target before the demo base's
-pretraining), sets up ``torchrun``'s process group when there is one and tears it down after.
+Every job checks what it can before it trains (a search's infeasible target, then whether its step's projected
+peak memory fits the device, both before the demo base's pretraining: :func:`check_memory`), sets up ``torchrun``'s
+process group when there is one and tears it down after.
 """
 
 from __future__ import annotations
@@ -125,12 +126,15 @@ def train(
     device: str | None = None,
     progress: bool = True,
     announce: Announce = print,
+    max_memory: str | int | None = None,
+    auto_batch: bool = False,
 ) -> TrainResult:
     """Train a detector on ``genotype`` (default: the base network's) and evaluate it on the val split.
 
     The backbone starts from ``weights`` (:func:`base_weights`) remapped as ``remap`` says (``remap.mode``), or from
     a detector ``checkpoint`` (its genotype and weights: continue training another run's detector). ``resume``
-    continues ``out_dir/last.pth``, which must exist; ``force`` starts over a resumable run there.
+    continues ``out_dir/last.pth``, which must exist; ``force`` starts over a resumable run there. The training step's
+    projected peak memory is checked first (:func:`check_memory`: ``max_memory``, ``auto_batch``).
     """
     remap = remap or data.config(RemapConfig, "remap")
     if checkpoint is not None and (genotype is not None or weights is not None):
@@ -142,8 +146,13 @@ def train(
     else:
         base = genotype.base if genotype is not None else base
         genotype = genotype or plugins.bases().get(base).base_genotype()
-        source = base_weights(weights, base=base, data=data, progress=progress, announce=announce)
     splits = data.splits()
+    config = check_memory(
+        "train", started_batch(config, out_dir, resume=resume and auto_batch), base=base, detector=detector, splits=splits, genotype=genotype, device=device, max_memory=max_memory,
+        auto_batch=auto_batch, announce=announce,
+    )
+    if checkpoint is None:
+        source = base_weights(weights, base=base, data=data, progress=progress, announce=announce)
     out_dir = Path(out_dir)
     if resume:
         check_resumable(out_dir)
@@ -185,16 +194,22 @@ def search(
     device: str | None = None,
     progress: bool = True,
     announce: Announce = print,
+    max_memory: str | int | None = None,
+    auto_batch: bool = False,
 ):
     """Search an architecture (:func:`netadapt.search.loop.run_search`) into ``out_dir``, which the run holds
     (:func:`~netadapt.engine.rundir.run_directory`); ``None`` when interrupted before the end. An infeasible
-    ``search.target``, or a ``search.base_prior`` the base's ops cannot take, is refused before anything trains,
-    the demo base's pretraining included."""
+    ``search.target``, a ``search.base_prior`` the base's ops cannot take, or a step whose projected peak memory does
+    not fit (:func:`check_memory`) is refused before anything trains, the demo base's pretraining included."""
     from netadapt.search.loop import preflight_search, run_search
 
     config = config or data.config(SearchConfig, "search")
     splits = data.splits()
     preflight_search(base, config, cache_dir=cache_root() / "cost_tables")
+    config = check_memory(
+        "search", started_batch(config, out_dir, resume=resume and auto_batch), base=base, detector=detector, splits=splits, device=device, max_memory=max_memory, auto_batch=auto_batch,
+        announce=announce,
+    )
     source = base_weights(weights, base=base, data=data, progress=progress, announce=announce)
     out_dir = Path(out_dir)
     if resume:
@@ -253,12 +268,14 @@ def adapt(
     select_config: SelectConfig | None = None,
     remap: RemapConfig | None = None,
     parallel: int = 1,
+    max_memory: str | int | None = None,
+    auto_batch: bool = False,
 ):
     """The whole method (:func:`netadapt.adapt.run_adapt`): search, derive, remap, train, and the base for comparison;
-    ``report.md`` / ``report.json`` in ``out_dir``. The demo base's pretraining, when it runs, is timed apart. Under a
-    target (``search.target`` or ``select.target``) and with ``select_stage``, the selection stage (:func:`select`)
-    runs between search and training in ``out_dir/select`` and its winner is trained; its weights must then be a file
-    (or the demo base)."""
+    ``report.md`` / ``report.json`` in ``out_dir``. The demo base's pretraining, when it runs, is timed apart. The search
+    step and the training step (on the base network: the derived one is not known yet) are checked for memory first.
+    Under a target (``search.target`` or ``select.target``) and with ``select_stage``, the selection stage
+    (:func:`select`) runs between search and training in ``out_dir/select`` and its winner is trained."""
     from netadapt.adapt import run_adapt
     from netadapt.bases.pretrain import pretrained_demo_path
     from netadapt.search.loop import preflight_search
@@ -267,6 +284,10 @@ def adapt(
     train_config = train_config or data.config(TrainConfig, "train")
     splits = data.splits()
     preflight_search(base, search_config, cache_dir=cache_root() / "cost_tables")  # before any training
+    memory = {"base": base, "detector": detector, "splits": splits, "device": device, "max_memory": max_memory, "auto_batch": auto_batch,
+              "announce": announce}
+    search_config = check_memory("search", search_config, **memory)
+    train_config = check_memory("train", train_config, **memory)
     started = time.perf_counter()
     pretraining = data.is_demo and weights is None and not pretrained_demo_path(base).is_file()
     source = base_weights(weights, base=base, data=data, progress=progress, announce=announce)
@@ -280,7 +301,7 @@ def adapt(
         weights_file = weights if weights is not None else (pretrain(base, progress=False, announce=None) if data.is_demo else "none")
         choose = functools.partial(
             _selected_network, base=base, weights=weights_file, data=data, config=select_config, train_config=train_config, remap=remap,
-            out_dir=Path(out_dir) / "select", parallel=parallel, resume=resume, force=not resume, announce=announce,
+            out_dir=Path(out_dir) / "select", parallel=parallel, resume=resume, force=not resume, max_memory=max_memory, announce=announce,
         )
 
     return run_adapt(
@@ -306,6 +327,7 @@ def select(
     parallel: int = 1,
     resume: bool = False,
     force: bool = False,
+    max_memory: str | int | None = None,
     announce: Announce = print,
 ):
     """The selection stage (:mod:`netadapt.select.run`): a pool under the target — the base if it fits, the base
@@ -325,6 +347,13 @@ def select(
     out_dir = Path(out_dir)
     space = selection_space(search_dir, base=base, config=config, search_config=search_config or data.config(SearchConfig, "search"))
     splits = data.splits()
+    # The rungs' training step (on the base network: no candidate under a target is dearer) checked for memory, each of
+    # the ``parallel`` trainings side by side getting its share of the budget.
+    from netadapt.engine.distributed import pick_device
+    from netadapt.engine.memory import memory_budget
+
+    share = memory_budget(pick_device(None), max_memory).bytes // max(1, parallel)
+    check_memory("select", train_config, base=space.base_name, detector=detector, splits=splits, max_memory=share, announce=announce)
     if weights is None:
         if not data.is_demo:
             raise ConfigError("select: pass --weights FILE, 'imagenet' or 'none' (the base weights the candidates are remapped from)")
@@ -395,3 +424,53 @@ def selection_space(search_dir: str | Path | None, *, base: str, config: SelectC
     budget = search_budget(base, dataclasses.replace(search_config, target=config.target), cache_dir=cache_root() / "cost_tables")
     name = search_config.space or default_space_name(base)
     return Space(base, budget.base_genotype, budget.skeleton, budget.layers, name, load_search_space(name).fingerprint(), budget.table, budget.target)
+
+
+def check_memory(
+    job: str, config: C, *, base: str, detector: str, splits: Mapping[str, DataSplit], genotype: Genotype | None = None,
+    device: str | None = None, max_memory: str | int | None = None, auto_batch: bool = False, announce: Announce | None = print,
+    phase: str | None = None,
+) -> C:
+    """``config`` when ``job``'s step (a ``SearchConfig``: the search iteration; a ``TrainConfig``: a training step of
+    ``genotype``; or ``phase``, one of :data:`netadapt.preflight.PHASES`) fits the device at its batch; under ``auto_batch`` at the largest batch that fits with the lr scaled (said through
+    ``announce``); else one-line :class:`~netadapt.errors.MemoryBudgetError` (:func:`netadapt.preflight.preflight_memory`,
+    whose lines are cached per device and config: measured once, in the job's first seconds, or by ``netadapt estimate``)."""
+    from netadapt.engine.distributed import pick_device
+    from netadapt.preflight import preflight_memory
+
+    return preflight_memory(
+        job, config, base=base, detector=detector, num_classes=num_classes(splits), genotype=genotype, device=pick_device(device),
+        max_memory=max_memory, auto_batch=auto_batch, announce=announce, phase=phase,
+    )
+
+
+def num_classes(splits: Mapping[str, DataSplit]) -> int:
+    """Classes of the training split with the background, from its annotations (the datasets are not opened); COCO's 81
+    for a file of COCO's size, which parses for minutes, where the classes change the head's memory by little."""
+    from netadapt.data.coco import read_json
+    from netadapt.estimate import COCO_CLASSES
+
+    path = Path(splits["train"].annotations)
+    if path.is_file() and path.stat().st_size > LARGE_ANNOTATIONS_BYTES:
+        return COCO_CLASSES
+    return len(read_json(path).get("categories", [])) + 1
+
+
+LARGE_ANNOTATIONS_BYTES = 64 * 2**20
+
+
+def started_batch(config: C, out_dir: str | Path, *, resume: bool) -> C:
+    """With ``resume``, ``config`` with the batch and lr the run in ``out_dir`` started with (an ``--auto-batch`` run's,
+    which a resumed run must keep), read from its ``last.pth`` (memory-mapped: nothing else of it is read)."""
+    path = Path(out_dir) / "last.pth"
+    if not resume or not path.is_file():
+        return config
+    import dataclasses
+
+    import torch
+
+    try:
+        started = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("config") or {}
+    except Exception:  # noqa: BLE001 — not a checkpoint: resuming refuses it with its own line
+        return config
+    return dataclasses.replace(config, batch_size=started.get("batch_size", config.batch_size), lr=started.get("lr", config.lr))

@@ -29,6 +29,8 @@ def adapt_command(
     ),
     parallel: int = typer.Option(1, "--parallel", help="Selection candidates trained side by side."),
     device: str = options.DEVICE,
+    max_memory: str = options.MAX_MEMORY,
+    auto_batch: bool = options.AUTO_BATCH,
     quiet: bool = options.QUIET,
     json_: bool = options.JSON,
 ) -> None:
@@ -45,7 +47,7 @@ def adapt_command(
         base=base, detector=detector, weights=weights, data=source,
         search_config=section(SearchConfig, "search", {"target": target}), train_config=section(TrainConfig, "train"),
         select_stage=select, select_config=section(SelectConfig, "select"), remap=section(RemapConfig, "remap"), parallel=parallel,
-        out_dir=out, resume=resume, device=device, progress=not quiet,
+        out_dir=out, resume=resume, device=device, progress=not quiet, max_memory=max_memory, auto_batch=auto_batch,
         announce=lambda m: (stderr if json_ else stdout).print(m, markup=False),  # --json: stdout is JSON only
     )
     if json_:

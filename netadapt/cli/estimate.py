@@ -20,11 +20,18 @@ def estimate_command(
     overrides: list[str] = options.SET,
     world_size: int = typer.Option(1, "--world-size", help="Devices the job runs on (DDP), each as fast as this one."),
     steps: int = typer.Option(2, "--steps", help="Timed steps per phase (after one warm-up)."),
-    measure_batch: int = typer.Option(None, "--measure-batch", help="Batch the steps run at [default: the config's on CUDA, 2 on CPU]; time is projected linearly."),
+    measure_batch: int = typer.Option(
+        None, "--measure-batch", help="The smaller of the two small batches each phase is measured at, and twice it (default 2); "
+        "time and peak memory are projected along the line through them."
+    ),
     device: str = options.DEVICE,
+    max_memory: str = typer.Option(
+        None, "--max-memory", help="Memory budget of the measurements (4G, 512M); by default half of MemAvailable on CPU, 90% of free CUDA memory."
+    ),
     json_: bool = options.JSON,
 ) -> None:
-    """Time a few steps of every phase of the job on this device and project the whole schedule (search, training, evaluation)."""
+    """Time a few steps of every phase of the job on this device within a memory budget and project the whole schedule (search,
+    training, evaluation): hours, device-days and the peak memory of every phase."""
     import torch
 
     from netadapt import jobs
@@ -43,6 +50,7 @@ def estimate_command(
     result = estimate_job(
         search, train, base=base, detector=detector, train_images=train_images, val_images=val_images, num_classes=classes,
         world_size=world_size, device=device or ("cuda" if torch.cuda.is_available() else "cpu"), steps=steps, measure_batch=measure_batch,
+        max_memory=max_memory,
     )
     if json_:
         print_json(result.to_dict())

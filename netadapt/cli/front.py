@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from netadapt.cli import options
-from netadapt.cli.console import print_json, stdout
+from netadapt.cli.console import print_json, stderr, stdout
 
 
 def front_command(
@@ -26,13 +26,17 @@ def front_command(
     dataset: str = options.DATASET,
     out: Path = typer.Option(None, "--out", help="Output folder [default: SEARCH_DIR/front]."),
     device: str = options.DEVICE,
+    max_memory: str = options.MAX_MEMORY,
+    auto_batch: bool = options.AUTO_BATCH,
     quiet: bool = options.QUIET,
     json_: bool = options.JSON,
 ) -> None:
     """Derive the best architecture under each budget from one search and score each with the super network's weights."""
+    import dataclasses
+
     from netadapt.cost import format_cost
     from netadapt.engine.distributed import setup
-    from netadapt.jobs import resolve_splits
+    from netadapt.jobs import check_memory, resolve_splits
     from netadapt.search.front import compute_front, load_search, resolve_targets, write_front
 
     search = load_search(search_dir)
@@ -40,6 +44,13 @@ def front_command(
     resolved = resolve_targets(search, given, points)
     splits = resolve_splits(dataset, data)
     unit = search.table.unit
+    # The front's steps run one path at the search's batch: BatchNorm passes, evaluation, fine-tuning steps; the search's
+    # weight step (one path under fna and sampled, all of them under darts) bounds them.
+    config = check_memory(
+        "front", search.config, base=search.base, detector=search.detector, splits=splits, device=device, max_memory=max_memory,
+        auto_batch=auto_batch, announce=lambda m: stderr.print(m, markup=False), phase="search weight step",
+    )
+    search = dataclasses.replace(search, config=config)
 
     def announce(point) -> None:
         if quiet or json_:

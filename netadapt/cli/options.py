@@ -20,3 +20,9 @@ BASE_WEIGHTS = typer.Option(
     None, "--weights", help="Base weights: a .pth, a netadapt checkpoint, 'imagenet', or 'none' (random). "
     "Default on the demo: the base pretrained on demo object crops (cached)."
 )
+MAX_MEMORY = typer.Option(
+    None, "--max-memory", help="Memory the job may use (4G, 512M); by default what the device has: MemAvailable on CPU, free memory on CUDA."
+)
+AUTO_BATCH = typer.Option(
+    False, "--auto-batch", help="When the step's projected peak memory does not fit, run at the largest batch that does, lr scaled linearly."
+)

@@ -32,6 +32,8 @@ def search_command(
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last.pth."),
     force: bool = typer.Option(False, "--force", help="Start over in an OUT that holds a resumable run (its last.pth is deleted)."),
     device: str = options.DEVICE,
+    max_memory: str = options.MAX_MEMORY,
+    auto_batch: bool = options.AUTO_BATCH,
     quiet: bool = options.QUIET,
     json_: bool = options.JSON,
 ) -> None:
@@ -46,7 +48,8 @@ def search_command(
     config = source.config(SearchConfig, "search", config_file=config_file, overrides=overrides or [], flags=flags)
     result = jobs.search(
         base=base, detector=detector, weights=weights, data=source, config=config, out_dir=out, resume=resume, force=force,
-        device=device, progress=not quiet, announce=lambda message: stderr.print(message, markup=False),
+        device=device, progress=not quiet, announce=lambda message: stderr.print(message, markup=False), max_memory=max_memory,
+        auto_batch=auto_batch,
     )
     summary = {
         "out": str(result.out_dir),

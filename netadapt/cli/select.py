@@ -26,6 +26,7 @@ def select_command(
     parallel: int = typer.Option(1, "--parallel", help="Candidates trained side by side (worker processes of one thread each)."),
     resume: bool = typer.Option(False, "--resume", help="Continue a stopped selection in OUT (finished trainings are kept)."),
     force: bool = typer.Option(False, "--force", help="Start over in an OUT that holds a selection."),
+    max_memory: str = options.MAX_MEMORY,
     quiet: bool = options.QUIET,
     json_: bool = options.JSON,
 ) -> None:
@@ -42,7 +43,7 @@ def select_command(
     result = jobs.select(
         search_dir, target=target, base=base, weights=weights, data=source, config=section(SelectConfig, "select"),
         train_config=section(TrainConfig, "train"), search_config=section(SearchConfig, "search"), remap=section(RemapConfig, "remap"),
-        out_dir=out, parallel=parallel, resume=resume, force=force,
+        out_dir=out, parallel=parallel, resume=resume, force=force, max_memory=max_memory,
         announce=(lambda m: None) if quiet and not json_ else (lambda m: stderr.print(m, markup=False)),
     )
     summary = {

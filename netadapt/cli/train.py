@@ -27,6 +27,8 @@ def train_command(
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last.pth."),
     force: bool = typer.Option(False, "--force", help="Start over in an OUT that holds a resumable run (its last.pth is deleted)."),
     device: str = options.DEVICE,
+    max_memory: str = options.MAX_MEMORY,
+    auto_batch: bool = options.AUTO_BATCH,
     quiet: bool = options.QUIET,
     json_: bool = options.JSON,
 ) -> None:
@@ -42,6 +44,7 @@ def train_command(
     result = jobs.train(
         load_genotype(genotype_file) if genotype_file else None, base=base, detector=detector, weights=weights, checkpoint=checkpoint,
         data=source, config=config, remap=remap, out_dir=out, resume=resume, force=force, device=device, progress=not quiet,
+        max_memory=max_memory, auto_batch=auto_batch,
         announce=lambda m: (stderr if json_ else stdout).print(m, markup=False),  # --json: stdout is JSON only
     )
     summary = {

@@ -29,17 +29,21 @@ class Context:
         return self.rank == 0
 
 
+def pick_device(device: str | None = None) -> torch.device:
+    """The device this process runs on: ``device``, else CUDA when there is one; under torchrun, this rank's GPU."""
+    if device == "cuda" or (device is None and torch.cuda.is_available()):
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device(device or "cpu")
+
+
 def setup(device: str | None = None) -> Context:
-    """Pick the device and, under torchrun, join the process group."""
+    """Pick the device (:func:`pick_device`) and, under torchrun, join the process group."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    wants_cuda = device == "cuda" or (device is None and torch.cuda.is_available())
-    if wants_cuda:
-        torch.cuda.set_device(local_rank)
-        chosen = torch.device("cuda", local_rank)
-    else:
-        chosen = torch.device(device or "cpu")
+    chosen = pick_device(device)
+    if chosen.type == "cuda":
+        torch.cuda.set_device(chosen)
     if world_size > 1 and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if chosen.type == "cuda" else "gloo")
     return Context(rank=rank, world_size=world_size, local_rank=local_rank, device=chosen)

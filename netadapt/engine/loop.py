@@ -12,7 +12,11 @@ rest, the same way for every caller:
 - the checkpoint every ``checkpoint_every`` iterations, at the end and when SIGINT/SIGTERM arrive
   (:mod:`netadapt.engine.signals`), written by rank 0 while the other ranks wait;
 - ``end_of_epoch(epoch)`` after the last iteration of each epoch (1-based), whose returned fields stay
-  on the bar (a held-out accuracy, say).
+  on the bar (a held-out accuracy, say);
+- running out of memory as one line (:class:`~netadapt.errors.OutOfMemory`) naming the iteration and the last
+  checkpoint to resume from: CUDA's ``torch.OutOfMemoryError``, CPU's allocator failing, and a data loader
+  worker killed by a signal (on Linux, the kernel's out-of-memory killer picks the largest process of the run's
+  group; the loader reports its worker's death, the main process lives to say it).
 
 What differs between callers lives in their step: the detector's step (:mod:`netadapt.engine.train`),
 the search's weight and α steps (:mod:`netadapt.search.loop`), the classifier's step
@@ -37,6 +41,7 @@ from netadapt.engine import distributed
 from netadapt.engine.progress import TrainingProgress
 from netadapt.engine.runlog import RunLog
 from netadapt.engine.signals import interruptible
+from netadapt.errors import OutOfMemory
 
 
 @dataclass(frozen=True)
@@ -83,11 +88,39 @@ class Loop:
     checkpoint_path: Path | None = None  # named in the line an interruption prints
     shown: Callable[[dict[str, Any], Position], dict[str, Any]] = _default_shown  # a record's fields on the bar
     end_of_epoch: Callable[[int], dict[str, Any] | None] | None = None
+    saved_at: int | None = field(default=None, init=False)  # the iteration of the last checkpoint (None: none yet)
+    done: int = field(default=0, init=False)  # iterations done (while it runs)
 
     def run(self, step: Step, *, start: int = 0, stop_after: int | None = None) -> LoopEnd:
         """Iterations ``start`` … ``min(total, stop_after)``; the last one is checkpointed and logged."""
         end = self.total if stop_after is None else min(self.total, stop_after)
+        self.saved_at = start if start and self.checkpoint_path is not None and self.checkpoint_path.is_file() else None
+        try:
+            return self._run(step, start=start, end=end)
+        except (torch.OutOfMemoryError, MemoryError) as error:
+            raise OutOfMemory(self._out_of_memory_line(_first_line(error))) from error
+        except ConnectionResetError as error:  # a batch's tensors were being passed from a process that died meanwhile
+            error.__traceback__ = None
+            raise OutOfMemory(self._out_of_memory_line(
+                "a connection to another process was reset (a data loader worker or a rank killed, most often by the kernel's "
+                "out-of-memory killer)"
+            )) from error
+        except RuntimeError as error:
+            message = str(error)
+            if "DataLoader worker" in message and ("killed by signal" in message or "exited unexpectedly" in message):
+                # Its traceback holds the loader's iterator, whose going away shuts the other workers down and stops
+                # the SIGCHLD handler from raising this again in a process that goes on (a Python user's).
+                error.__traceback__ = None
+                raise OutOfMemory(self._out_of_memory_line(
+                    f"{_first_line(error)} (a killed worker is most often the kernel's out-of-memory killer)"
+                )) from error
+            if "can't allocate memory" in message:
+                raise OutOfMemory(self._out_of_memory_line(_first_line(error))) from error
+            raise
+
+    def _run(self, step: Step, *, start: int, end: int) -> LoopEnd:
         iteration, record, kept = start, {}, {}
+        self.done = start
         enabled = self.progress and self.context.is_main
         with TrainingProgress(total=self.total, completed=iteration, enabled=enabled, description=self.description) as bar, \
                 interruptible() as interruption:
@@ -98,6 +131,7 @@ class Loop:
                     record = {"iteration": iteration + 1, "epoch": epoch + 1} | step(batch, at)
                     record["loss"] = distributed.mean_across_ranks(record["loss"], self.context)
                     iteration += 1
+                    self.done = iteration
                     bar.update(iteration, **(self.shown(record, at) | kept))
                     if self.log is not None and ((self.log_every and iteration % self.log_every == 0) or iteration == end):
                         self.log.write(record)
@@ -109,11 +143,25 @@ class Loop:
                     ):
                         if self.context.is_main:
                             self.save(iteration)
+                        self.saved_at = iteration
                         distributed.barrier(self.context)
                     interruption.stop(iteration=iteration, checkpoint=self.checkpoint_path if self.save is not None else None)
                     if iteration >= end:
                         break
         return LoopEnd(iteration, record)
+
+    def _out_of_memory_line(self, cause: str) -> str:
+        """One line (module docstring): the iteration that ran out of memory, its cause, the checkpoint to resume from."""
+        if self.saved_at is not None and self.checkpoint_path is not None:
+            resume = f"the last checkpoint, {self.checkpoint_path} at iteration {self.saved_at}: continue from it with --resume"
+        else:
+            resume = "no checkpoint written yet: start again"
+        return f"{self.description}: out of memory at iteration {self.done + 1} of {self.total}: {cause}; {resume} once memory is free"
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0][:240] if lines else type(error).__name__
 
 
 def make_optimizer(parameters, config) -> torch.optim.Optimizer:
