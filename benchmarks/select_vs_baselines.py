@@ -102,10 +102,11 @@ def main(argv: list[str] | None = None) -> int:
 
     def train(name: str, genotype: Path, seed: int, extra: list[str] = ()) -> dict:
         step = args.out / name
+        finished = step / "run" / "metrics.json"  # a training that ended after this script was stopped
+        if not (step / "result.json").is_file() and finished.is_file() and (step / "run" / "model.pth").is_file():
+            (step / "result.json").write_text(json.dumps(_record(name, genotype, seed, {"metrics": json.loads(finished.read_text())})))
         return _step(step, [NETADAPT, "train", str(genotype), *common, "--set", f"train.seed={seed}", *extra, "--quiet", "--json",
-                            "--out", str(step / "run"), "--force"], env,
-                     lambda summary: {"name": name, "genotype": str(genotype), "seed": seed, "map": 100 * summary["metrics"]["AP"],
-                                      "map50": 100 * summary["metrics"]["AP50"], "seconds": summary["seconds"]})
+                            "--out", str(step / "run"), "--force"], env, lambda summary: _record(name, genotype, seed, summary))
 
     def selected(seed: int) -> dict:
         """The winner of selection ``seed mod selections`` trained with ``seed``; the pruned base's training itself when
@@ -146,6 +147,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"step failed: {error}", file=sys.stderr)
     print(f"all steps finished in {(time.perf_counter() - started) / 60:.0f} min")
     return _report(args)
+
+
+def _record(name: str, genotype: Path, seed: int, summary: dict) -> dict:
+    return {"name": name, "genotype": str(genotype), "seed": seed, "map": 100 * summary["metrics"]["AP"],
+            "map50": 100 * summary["metrics"]["AP50"], "seconds": summary.get("seconds")}
 
 
 def _fixed_genotypes(args) -> dict[str, Path]:

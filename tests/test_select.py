@@ -22,6 +22,7 @@ from netadapt.search.budget import base_ops
 from netadapt.search.loop import search_budget
 from netadapt.select.pool import Candidate, build_pool, pruned_by_depth, pruned_by_width
 from netadapt.select.run import ranked
+from netadapt.testing import randomize_batchnorm
 from tests.conftest import EXAMPLES
 
 NETADAPT = [shutil.which("netadapt")]
@@ -124,3 +125,31 @@ def test_a_stopped_selection_resumes_to_the_uninterrupted_result(tiny_run) -> No
         return {"winner": data["winner"], "pool": [(c["name"], c["ops"], [(r["epochs"], r["map"]) for r in c["rungs"]]) for c in data["pool"]]}
 
     assert decisions(out) == decisions(reference)
+
+
+def test_the_score_run_from_the_first_changed_layer_equals_the_score_of_whole_networks(budget, monkeypatch) -> None:
+    """The prefix cache (each one-change network run from its first changed layer on the base's kept inputs) is an
+    optimisation: it gives the distortions that running every network whole gives."""
+    from netadapt.select import score
+    from netadapt.weights import Weights
+
+    torch.manual_seed(0)
+    base = MobileNetV2(budget.base_genotype, num_classes=10)
+    weights = Weights(randomize_batchnorm(base).state_dict(), None, "random")
+    images = torch.rand(12, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    layers = budget.layers[:6]  # stages 2 and 3: inserted, dropped, narrowed and other-kernel layers
+
+    def table() -> list[dict[str, float]]:
+        return score.remap_aware_scores(
+            base_name="mobilenetv2", weights=weights, base_genotype=budget.base_genotype, skeleton=budget.skeleton, layers=layers,
+            space_name="fna", mode="fna", bn_images=images[:8], eval_images=images[8:], key="k", batch_size=4,
+        ).distortion
+
+    fast = table()
+    monkeypatch.setattr(score._PrefixInputs, "of", classmethod(lambda cls, *args: None))
+    whole = table()
+    for fast_row, whole_row in zip(fast, whole):
+        assert fast_row.keys() == whole_row.keys()
+        for op in fast_row:
+            assert fast_row[op] == pytest.approx(whole_row[op], rel=1e-4, abs=1e-6), op
+    assert any(value > 0 for row in fast for value in row.values())

@@ -175,12 +175,18 @@ class MobileNetFamilyNetwork(nn.Module):
         x = nn.functional.adaptive_avg_pool2d(x, 1).flatten(1)
         return self.classifier(x)
 
-    def forward_taps(self, x: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
-        """Detector features: ``stride16`` (expansion output of the first stride-32 block) and ``stride32``."""
+    def forward_taps(self, x: torch.Tensor, *, start: int = 0) -> OrderedDict[str, torch.Tensor]:
+        """Detector features: ``stride16`` (expansion output of the first stride-32 block) and ``stride32``.
+
+        ``start > 0``: ``x`` is the input of ``features[start]`` and the layers before it are not run (a tap they
+        would give is left out): the remap-aware score runs only what a change alters (:mod:`netadapt.select.score`).
+        """
         if self.tap_index is None:
             raise ValueError(f"genotype never reaches output stride 32 from 16 (it reaches {self.output_stride}); no detector taps")
         taps: OrderedDict[str, torch.Tensor] = OrderedDict()
         for index, layer in enumerate(self.features):
+            if index < start:
+                continue
             if index == self.tap_index:
                 x, taps[TAP_STRIDE16] = layer.forward_with_expansion(x)
             else:

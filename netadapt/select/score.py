@@ -16,6 +16,7 @@ Scores are cached (``$NETADAPT_CACHE/remap_scores``), keyed by the base weights,
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import math
 from collections.abc import Callable, Sequence
@@ -93,7 +94,13 @@ def remap_aware_scores(
     batch_size: int = 32,
     progress: Callable[[int, int], None] | None = None,
 ) -> ScoreTable:
-    """The :class:`ScoreTable` of every op of ``layers`` (read from ``cache_dir`` when it holds ``key``)."""
+    """The :class:`ScoreTable` of every op of ``layers`` (read from ``cache_dir`` when it holds ``key``).
+
+    A one-change network computes what the base computes up to its changed layer. Where the network runs its taps
+    as a sequence of ``features`` (the MobileNet family: ``forward_taps(x, start=k)``), the base's inputs of every
+    feature layer are kept — under BatchNorm re-estimation (train mode: batch statistics) and in eval mode — and each
+    one-change network runs, re-estimates and is compared from its first changed layer on; elsewhere it runs whole.
+    """
     cached = cache_dir / f"{key}.json" if cache_dir is not None else None
     if cached is not None and cached.is_file():
         data = json.loads(cached.read_text())
@@ -105,14 +112,13 @@ def remap_aware_scores(
     bn_batches = [_normalise(b) for b in bn_images.split(batch_size)]
     eval_batches = [_normalise(b) for b in eval_images.split(batch_size)]
 
-    def taps_of(ops: list[str]) -> list[dict[str, torch.Tensor]]:
+    def network_of(ops: list[str]):
         genotype = derive_genotype(skeleton, list(layers), ops, space_name=space_name)
-        network = remap_base(genotype, base_name=base_name, weights=weights, mode=mode).network
-        reestimate_batchnorm(_Taps(network), bn_batches)
-        network.eval()
-        return [network.forward_taps(batch) for batch in eval_batches]
+        return genotype, remap_base(genotype, base_name=base_name, weights=weights, mode=mode).network
 
-    reference = taps_of(keep)
+    base_genotype_, base_network = network_of(keep)
+    prefix = _PrefixInputs.of(base_network, bn_batches, eval_batches)
+    reference = prefix.reference if prefix is not None else _taps_of(base_network, bn_batches, eval_batches, start=0)
     total = sum(len(layer.candidates) - 1 for layer in layers)
     done = 0
     distortion: list[dict[str, float]] = []
@@ -124,8 +130,14 @@ def remap_aware_scores(
                 continue
             ops = list(keep)
             ops[index] = op.name
-            features = taps_of(ops)
-            row[op.name] = math.fsum(tap_distortion(f, r) for f, r in zip(features, reference)) / len(reference)
+            genotype, network = network_of(ops)
+            if prefix is not None:
+                start = 1 + _common_prefix(_flat(base_genotype_), _flat(genotype))  # features[0] is the stem
+                features = _taps_of(network, prefix.bn_inputs[start], prefix.eval_inputs[start], start=start)
+                compared = [{name: tap for name, tap in ref.items() if name in f} for ref, f in zip(reference, features)]
+            else:
+                features, compared = _taps_of(network, bn_batches, eval_batches, start=0), reference
+            row[op.name] = math.fsum(tap_distortion(f, r) for f, r in zip(features, compared)) / len(compared)
             done += 1
             if progress is not None:
                 progress(done, total)
@@ -136,16 +148,66 @@ def remap_aware_scores(
     return table
 
 
+def _flat(genotype) -> list[tuple[int, str]]:
+    return [(s, op.name) for s, stage in enumerate(genotype.stages) for op in stage.ops if not op.is_skip]
+
+
+def _common_prefix(a: list, b: list) -> int:
+    length = 0
+    while length < min(len(a), len(b)) and a[length] == b[length]:
+        length += 1
+    return length
+
+
+def _taps_of(network: nn.Module, bn_batches: list[torch.Tensor], eval_batches: list[torch.Tensor], *, start: int) -> list[dict[str, torch.Tensor]]:
+    """``network``'s BatchNorm statistics re-estimated on ``bn_batches``, then its taps on ``eval_batches`` (both the
+    inputs of ``features[start]`` when ``start > 0``)."""
+    taps = _Taps(network, start)
+    reestimate_batchnorm(taps, bn_batches)
+    network.eval()
+    return [taps(batch) for batch in eval_batches]
+
+
+@dataclass
+class _PrefixInputs:
+    """The base network's input of every ``features`` layer, per batch, under BatchNorm re-estimation and in eval mode
+    (after it), and its taps: what a one-change network starts from at its first changed layer."""
+
+    bn_inputs: list[list[torch.Tensor]]
+    eval_inputs: list[list[torch.Tensor]]
+    reference: list[dict[str, torch.Tensor]]
+
+    @classmethod
+    def of(cls, network: nn.Module, bn_batches: list[torch.Tensor], eval_batches: list[torch.Tensor]) -> _PrefixInputs | None:
+        features = getattr(network, "features", None)
+        if not isinstance(features, nn.Sequential) or "start" not in inspect.signature(network.forward_taps).parameters:
+            return None
+        seen: list[list[torch.Tensor]] = [[] for _ in features]
+        hooks = [layer.register_forward_pre_hook(lambda _, args, i=i: seen[i].append(args[0])) for i, layer in enumerate(features)]
+        try:
+            reestimate_batchnorm(_Taps(network, 0), bn_batches)
+            bn_inputs = [list(inputs) for inputs in seen]
+            for inputs in seen:
+                inputs.clear()
+            network.eval()
+            reference = [network.forward_taps(batch) for batch in eval_batches]
+            eval_inputs = [list(inputs) for inputs in seen]
+        finally:
+            for hook in hooks:
+                hook.remove()
+        return cls(bn_inputs, eval_inputs, reference)
+
+
 def _normalise(images: torch.Tensor) -> torch.Tensor:
     return (images - IMAGE_MEAN) / IMAGE_STD
 
 
 class _Taps(nn.Module):
-    """A network whose forward is its detector taps (what BatchNorm re-estimation runs)."""
+    """A network whose forward is its detector taps from ``features[start]`` on (what BatchNorm re-estimation runs)."""
 
-    def __init__(self, network: nn.Module) -> None:
+    def __init__(self, network: nn.Module, start: int) -> None:
         super().__init__()
-        self.network = network
+        self.network, self.start = network, start
 
     def forward(self, x: torch.Tensor):
-        return self.network.forward_taps(x)
+        return self.network.forward_taps(x, start=self.start) if self.start else self.network.forward_taps(x)
