@@ -23,6 +23,7 @@ pretraining), sets up ``torchrun``'s process group when there is one and tears i
 
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -37,7 +38,7 @@ from netadapt.detectors.model import DetectorSpec, init_backbone, load_detector,
 from netadapt.engine import distributed
 from netadapt.engine.config import SearchConfig, TrainConfig, load_run_config
 from netadapt.engine.evaluate import evaluate_detector
-from netadapt.engine.files import check_output_dir
+from netadapt.engine.files import check_outputs, output_folder
 from netadapt.engine.rundir import check_resumable, run_directory
 from netadapt.engine.train import TrainResult, train_detector
 from netadapt.errors import ConfigError, DataError, NetadaptWarning
@@ -212,20 +213,21 @@ def evaluate(
     splits = data.splits()
     if split not in splits:
         raise DataError(f"dataset has no split {split!r}; it has: {', '.join(splits)}")
-    if out_dir is not None:
-        check_output_dir(out_dir)  # before the evaluation, not after it
+    if out_dir is not None:  # before the evaluation, not after it
+        check_outputs([Path(out_dir) / "detections.json", Path(out_dir) / "metrics.json"], inputs=[checkpoint])
     context = distributed.setup(device)
     try:
-        model, spec = load_detector(checkpoint)
-        dataset = splits[split].open(train=False, input_size=spec.input_size)
-        if dataset.class_names != spec.class_names:
-            raise DataError(
-                f"{splits[split].annotations}: classes {dataset.class_names[1:]} differ from those the detector in {checkpoint} "
-                f"was trained on ({spec.class_names[1:]})"
-            )
-        model.to(context.device)
-        metrics = evaluate_detector(model, dataset, out_dir=out_dir, batch_size=batch_size, workers=workers, context=context)
-        return metrics, spec
+        with output_folder(out_dir) if out_dir is not None else contextlib.nullcontext():  # a refused run leaves no empty folder
+            model, spec = load_detector(checkpoint)
+            dataset = splits[split].open(train=False, input_size=spec.input_size)
+            if dataset.class_names != spec.class_names:
+                raise DataError(
+                    f"{splits[split].annotations}: classes {dataset.class_names[1:]} differ from those the detector in {checkpoint} "
+                    f"was trained on ({spec.class_names[1:]})"
+                )
+            model.to(context.device)
+            metrics = evaluate_detector(model, dataset, out_dir=out_dir, batch_size=batch_size, workers=workers, context=context)
+            return metrics, spec
     finally:
         distributed.teardown()
 

@@ -177,7 +177,7 @@ def pretrain_base_classifier(
         train_accuracy = _train(network, train_images, train_labels, val_images, val_labels, settings, progress=progress)
         _reestimate_batchnorm(network, train_images, batch_size=settings.batch_size, seed=settings.seed)
     val_accuracy = _accuracy(network, val_images, val_labels, batch_size=settings.batch_size)
-    save_torch_atomic({key: value.detach().cpu() for key, value in network.state_dict().items()}, out)
+    save_torch_atomic({key: value.detach().cpu() for key, value in network.state_dict().items()}, out, listed=False)
     return PretrainResult(Path(out), train_accuracy, val_accuracy, time.perf_counter() - started, settings)
 
 
@@ -213,7 +213,7 @@ def pretrained_demo_base(
         )
     result = pretrain_base_classifier(base_name, out=path, progress=progress, **asdict(settings))
     record = {"base": base_name, "generator_version": GENERATOR_VERSION, "recipe_version": RECIPE_VERSION}
-    write_json_atomic(path.with_suffix(".json"), {**record, **result.to_dict()})
+    write_json_atomic(path.with_suffix(".json"), {**record, **result.to_dict()}, listed=False)
     return path
 
 

@@ -25,7 +25,7 @@ def show_command(
     if input_size is not None:
         check_input_size(input_size, "--input-size")
     if png is not None:
-        check_output_file(png)
+        check_output_file(png, inputs=[genotype_file])
     breakdown = genotype_cost(genotype, input_size=input_size)
     table = Table(title=f"{genotype_file} ({genotype.base}, width ×{genotype.width_mult:g})")
     for column in ("stage", "layer", "op", "channels", "stride"):

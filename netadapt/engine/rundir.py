@@ -8,8 +8,14 @@
 - an advisory lock, ``.netadapt.lock`` holding the owner's pid (``fcntl.flock``, which the kernel
   releases when the owner dies), keeps a second run out while the first writes; a lock file left
   by a dead process is taken over with a warning;
-- temporary files that an atomic write of a killed run left (``.last.pth.*.tmp``) are removed:
-  under the lock no other process can be writing them.
+- the directory is netadapt's: an existing folder holding files that its manifest
+  (``.netadapt-manifest``, :mod:`netadapt.engine.files`) does not list is refused, so a run never
+  replaces a user's ``genotype.yaml`` or ``log.jsonl``; the claim marks the folder a run directory;
+- temporary files that an atomic write of a killed run left (``.last.pth.*.tmp``) are removed, and
+  only those of files the manifest lists (a user's own ``.*.tmp`` is never touched): under the lock
+  no other process can be writing them.
+
+Run directories only ever delete what netadapt's own manifest lists.
 """
 
 from __future__ import annotations
@@ -21,8 +27,10 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
-from netadapt.engine.files import TEMPORARY_GLOB, check_output_dir
-from netadapt.errors import NetadaptWarning, RunError
+from netadapt.engine.files import (
+    MANIFEST_NAME, RUN_MARK, check_output_dir, output_error, record_output, remove_if_unused, temporaries, written_by_netadapt,
+)
+from netadapt.errors import NetadaptWarning, OutputError, RunError
 
 LOCK_NAME = ".netadapt.lock"
 STATE_NAME = "last.pth"
@@ -39,6 +47,7 @@ def run_directory(out_dir: str | Path, *, resume: bool, force: bool = False, ena
     """Claim ``out_dir`` for one run (see the module docstring); ``enabled=False`` (ranks other than 0) only checks."""
     out_dir = Path(out_dir)
     state = out_dir / STATE_NAME
+    check_foreign_files(out_dir)
     if state.is_file() and not resume and not force:
         raise RunError(
             f"{out_dir} holds a run that can be resumed ({STATE_NAME}): continue it with --resume, "
@@ -49,9 +58,17 @@ def run_directory(out_dir: str | Path, *, resume: bool, force: bool = False, ena
         return
     created = not out_dir.exists()
     check_output_dir(out_dir)
-    handle = _lock(out_dir / LOCK_NAME)
     try:
-        for stale in out_dir.glob(TEMPORARY_GLOB):
+        handle = _lock(out_dir / LOCK_NAME)
+    except OSError as error:  # a full disk or a read-only folder: nothing of ours is left behind
+        _remove_empty(out_dir, created)
+        raise output_error(out_dir / LOCK_NAME, error) from None
+    try:
+        try:
+            record_output(out_dir, entry=RUN_MARK)
+        except OSError as error:
+            raise output_error(out_dir / MANIFEST_NAME, error) from None
+        for stale in temporaries(out_dir):
             stale.unlink(missing_ok=True)
         if force and not resume:
             state.unlink(missing_ok=True)
@@ -59,9 +76,27 @@ def run_directory(out_dir: str | Path, *, resume: bool, force: bool = False, ena
     finally:
         (out_dir / LOCK_NAME).unlink(missing_ok=True)
         os.close(handle)
-        if created:  # a run that failed before writing anything leaves no run directory
-            with contextlib.suppress(OSError):
-                out_dir.rmdir()
+        _remove_empty(out_dir, created)
+
+
+def check_foreign_files(out_dir: Path) -> None:
+    """Refuse a run directory holding files netadapt did not write (not in its manifest): the run would replace them."""
+    if not out_dir.is_dir():
+        return
+    ours = written_by_netadapt(out_dir) | {LOCK_NAME, MANIFEST_NAME} | {stale.name for stale in temporaries(out_dir)}
+    foreign = sorted(entry.name for entry in out_dir.iterdir() if entry.name not in ours and not entry.is_dir())
+    if foreign:
+        shown = ", ".join(repr(name) for name in foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise OutputError(
+            f"{out_dir}: holds files netadapt did not write ({shown}; not in its {MANIFEST_NAME}); "
+            "a run there could replace or delete them: choose an empty or new --out"
+        )
+
+
+def _remove_empty(out_dir: Path, created: bool) -> None:
+    """A run that failed before writing anything leaves no run directory (nor its manifest)."""
+    if created:
+        remove_if_unused(out_dir, also=(LOCK_NAME,))
 
 
 def _lock(path: Path) -> int:
@@ -85,6 +120,11 @@ def _lock(path: Path) -> int:
         warnings.warn(
             f"{path.parent}: taking over the lock of process {previous}, which ended without releasing it", NetadaptWarning, stacklevel=3
         )
-    os.ftruncate(handle, 0)
-    os.pwrite(handle, f"{os.getpid()}\n".encode(), 0)
+    try:
+        os.ftruncate(handle, 0)
+        os.pwrite(handle, f"{os.getpid()}\n".encode(), 0)
+    except OSError:  # a full disk: give the lock back rather than leave a folder holding only it
+        path.unlink(missing_ok=True)
+        os.close(handle)
+        raise
     return handle
