@@ -51,7 +51,7 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 
     from netadapt.cli.main import app
 
-    result = CliRunner().invoke(app, list(args))
+    result = CliRunner().invoke(app, list(args), env={"COLUMNS": "300"})
     return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
 
 
@@ -254,3 +254,188 @@ def test_data_demo_on_a_full_disk_is_one_line(tmp_path: Path) -> None:
         one_error_line(netadapt("data", "demo", "--out", str(disk / "demo"), "--train", "60", "--val", "1"),
                        "demo: cannot write: No space left on device")
         assert os.listdir(disk) == []
+
+
+# Item 15: YAML aliases to collections (billion laughs, `notes: *big`) are refused before anything is built.
+BILLION_LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
+
+
+@pytest.mark.parametrize("text", [
+    BILLION_LAUGHS + "stages: []\n",
+    "base: mobilenetv2\nbig: &i {k: [1, 2, 3]}\nnotes: *i\nstages: []\n",
+    "".join(f"s{i}: &s{i} x\n" for i in range(101)) + "".join(f"t{i}: *s{i}\n" for i in range(101)),
+], ids=["billion-laughs", "notes-alias", "many-aliases"])
+def test_yaml_aliases_are_bounded_everywhere(text: str, tmp_path: Path) -> None:
+    from netadapt.engine.config import read_config_file
+    from netadapt.errors import ConfigError, GenotypeError
+    from netadapt.genotype import load_genotype
+
+    path = tmp_path / "hostile.yaml"
+    path.write_text(text)
+    expected = "more than 100 aliases" if "t100" in text else "refuses aliases to collections"
+    with pytest.raises(GenotypeError, match=expected):
+        load_genotype(path)
+    with pytest.raises(ConfigError, match="malformed YAML"):
+        read_config_file(path)
+    one_error_line(cli("show", str(path)), str(path), expected)
+
+
+def test_scalar_aliases_stay_allowed() -> None:
+    from netadapt.yamlio import safe_load
+
+    assert safe_load("a: &x 3\nb: *x\n") == {"a": 3, "b": 3}
+
+
+# Item 13 and 10: COCO fields of the wrong type or out of range are one line when the file is read.
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("area", "big", "'area' must be a finite number >= 0, got 'big'"),
+    ("area", None, "'area' must be a finite number >= 0, got None"),
+    ("area", float("nan"), "'area' must be a finite number >= 0, got nan"),
+    ("area", -4.0, "'area' must be a finite number >= 0, got -4.0"),
+    ("bbox", [1, 1, 10**400, 4], "'bbox' must be four finite numbers"),
+])
+def test_coco_fields_are_checked_when_read(field: str, value: object, message: str, tmp_path: Path) -> None:
+    import json
+
+    from netadapt.data.coco import load_coco
+    from netadapt.errors import DataError
+
+    annotation = {"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 4, 4], "iscrowd": 0, field: value}
+    path = tmp_path / "train.json"
+    path.write_text(json.dumps({"images": [{"id": 1, "file_name": "a.jpg", "width": 8, "height": 8}],
+                                "annotations": [annotation], "categories": [{"id": 1, "name": "a"}]}))
+    with pytest.raises(DataError, match="annotation id 1 .*" + message.replace("(", r"\(").replace("[", r"\[")) as raised:
+        load_coco(path)
+    assert len(str(raised.value).splitlines()) == 1 and len(str(raised.value)) < 300
+
+
+# Item 9 and 10: evaluation that would report a number that means nothing is refused.
+def test_evaluation_refuses_splits_without_images_or_boxes_and_unknown_categories(tmp_path: Path) -> None:
+    import json
+
+    from netadapt.engine.evaluate import evaluate_coco
+    from netadapt.errors import DataError
+
+    image = {"id": 1, "file_name": "a.jpg", "width": 8, "height": 8}
+    box = {"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 4, 4]}
+    detection = {"image_id": 1, "category_id": 1, "bbox": [1, 1, 4, 4], "score": 0.9}
+    cases = [([], [], "has no images"), ([image], [], "has no annotated boxes"), ([image], [{**box, "iscrowd": 1}], "has no annotated boxes")]
+    for images, annotations, message in cases:
+        path = tmp_path / "gt.json"
+        path.write_text(json.dumps({"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "a"}]}))
+        with pytest.raises(DataError, match=f"gt.json: {message}"):
+            evaluate_coco(path, [detection])
+    path.write_text(json.dumps({"images": [image], "annotations": [box], "categories": [{"id": 1, "name": "a"}]}))
+    assert evaluate_coco(path, [detection])["AP"] == pytest.approx(1.0)
+    with pytest.raises(DataError, match=r"result #0 names category id 7, which the ground truth lacks \(it has 1\)"):
+        evaluate_coco(path, [{**detection, "category_id": 7}])
+
+
+# Item 8: 16-bit and float grey images keep their contrast.
+@pytest.mark.parametrize("mode", ["I;16", "I", "F"])
+def test_high_depth_grey_images_are_scaled_not_clipped(mode: str, tmp_path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from netadapt.data.images import read_rgb
+
+    ramp = np.linspace(0.0, 1.0, 64).reshape(8, 8)
+    if mode == "F":
+        picture, suffix = Image.fromarray(ramp.astype(np.float32), mode="F"), ".tiff"
+    else:
+        picture, suffix = Image.fromarray((ramp * 65535).astype(np.uint16)), ".png"  # 16-bit PNG
+    path = tmp_path / f"grey{suffix}"
+    picture.save(path)
+    pixels = read_rgb(path)
+    assert pixels.shape == (3, 8, 8) and int(pixels.min()) == 0 and int(pixels.max()) == 255
+    assert abs(int(pixels[0, 4, 0]) - round(255 * ramp[4, 0])) <= 1  # the ramp, not all white or all black
+
+
+# Item 16: a detector checkpoint with a valid spec but no weights is one line.
+def test_a_detector_checkpoint_without_weights_is_one_line(tmp_path: Path) -> None:
+    from netadapt.detectors.model import DETECTOR_FORMAT, DetectorSpec, load_detector
+    from netadapt.errors import WeightsError
+    from netadapt.genotype import genotype_from_data
+
+    spec = DetectorSpec("ssdlite", "mobilenetv2", genotype_from_data(STAGES), ["background", "a"], 64, {})
+    path = tmp_path / "model.pth"
+    torch.save({"format": DETECTOR_FORMAT, "spec": spec.to_dict()}, path)
+    with pytest.raises(WeightsError, match="model.pth: a detector checkpoint without weights"):
+        load_detector(path)
+    for command in (["predict", str(tmp_path / "model.pth"), "--checkpoint", str(path)], ["export", str(path), "--format", "torchscript"]):
+        if command[0] == "predict":
+            from PIL import Image
+
+            Image.new("RGB", (8, 8)).save(tmp_path / "x.png")
+            command = ["predict", str(tmp_path / "x.png"), "--checkpoint", str(path), "--out", str(tmp_path / "P")]
+        one_error_line(cli(*command), "a detector checkpoint without weights")
+    assert not (tmp_path / "P").exists()
+
+
+# Item 17: a failing plugin names itself and is disabled with a warning; other commands go on.
+@contextlib.contextmanager
+def registered(plugin: object, name: str):
+    from netadapt import plugins
+
+    manager = plugins.get_plugin_manager()
+    manager.register(plugin, name=name)
+    try:
+        yield
+    finally:
+        if manager.get_plugin(name) is not None:
+            manager.unregister(name=name)
+        plugins._State.disabled.pop(name, None)
+
+
+def test_a_register_hook_that_raises_disables_its_plugin_with_a_warning() -> None:
+    from netadapt import plugins
+    from netadapt.errors import NetadaptWarning
+    from netadapt.hookspecs import hookimpl
+
+    class Broken:
+        @staticmethod
+        @hookimpl
+        def register_bases(register) -> None:
+            register("half", object())
+            raise RuntimeError("cannot import my weights\nsecond line")
+
+    with registered(Broken, "broken-plugin"):
+        with pytest.warns(NetadaptWarning, match=r"plugin 'broken-plugin' is disabled: its register_bases hook raised RuntimeError: cannot import my weights \("):
+            names = plugins.bases().names()
+        assert "mobilenetv2" in names and "half" not in names
+        infos = {info.name: info for info in plugins.plugin_infos()}
+        assert infos["broken-plugin"].notes[0].startswith("DISABLED: its register_bases hook raised RuntimeError")
+        result = cli("plugins")
+        assert result.returncode == 0 and "broken-plugin" in result.stdout and "DISABLED" in result.stdout, result.stdout
+
+
+def test_an_unhashable_key_and_a_bad_build_name_the_plugin(genotype_file: Path) -> None:
+    from types import SimpleNamespace
+
+    from netadapt import plugins
+    from netadapt.errors import PluginError
+    from netadapt.hookspecs import hookimpl
+    from netadapt.remap.base import remap_base
+
+    class Unhashable:
+        @staticmethod
+        @hookimpl
+        def register_cost_models(register) -> None:
+            register(["a", "list"], SimpleNamespace(name="x", unit="u", measure=lambda *args: None))
+
+    with registered(Unhashable, "list-plugin"):
+        with pytest.raises(PluginError, match="plugin 'list-plugin': registers a cost model under an unhashable list"):
+            plugins.cost_models()
+        assert cli("plugins").returncode == 0
+
+    mobilenet = plugins.bases().get("mobilenetv2")
+    for name, build, message in [("none-base", lambda genotype, **options: None, "returned NoneType, not a torch.nn.Module"),
+                                 ("raising-base", lambda genotype, **options: 1 / 0, "failed: ZeroDivisionError: division by zero")]:
+        base = SimpleNamespace(name=name, classifier_key="classifier.1.weight", base_genotype=mobilenet.base_genotype,
+                               build=build, imagenet_state_dict=dict)
+        plugin = type("Plugin", (), {"register_bases": staticmethod(hookimpl(lambda register, _base=base: register(_base.name, _base)))})
+        with registered(plugin, name):
+            from netadapt.genotype import load_genotype
+
+            with pytest.raises(PluginError, match=f"plugin {name!r}: base network {name!r}: build\\(\\) {message}"):
+                remap_base(load_genotype(genotype_file), base_name=name, weights=None)

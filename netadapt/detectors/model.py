@@ -9,6 +9,7 @@ A detector checkpoint (``netadapt train`` writes ``model.pth``) is a plain dict,
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,9 +110,12 @@ def load_detector(path: str | Path) -> tuple[nn.Module, DetectorSpec]:
     data = load_torch_file(path, what="detector checkpoint")
     if not isinstance(data, dict) or "spec" not in data or data.get("format") not in (DETECTOR_FORMAT, "netadapt-train"):
         raise WeightsError(f"{path}: not a netadapt detector checkpoint (write one with `netadapt train`)")
+    state = data["state_dict"] if "state_dict" in data else data.get("model")
+    if not isinstance(state, Mapping):  # checked before the detector is built
+        raise WeightsError(f"{path}: a detector checkpoint without weights (no 'state_dict' or 'model' mapping of tensors)")
     spec = DetectorSpec.from_dict(data["spec"], source=str(path))
     model = build_detector(spec)
-    load_state_dict_strict(model, data["state_dict"] if "state_dict" in data else data["model"], source=str(path))
+    load_state_dict_strict(model, state, source=str(path))
     return model, spec
 
 

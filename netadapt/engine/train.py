@@ -28,7 +28,7 @@ from netadapt.detectors.model import DetectorSpec, build_detector, detector_chec
 from netadapt.engine import distributed
 from netadapt.engine.batchnorm import STALE_WINDOW_SHARE, reestimate_batchnorm, stale_batchnorm
 from netadapt.engine.config import TrainConfig
-from netadapt.engine.evaluate import evaluate_detector
+from netadapt.engine.evaluate import check_evaluable, evaluate_detector
 from netadapt.engine.files import load_resume_state, save_torch_atomic
 from netadapt.engine.precision import Precision
 from netadapt.engine.resume import check_finite_loss, check_same_classes, check_same_config
@@ -79,6 +79,8 @@ def train_detector(
     """
     context = context or distributed.Context()
     out_dir = Path(out_dir)
+    if val_set is not None:  # an empty or box-less val split is refused before training, not reported as mAP 0 or -100
+        check_evaluable(val_set.coco, str(val_set.annotation_file))
     with run_directory(out_dir, resume=resume, force=force, enabled=context.is_main):
         return _train(
             spec, config, train_set=train_set, val_set=val_set, out_dir=out_dir, init=init, resume=resume,
