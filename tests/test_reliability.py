@@ -298,6 +298,7 @@ def test_a_torn_last_log_line_is_dropped_on_resume(finished_run: Path, data: Pat
     assert result.returncode == 0, result.stderr
     assert "warning: " in result.stderr and "torn" in result.stderr
     assert all(json.loads(line) for line in (run / "log.jsonl").read_text().splitlines())
+    assert "final loss " in result.stdout and "final loss nan" not in result.stdout, result.stdout  # issue 24, item 10
 
     (tmp_path / "mid").mkdir()
     (tmp_path / "mid" / "log.jsonl").write_text('{"iteration": 1}\nnot json\n{"iteration": 2}\n')

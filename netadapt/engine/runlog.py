@@ -75,6 +75,16 @@ class RunLog:
                 if isinstance(value, float):
                     self.writer.add_scalar(f"{group}/{name}", value, record["iteration"])
 
+    def last(self, key: str) -> Any:
+        """The last value of ``key`` in the log (a resumed run's earlier records included), or None."""
+        if not self.enabled or not self.path.is_file():
+            return None
+        for line in reversed(_records(self.path)):
+            record = json.loads(line)
+            if key in record:
+                return record[key]
+        return None
+
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()

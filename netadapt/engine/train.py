@@ -12,6 +12,7 @@ CPU ends with the same weights as an uninterrupted one, bit for bit.
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -143,6 +144,8 @@ def _train(spec: DetectorSpec, config: TrainConfig, *, train_set, val_set, out_d
     started = time.perf_counter()
     ended = loop.run(step, start=iteration, stop_after=stop_after)
     iteration, loss_value = ended.iteration, ended.loss
+    if math.isnan(loss_value) and state is not None:  # resumed after its last iteration: the loss it ended with, not NaN
+        loss_value = float(log.last("loss") or math.nan)
     seconds = time.perf_counter() - started
     metrics = None
     if iteration == total_iterations:

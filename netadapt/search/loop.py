@@ -158,9 +158,13 @@ def run_search(
         "alpha_image_ids": [dataset.image_ids[i] for i in alpha_half],
     }
 
+    split_written = False  # this run's split, written with its first checkpoint; never an earlier run's (--force, other seed)
+
     def save(done: int) -> None:
-        if not (out_dir / "split.json").is_file():
+        nonlocal split_written
+        if not split_written:
             write_json_atomic(out_dir / "split.json", split)
+            split_written = True
         save_torch_atomic(
             {"format": SEARCH_FORMAT, "config": asdict(config)} | step.state_dict() | {"iteration": done, "cost_table": table.__dict__},
             state_path,
