@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 from netadapt import plugins
 from netadapt.cache import cache_root
 from netadapt.data.sources import DataSplit
-from netadapt.detectors.model import DetectorSpec, init_backbone, load_detector, options_from_config
+from netadapt.detectors.model import DetectorSpec, check_training_memory, init_backbone, load_detector, options_from_config
 from netadapt.engine import distributed
 from netadapt.engine.config import SearchConfig, TrainConfig, load_run_config
 from netadapt.engine.evaluate import evaluate_detector
@@ -137,6 +137,7 @@ def train(
     else:
         base = genotype.base if genotype is not None else base
         genotype = genotype or plugins.bases().get(base).base_genotype()
+        check_training_memory(genotype, config, section="train")  # before the demo base's pretraining
         source = base_weights(weights, base=base, data=data, progress=progress, announce=announce)
     splits = data.splits()
     out_dir = Path(out_dir)

@@ -439,3 +439,48 @@ def test_an_unhashable_key_and_a_bad_build_name_the_plugin(genotype_file: Path) 
 
             with pytest.raises(PluginError, match=f"plugin {name!r}: base network {name!r}: build\\(\\) {message}"):
                 remap_base(load_genotype(genotype_file), base_name=name, weights=None)
+
+
+# Item 14: sizes are refused by what they would allocate, before anything is built, with the number in the message.
+def test_sizes_are_refused_by_what_they_would_allocate(genotype_file: Path, tmp_path: Path) -> None:
+    from netadapt.cost.breakdown import genotype_cost
+    from netadapt.cost.footprint import genotype_footprint, machine_memory
+    from netadapt.errors import ConfigError
+    from netadapt.genotype import load_genotype
+
+    genotype = load_genotype(genotype_file)
+    small = genotype_footprint(genotype, input_size=320)
+    assert 1e6 < small.parameters < 1e7 and small.bytes(batch=16, training=True) < 2**30  # a real run fits
+    with pytest.raises(ConfigError, match=r"tiny.yaml: its network of 1000 classes at input 100000×100000 .* would allocate about [\d,.]+ [GT]iB"):
+        genotype_cost(genotype, input_size=100000, where=str(genotype_file))
+    huge = tmp_path / "huge.yaml"  # every value within the genotype's bounds, terabytes of weights
+    huge.write_text(yaml.safe_dump({"base": "mobilenetv2", "input_size": 64, "stages": [
+        [[32, 8192], ["k15_e16"] * 64, 2], *[[[8192, 8192], ["k15_e16"] * 64, 1] for _ in range(6)]]}))
+    assert genotype_footprint(load_genotype(huge), input_size=64).bytes() > machine_memory()
+    one_error_line(cli("show", str(huge)), "huge.yaml: its network", "TiB", "more than this machine's")
+    one_error_line(cli("cost", str(genotype_file), "--detector", "ssdlite", "--num-classes", "10000000"),
+                   "tiny.yaml: a detector of 10000000 classes", "would allocate about")
+    one_error_line(cli("data", "demo", "--out", str(tmp_path / "demo"), "--image-size", "100000"),
+                   "--image-size 100000: rendering one demo image would allocate about")
+    assert not (tmp_path / "demo").exists()
+
+
+def test_a_checkpoint_spec_that_would_not_fit_is_refused_before_building(tmp_path: Path) -> None:
+    from netadapt.detectors.model import DETECTOR_FORMAT, DetectorSpec, load_detector
+    from netadapt.errors import ConfigError
+    from netadapt.genotype import genotype_from_data
+
+    spec = DetectorSpec("ssdlite", "mobilenetv2", genotype_from_data(STAGES), ["background", "a"], 64, {}).to_dict()
+    path = tmp_path / "model.pth"
+    torch.save({"format": DETECTOR_FORMAT, "spec": spec | {"input_size": 200000}, "state_dict": {}}, path)
+    with pytest.raises(ConfigError, match=r"model.pth: its spec: a detector of 2 classes at input 200000×200000 .* would allocate about"):
+        load_detector(path)
+
+
+def test_a_training_input_size_that_would_not_fit_is_refused_before_anything_runs(genotype_file: Path, tmp_path: Path) -> None:
+    data = generate_demo_dataset(tmp_path / "data", num_train=1, num_val=1, image_size=64)
+    one_error_line(cli("train", str(genotype_file), "--data", str(data), "--weights", "none", "--set", "train.input_size=100000",
+                       "--out", str(tmp_path / "run")), "train.input_size=100000, train.batch_size=", "would allocate about")
+    one_error_line(cli("search", "--data", str(data), "--weights", "none", "--set", "search.input_size=100000", "--out", str(tmp_path / "s")),
+                   "search.input_size=100000, search.batch_size=", "would allocate about")
+    assert not (tmp_path / "run").exists() and not (tmp_path / "s").exists()

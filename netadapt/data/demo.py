@@ -55,6 +55,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from netadapt.cache import cache_root  # re-exported: plugins import it from here
+from netadapt.cost.footprint import check_memory
 from netadapt.engine.files import output_error
 from netadapt.errors import DataError
 
@@ -350,6 +351,7 @@ def _write_dataset(
 
 
 DEMO_MARKER = "NETADAPT_DEMO"
+_RENDER_BYTES_PER_PIXEL = 96  # peak of _render_scene's float arrays (tracemalloc, 512×512: 90 bytes a pixel)
 STAGING_LOCK = ".netadapt-staging"  # held (flock) by the process writing a staging folder; the kernel drops it when that dies
 
 
@@ -426,6 +428,7 @@ def generate_demo_dataset(
             "need seed >= 0, num_train >= 1, num_val >= 1 and image_size >= 64, got "
             f"seed={seed}, num_train={num_train}, num_val={num_val}, image_size={image_size}"
         )
+    check_memory(image_size * image_size * _RENDER_BYTES_PER_PIXEL, what=f"--image-size {image_size}: rendering one demo image")
     if _is_non_empty(out_dir):
         if not overwrite:
             raise DataError(f"{out_dir}: exists and is not empty (--overwrite replaces a netadapt demo dataset)")

@@ -43,7 +43,7 @@ from netadapt.contracts import optional
 from netadapt.cost import cost_model_for, format_cost, parse_target
 from netadapt.data.coco import collate_detection
 from netadapt.data.sources import DataSplit
-from netadapt.detectors.model import build_detector_on, options_from_config
+from netadapt.detectors.model import build_detector_on, check_training_memory, options_from_config
 from netadapt.engine import distributed
 from netadapt.engine.config import SearchConfig
 from netadapt.engine.files import load_resume_state, save_torch_atomic, write_json_atomic, write_text_atomic
@@ -331,9 +331,10 @@ class SearchStep:
 
 
 def preflight_search(base_name: str, config: SearchConfig, *, cache_dir: Path | None = None) -> None:
-    """Refuse, before anything trains (the demo base's pretraining included), an infeasible ``search.target`` (the
-    cost table of the untrained super network, cached as the search's, against it) and a ``search.base_prior`` the
-    base's ops cannot take (:mod:`netadapt.search.prior`)."""
+    """Refuse, before anything trains (the demo base's pretraining included), an input size and batch that would not
+    fit in memory, an infeasible ``search.target`` (the cost table of the untrained super network, cached as the
+    search's, against it) and a ``search.base_prior`` the base's ops cannot take (:mod:`netadapt.search.prior`)."""
+    check_training_memory(plugins.bases().get(base_name).base_genotype(), config, section="search")  # the super network holds the base
     if config.target is None and not config.base_prior:
         return
     budget = search_budget(base_name, config, cache_dir=cache_dir)
