@@ -172,7 +172,7 @@ def test_commands_refuse_to_write_over_their_inputs(genotype_file: Path, tmp_pat
     Image.new("RGB", (8, 8), "red").save(pics / "photo.png")
     picture = (pics / "photo.png").read_bytes()
     (tmp_path / "m.pth").write_bytes(b"a trained checkpoint")
-    one_error_line(netadapt("predict", str(pics / "photo.png"), "--checkpoint", str(tmp_path / "m.pth"), "--out", str(pics)),
+    one_error_line(cli("predict", str(pics / "photo.png"), "--checkpoint", str(tmp_path / "m.pth"), "--out", str(pics)),
                    "photo.png", "is also an input")
     one_error_line(cli("export", str(tmp_path / "m.pth"), "--format", "torchscript", "--out", str(tmp_path / "m.pth")),
                    "m.pth", "is also an input")
@@ -484,3 +484,87 @@ def test_a_training_input_size_that_would_not_fit_is_refused_before_anything_run
     one_error_line(cli("search", "--data", str(data), "--weights", "none", "--set", "search.input_size=100000", "--out", str(tmp_path / "s")),
                    "search.input_size=100000, search.batch_size=", "would allocate about")
     assert not (tmp_path / "run").exists() and not (tmp_path / "s").exists()
+
+
+# Items 18 and 20: signals after the last iteration, SIGTERM to the process group, a worker killed by the OOM killer.
+def test_a_signal_after_the_last_iteration_is_one_line_that_says_so(tmp_path: Path) -> None:
+    from netadapt.engine.signals import after_last_iteration
+    from netadapt.errors import Interrupted
+
+    handler = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(Interrupted) as raised, after_last_iteration(tmp_path / "last.pth", doing="the final evaluation"):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler raises here, at once
+    assert raised.value.exit_code == 143
+    assert str(raised.value) == (f"SIGTERM: stopped after the last iteration, during the final evaluation; {tmp_path / 'last.pth'} "
+                                 "holds the last iteration: --resume does the final evaluation again")
+    assert signal.getsignal(signal.SIGTERM) is handler
+
+
+def test_a_dead_loader_worker_is_one_line_with_the_checkpoint_to_resume_from(tmp_path: Path) -> None:
+    from netadapt.engine.loop import Loop
+    from netadapt.errors import RunError
+
+    saved: list[int] = []
+
+    def batches(epoch: int, first: int):
+        for index in range(first, 2):
+            if epoch == 1 and index == 1:
+                raise RuntimeError("DataLoader worker (pid 4242) is killed by signal: Killed. ")
+            yield index
+
+    loop = Loop(total=6, iterations_per_epoch=2, batches=batches, progress=False, save=saved.append, checkpoint_every=2,
+                checkpoint_path=tmp_path / "last.pth")
+    with pytest.raises(RunError) as raised:
+        loop.run(lambda batch, at: {"loss": 1.0})
+    assert saved == [2] and str(raised.value).startswith(
+        "a data loader worker died during iteration 4 (DataLoader worker (pid 4242) is killed by signal: Killed; "
+        f"the out-of-memory killer sends SIGKILL): resume from {tmp_path / 'last.pth'} (iteration 2) with --resume")
+
+
+def _training(genotype_file: Path, data: Path, run: Path) -> subprocess.Popen:
+    """A long tiny training with two loader workers, in a process group of its own (as a job manager starts it)."""
+    return subprocess.Popen(
+        [NETADAPT, "train", str(genotype_file), "--data", str(data), "--weights", "none", "--batch-size", "2", "--epochs", "200",
+         "--set", "train.input_size=64", "--set", "train.workers=2", "--set", "train.log_every=1", "--set", "train.checkpoint_every=1",
+         "--quiet", "--out", str(run)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def _wait_for_iterations(run: Path, process: subprocess.Popen, count: int = 2) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        log = run / "log.jsonl"
+        if log.is_file() and len(log.read_text().splitlines()) >= count:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"no {count} iterations logged: {process.poll()}")
+
+
+@needs_script
+@pytest.mark.slow  # two tiny trainings with workers: about 20 s on 2 cores
+@pytest.mark.parametrize("fault", ["SIGTERM to the group", "SIGKILL to a worker"])
+def test_loader_workers_dying_or_the_group_terminated_end_in_one_line(fault: str, genotype_file: Path, tmp_path: Path) -> None:
+    data = generate_demo_dataset(tmp_path / "data", num_train=6, num_val=1, image_size=64)
+    run = tmp_path / "run"
+    process = _training(genotype_file, data, run)
+    try:
+        _wait_for_iterations(run, process)
+        if fault == "SIGTERM to the group":
+            os.killpg(process.pid, signal.SIGTERM)  # what timeout, scancel and job managers send
+        else:
+            workers = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+            assert workers, "no loader workers"
+            os.kill(int(workers[-1]), signal.SIGKILL)  # what the out-of-memory killer sends
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr[-3000:]
+    if fault == "SIGTERM to the group":
+        assert process.returncode == 143 and lines[0].startswith("error: SIGTERM: stopped at iteration "), stderr
+        assert f"checkpoint {run / 'last.pth'} written" in lines[0] and (run / "last.pth").is_file()
+    else:
+        assert process.returncode == 2 and "a data loader worker died during iteration" in lines[0], stderr
+        assert "killed by signal: Killed" in lines[0] and f"resume from {run / 'last.pth'} (iteration " in lines[0]

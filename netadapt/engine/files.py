@@ -143,6 +143,7 @@ def atomic_path(path: str | Path, *, listed: bool = True) -> Iterator[Path]:
     or an interruption raised by the caller's writing passes through unchanged. ``listed=False`` (the
     caches under ``NETADAPT_CACHE``, which are netadapt's alone) writes no manifest line.
     """
+    from netadapt.engine.signals import loader_worker_died
     from netadapt.errors import NetadaptError
 
     path = Path(path)
@@ -166,9 +167,9 @@ def atomic_path(path: str | Path, *, listed: bool = True) -> Iterator[Path]:
         _forget(path, made_manifest)
         if isinstance(error, OSError):
             raise output_error(path, error) from None
-        if isinstance(error, Exception) and not isinstance(error, NetadaptError):  # torch.save's RuntimeError on a full disk
-            raise output_error(path, error) from error
-        raise
+        if isinstance(error, Exception) and not isinstance(error, NetadaptError) and not loader_worker_died(error):
+            raise output_error(path, error) from error  # torch.save's RuntimeError on a full disk
+        raise  # an interruption, or a loader worker's death that torch's SIGCHLD handler raised here: not the write's
 
 
 def _forget(path: Path, made_manifest: bool) -> None:

@@ -36,7 +36,8 @@ from torch import nn
 from netadapt.engine import distributed
 from netadapt.engine.progress import TrainingProgress
 from netadapt.engine.runlog import RunLog
-from netadapt.engine.signals import interruptible
+from netadapt.engine.signals import interruptible, loader_worker_died
+from netadapt.errors import RunError
 
 
 @dataclass(frozen=True)
@@ -91,29 +92,44 @@ class Loop:
         enabled = self.progress and self.context.is_main
         with TrainingProgress(total=self.total, completed=iteration, enabled=enabled, description=self.description) as bar, \
                 interruptible() as interruption:
-            while iteration < end:
-                epoch, first = divmod(iteration, self.iterations_per_epoch)
-                for batch_in_epoch, batch in enumerate(self.batches(epoch, first), start=first):
-                    at = Position(iteration, epoch, batch_in_epoch)
-                    record = {"iteration": iteration + 1, "epoch": epoch + 1} | step(batch, at)
-                    record["loss"] = distributed.mean_across_ranks(record["loss"], self.context)
-                    iteration += 1
-                    bar.update(iteration, **(self.shown(record, at) | kept))
-                    if self.log is not None and ((self.log_every and iteration % self.log_every == 0) or iteration == end):
-                        self.log.write(record)
-                    if iteration % self.iterations_per_epoch == 0 and self.end_of_epoch is not None:
-                        kept |= self.end_of_epoch(epoch + 1) or {}
+            saved = start or None  # the iteration last.pth holds, when it holds one of this run
+            try:
+                while iteration < end:
+                    epoch, first = divmod(iteration, self.iterations_per_epoch)
+                    for batch_in_epoch, batch in enumerate(self.batches(epoch, first), start=first):
+                        at = Position(iteration, epoch, batch_in_epoch)
+                        record = {"iteration": iteration + 1, "epoch": epoch + 1} | step(batch, at)
+                        record["loss"] = distributed.mean_across_ranks(record["loss"], self.context)
+                        iteration += 1
                         bar.update(iteration, **(self.shown(record, at) | kept))
-                    if self.save is not None and (
-                        (self.checkpoint_every and iteration % self.checkpoint_every == 0) or iteration == end or interruption.requested
-                    ):
-                        if self.context.is_main:
-                            self.save(iteration)
-                        distributed.barrier(self.context)
-                    interruption.stop(iteration=iteration, checkpoint=self.checkpoint_path if self.save is not None else None)
-                    if iteration >= end:
-                        break
+                        if self.log is not None and ((self.log_every and iteration % self.log_every == 0) or iteration == end):
+                            self.log.write(record)
+                        if iteration % self.iterations_per_epoch == 0 and self.end_of_epoch is not None:
+                            kept |= self.end_of_epoch(epoch + 1) or {}
+                            bar.update(iteration, **(self.shown(record, at) | kept))
+                        if self.save is not None and (
+                            (self.checkpoint_every and iteration % self.checkpoint_every == 0) or iteration == end or interruption.requested
+                        ):
+                            if self.context.is_main:
+                                self.save(iteration)
+                            saved = iteration
+                            distributed.barrier(self.context)
+                        interruption.stop(iteration=iteration, checkpoint=self.checkpoint_path if self.save is not None else None)
+                        if iteration >= end:
+                            break
+            except RuntimeError as error:
+                if not loader_worker_died(error):
+                    raise
+                resume = f"resume from {self.checkpoint_path} (iteration {saved}) with --resume" if saved and self.checkpoint_path else "no checkpoint to resume from"
+                raise RunError(
+                    f"a data loader worker died during iteration {iteration + 1} ({_first_line(error)}; the out-of-memory killer "
+                    f"sends SIGKILL): {resume}; fewer loader workers ({self.description}.workers) or a smaller batch need less memory"
+                ) from None
         return LoopEnd(iteration, record)
+
+
+def _first_line(error: BaseException) -> str:
+    return next((line.strip().rstrip(".") for line in str(error).splitlines() if line.strip()), "")
 
 
 def make_optimizer(parameters, config) -> torch.optim.Optimizer:

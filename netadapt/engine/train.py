@@ -36,6 +36,7 @@ from netadapt.engine.resume import check_finite_loss, check_same_classes, check_
 from netadapt.engine.rundir import run_directory
 from netadapt.engine.loop import Loop, Position, make_optimizer, make_schedule, wrap_ddp
 from netadapt.engine.runlog import RunLog
+from netadapt.engine.signals import after_last_iteration
 from netadapt.engine.throughput import loader_options, prepare_device, to_memory_format
 from netadapt.errors import ConfigError
 from netadapt.engine.sampling import ResumableBatchSampler, SeededSamples
@@ -149,19 +150,20 @@ def _train(spec: DetectorSpec, config: TrainConfig, *, train_set, val_set, out_d
     seconds = time.perf_counter() - started
     metrics = None
     if iteration == total_iterations:
-        reestimated = _reestimate_batchnorm(unwrap(model), spec, config, train_set, total_iterations, context.device)
-        if reestimated:
-            log.write({"iteration": iteration, "bn_reestimated": reestimated})
-        if context.is_main:
-            save_detector(out_dir / "model.pth", spec, model)
-        if val_set is not None:
-            evaluation = Precision(config.eval_amp or config.amp, context.device)  # as trained, unless train.eval_amp says otherwise
-            with evaluation.autocast():
-                metrics = evaluate_detector(
-                    evaluation.prepare(unwrap(model)), val_set, out_dir=out_dir, batch_size=config.eval_batch_size,
-                    workers=loader_options(config, context.device)["num_workers"], context=context,
-                )
-            log.write({"iteration": iteration, "eval": metrics})
+        with after_last_iteration(checkpoint_path, doing="the final BatchNorm re-estimation and evaluation"):
+            reestimated = _reestimate_batchnorm(unwrap(model), spec, config, train_set, total_iterations, context.device)
+            if reestimated:
+                log.write({"iteration": iteration, "bn_reestimated": reestimated})
+            if context.is_main:
+                save_detector(out_dir / "model.pth", spec, model)
+            if val_set is not None:
+                evaluation = Precision(config.eval_amp or config.amp, context.device)  # as trained, unless train.eval_amp says otherwise
+                with evaluation.autocast():
+                    metrics = evaluate_detector(
+                        evaluation.prepare(unwrap(model)), val_set, out_dir=out_dir, batch_size=config.eval_batch_size,
+                        workers=loader_options(config, context.device)["num_workers"], context=context,
+                    )
+                log.write({"iteration": iteration, "eval": metrics})
     log.close()
     return TrainResult(out_dir, iteration, loss_value, seconds, metrics)
 

@@ -51,6 +51,7 @@ from netadapt.engine.precision import Precision
 from netadapt.engine.resume import check_finite_loss, check_same_config, check_same_shapes
 from netadapt.engine.sampling import ResumableBatchSampler, SeededSamples
 from netadapt.engine.runlog import RunLog
+from netadapt.engine.signals import after_last_iteration
 from netadapt.engine.throughput import loader_options, prepare_device, to_memory_format
 from netadapt.engine.loop import Loop, Position, make_optimizer, make_schedule, wrap_ddp
 from netadapt.engine.train import batch_to_device
@@ -182,19 +183,20 @@ def run_search(
     if iteration < total:
         log.close()
         return None
-    decision = decision_summary(arch, temperature=alpha_temperature(config, iteration=total - 1, total=total, iterations_per_epoch=step.iterations_per_epoch))
-    log.write({"iteration": iteration, **{f"alpha_{name}": value for name, value in decision.items()}})
-    if context.distributed:
-        _check_alpha_synchronised(arch, context)
-        log.write({"iteration": iteration, "world_size": context.world_size, "alpha_identical_across_ranks": True})
-    log.close()
-    best = choose_ops(arch, table, target)
-    genotype = derive_genotype(supernet.skeleton, supernet.layers, best, space_name=space.name)
-    genotype = Genotype(**{**genotype.__dict__, "input_size": config.input_size})
-    cost = derived_cost(genotype, table, best, space=space, cost_model=cost_model, device=context.device, measure=context.is_main)
-    if context.is_main:
-        _write_outputs(out_dir, genotype, cost, step, table, target, base_cost, space=space, base_name=base_name, detector_name=detector_name,
-                       class_names=list(dataset.class_names))
+    with after_last_iteration(state_path, doing="the search's derive and final writes (genotype.yaml, supernet.pth)"):
+        decision = decision_summary(arch, temperature=alpha_temperature(config, iteration=total - 1, total=total, iterations_per_epoch=step.iterations_per_epoch))
+        log.write({"iteration": iteration, **{f"alpha_{name}": value for name, value in decision.items()}})
+        if context.distributed:
+            _check_alpha_synchronised(arch, context)
+            log.write({"iteration": iteration, "world_size": context.world_size, "alpha_identical_across_ranks": True})
+        log.close()
+        best = choose_ops(arch, table, target)
+        genotype = derive_genotype(supernet.skeleton, supernet.layers, best, space_name=space.name)
+        genotype = Genotype(**{**genotype.__dict__, "input_size": config.input_size})
+        cost = derived_cost(genotype, table, best, space=space, cost_model=cost_model, device=context.device, measure=context.is_main)
+        if context.is_main:
+            _write_outputs(out_dir, genotype, cost, step, table, target, base_cost, space=space, base_name=base_name, detector_name=detector_name,
+                           class_names=list(dataset.class_names))
     return SearchResult(out_dir, genotype, iteration, time.perf_counter() - started, cost_now, cost, target, decision)
 
 
