@@ -568,3 +568,41 @@ def test_loader_workers_dying_or_the_group_terminated_end_in_one_line(fault: str
     else:
         assert process.returncode == 2 and "a data loader worker died during iteration" in lines[0], stderr
         assert "killed by signal: Killed" in lines[0] and f"resume from {run / 'last.pth'} (iteration " in lines[0]
+
+
+# Item 19: one line means one line; advice names options the command has; a refused eval leaves no folder.
+def test_control_characters_in_paths_cannot_split_or_colour_the_error_line(tmp_path: Path) -> None:
+    hostile = tmp_path / "bad\nline\x1b[31mred.yaml"
+    hostile.write_text("stages: [\n")
+    line = one_error_line(cli("show", str(hostile)), "bad\\nline\\x1b[31mred.yaml", "malformed YAML")
+    assert "\x1b" not in line
+
+
+def test_library_warnings_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from netadapt.cli.main import _show_warning
+
+    _show_warning(UserWarning("The default weights\n  are deprecated"), UserWarning, "/site-packages/torchvision/models/_utils.py", 135)
+    assert capsys.readouterr().err == "warning: The default weights are deprecated (UserWarning, _utils.py:135)\n"
+
+
+def test_adapts_refusal_names_no_force_option(tmp_path: Path) -> None:
+    from netadapt.errors import RunError
+
+    run = tmp_path / "search"
+    with run_directory(run, resume=False):
+        save_torch_atomic({"iteration": 1}, run / "last.pth")
+    with pytest.raises(RunError, match=r"continue it with --resume or choose another --out$"):
+        with run_directory(run, resume=False, force_option=None):
+            pass
+    with pytest.raises(RunError, match="start over with --force"):
+        with run_directory(run, resume=False):
+            pass
+
+
+def test_a_refused_eval_leaves_no_eval_folder(tmp_path: Path) -> None:
+    data = generate_demo_dataset(tmp_path / "data", num_train=1, num_val=1, image_size=64)
+    (tmp_path / "run").mkdir()
+    checkpoint = tmp_path / "run" / "model.pth"
+    checkpoint.write_bytes(b"not a checkpoint")
+    one_error_line(cli("eval", str(checkpoint), "--data", str(data)), "model.pth: not a readable detector checkpoint")
+    assert sorted(os.listdir(tmp_path / "run")) == ["model.pth"]

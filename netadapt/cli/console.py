@@ -25,5 +25,11 @@ def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2))
 
 
+def printable(text: str) -> str:
+    """``text`` with its control characters written as escapes (``\\n``, ``\\x1b``): a path or a COCO ``file_name``
+    holding a newline or a terminal escape sequence can neither split a one-line message nor reach the terminal."""
+    return "".join(char if char.isprintable() else ascii(char)[1:-1] for char in text)
+
+
 def warn(message: str) -> None:
-    stderr.print(f"[bold yellow]warning:[/] {escape(message)}", soft_wrap=True)  # one line, however long
+    stderr.print(f"[bold yellow]warning:[/] {escape(printable(message))}", soft_wrap=True)  # one line, however long

@@ -43,15 +43,18 @@ def check_resumable(out_dir: Path) -> None:
 
 
 @contextlib.contextmanager
-def run_directory(out_dir: str | Path, *, resume: bool, force: bool = False, enabled: bool = True) -> Iterator[Path]:
-    """Claim ``out_dir`` for one run (see the module docstring); ``enabled=False`` (ranks other than 0) only checks."""
+def run_directory(
+    out_dir: str | Path, *, resume: bool, force: bool = False, enabled: bool = True, force_option: str | None = "--force",
+) -> Iterator[Path]:
+    """Claim ``out_dir`` for one run (see the module docstring); ``enabled=False`` (ranks other than 0) only checks.
+    ``force_option``: the command's option that starts over, named in the refusal (``None``: it has none, ``adapt``)."""
     out_dir = Path(out_dir)
     state = out_dir / STATE_NAME
     check_foreign_files(out_dir)
     if state.is_file() and not resume and not force:
+        start_over = f", start over with {force_option}," if force_option else ""
         raise RunError(
-            f"{out_dir} holds a run that can be resumed ({STATE_NAME}): continue it with --resume, "
-            "start over with --force, or choose another --out"
+            f"{out_dir} holds a run that can be resumed ({STATE_NAME}): continue it with --resume{start_over} or choose another --out"
         )
     if not enabled:
         yield out_dir

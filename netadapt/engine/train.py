@@ -66,6 +66,7 @@ def train_detector(
     progress: bool = True,
     stop_after: int | None = None,
     force: bool = False,
+    force_option: str | None = "--force",
 ) -> TrainResult:
     """Train ``spec``'s detector on ``train_set``; evaluate on ``val_set`` at the end.
 
@@ -83,7 +84,7 @@ def train_detector(
     out_dir = Path(out_dir)
     if val_set is not None:  # an empty or box-less val split is refused before training, not reported as mAP 0 or -100
         check_evaluable(val_set.coco, str(val_set.annotation_file))
-    with run_directory(out_dir, resume=resume, force=force, enabled=context.is_main):
+    with run_directory(out_dir, resume=resume, force=force, enabled=context.is_main, force_option=force_option):
         return _train(
             spec, config, train_set=train_set, val_set=val_set, out_dir=out_dir, init=init, resume=resume,
             context=context, progress=progress, stop_after=stop_after,
