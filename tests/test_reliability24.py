@@ -20,9 +20,9 @@ import pytest
 import torch
 import yaml
 
-from netadapt.data.demo import DEMO_MARKER, STAGING_LOCK, generate_demo_dataset
+from netadapt.data.demo import DEMO_MARKER, STAGING_LOCK, demo_dataset_dir, generate_demo_dataset
 from netadapt.engine.files import (
-    MANIFEST_NAME, atomic_path, check_outputs, record_output, save_torch_atomic, write_text_atomic,
+    MANIFEST_NAME, atomic_path, check_outputs, save_torch_atomic, write_text_atomic,
 )
 from netadapt.engine.rundir import LOCK_NAME, run_directory
 from netadapt.errors import OutputError
@@ -161,6 +161,13 @@ def test_check_outputs_lets_netadapt_replace_its_own_file(tmp_path: Path) -> Non
     write_text_atomic(tmp_path / "out.yaml", "first\n")
     check_outputs([tmp_path / "out.yaml"], inputs=[tmp_path / "g.yaml"])
     assert (tmp_path / MANIFEST_NAME).read_text() == '"out.yaml"\n'
+    run = tmp_path / "RUN"  # a run's files are its own; what another command wrote beside them (an export) is not
+    with run_directory(run, resume=False):
+        save_torch_atomic({"iteration": 3}, run / "model.pth")
+    write_text_atomic(run / "model.onnx", "exported\n")
+    check_outputs([run / "model.onnx"], inputs=[run / "model.pth"])
+    with pytest.raises(OutputError, match="model.pth: belongs to the netadapt run"):
+        check_outputs([run / "model.pth"])
 
 
 @needs_script
@@ -178,6 +185,11 @@ def test_commands_refuse_to_write_over_their_inputs(genotype_file: Path, tmp_pat
                    "m.pth", "is also an input")
     genotype = genotype_file.read_bytes()
     one_error_line(cli("remap", str(genotype_file), "--out", str(genotype_file)), "tiny.yaml", "is also an input")
+    run = tmp_path / "RUN"
+    with run_directory(run, resume=False):
+        save_torch_atomic({"iteration": 3}, run / "last.pth")
+    one_error_line(cli("remap", str(genotype_file), "--out", str(run / "last.pth")), "last.pth: belongs to the netadapt run")
+    assert torch.load(run / "last.pth", weights_only=True) == {"iteration": 3}
     assert (pics / "photo.png").read_bytes() == picture and (tmp_path / "m.pth").read_bytes() == b"a trained checkpoint"
     assert genotype_file.read_bytes() == genotype and sorted(os.listdir(pics)) == ["photo.png"]
 
@@ -238,6 +250,8 @@ def test_a_full_disk_is_one_line_everywhere(tmp_path: Path) -> None:
                 pass
         assert not (disk / "new").exists()
         assert sorted(os.listdir(disk / "run")) == [MANIFEST_NAME, "last.pth"]
+        with pytest.raises(OutputError, match="cannot write: No space left on device"):  # a search with no --data, NETADAPT_CACHE full
+            demo_dataset_dir(cache_dir=disk / "cache")
 
 
 def test_any_failure_while_writing_is_one_output_error(tmp_path: Path) -> None:
@@ -606,3 +620,14 @@ def test_a_refused_eval_leaves_no_eval_folder(tmp_path: Path) -> None:
     checkpoint.write_bytes(b"not a checkpoint")
     one_error_line(cli("eval", str(checkpoint), "--data", str(data)), "model.pth: not a readable detector checkpoint")
     assert sorted(os.listdir(tmp_path / "run")) == ["model.pth"]
+
+
+def test_training_on_a_val_split_without_boxes_is_refused_before_it_starts(genotype_file: Path, tmp_path: Path) -> None:
+    import json
+
+    data = generate_demo_dataset(tmp_path / "data", num_train=1, num_val=1, image_size=64)
+    val = json.loads((data / "val.json").read_text())
+    (data / "val.json").write_text(json.dumps(val | {"annotations": []}))
+    one_error_line(cli("train", str(genotype_file), "--data", str(data), "--weights", "none", "--set", "train.input_size=64",
+                       "--out", str(tmp_path / "run")), "val.json: has no annotated boxes")
+    assert not (tmp_path / "run").exists()

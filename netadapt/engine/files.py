@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 MANIFEST_NAME = ".netadapt-manifest"
-RUN_MARK = {"run": True}  # the manifest line that makes a folder a run directory (engine/rundir.py)
+_RUNNING: set[Path] = set()  # run directories this process holds (engine/rundir.py): what it writes there is the run's
 
 
 def output_error(path: str | Path, error: BaseException) -> Exception:
@@ -59,19 +59,26 @@ def manifest(folder: str | Path) -> list[Any]:
 
 def written_by_netadapt(folder: str | Path) -> set[str]:
     """Names of the files netadapt wrote (or began to write) into ``folder``, by its manifest."""
-    return {entry for entry in manifest(folder) if isinstance(entry, str)}
+    return {entry for entry in manifest(folder) if isinstance(entry, str)} | run_files(folder)
 
 
-def is_run_directory(folder: str | Path) -> bool:
-    return RUN_MARK in manifest(folder)
+def run_files(folder: str | Path) -> set[str]:
+    """Names of the files a run wrote into its run directory ``folder`` (``["run", name]`` lines): its state and results."""
+    return {entry[1] for entry in manifest(folder) if isinstance(entry, list) and len(entry) == 2 and entry[0] == "run"}
 
 
-def record_output(path: str | Path, *, entry: Any = None) -> bool:
-    """List ``path`` (or a mark, ``entry``) in its folder's manifest, once; the folder must exist.
-    True when this made the manifest."""
+def holding_run(folder: Path, held: bool) -> None:
+    """Mark ``folder`` as a run directory this process holds (or no longer holds): :func:`record_output` lists the
+    files written there as the run's."""
+    (_RUNNING.add if held else _RUNNING.discard)(folder.resolve())
+
+
+def record_output(path: str | Path) -> bool:
+    """List ``path`` in its folder's manifest, once (as a run's file in a run directory this process holds); the
+    folder must exist. True when this made the manifest."""
     path = Path(path)
-    entry = path.name if entry is None else entry
-    folder = path.parent if isinstance(entry, str) else path
+    folder = path.parent
+    entry = ["run", path.name] if folder.resolve() in _RUNNING else path.name
     if entry in manifest(folder):
         return False
     created = not (folder / MANIFEST_NAME).exists()
@@ -113,7 +120,7 @@ def check_outputs(outputs: Iterable[str | Path], *, inputs: Iterable[str | Path 
 
     - an input of the same command (``predict pics/a.png --out pics``, ``export m.pth --out m.pth``);
     - an existing file netadapt did not write (its folder's manifest does not list it);
-    - a file of a run directory (``remap G.yaml --out RUN/last.pth``): only its run writes there.
+    - a file a run wrote into its run directory (``remap G.yaml --out RUN/last.pth``): only that run writes it.
     """
     from netadapt.errors import OutputError
 
@@ -130,7 +137,7 @@ def check_outputs(outputs: Iterable[str | Path], *, inputs: Iterable[str | Path 
                     f"{output}: exists and netadapt did not write it (it is not in {output.parent / MANIFEST_NAME}); "
                     "it is not replaced: move it or choose another --out"
                 )
-        if is_run_directory(output.parent) and output.name in written_by_netadapt(output.parent):
+        if output.name in run_files(output.parent):
             raise OutputError(f"{output}: belongs to the netadapt run in {output.parent}; only that run writes it: choose another --out")
 
 

@@ -10,7 +10,8 @@
   by a dead process is taken over with a warning;
 - the directory is netadapt's: an existing folder holding files that its manifest
   (``.netadapt-manifest``, :mod:`netadapt.engine.files`) does not list is refused, so a run never
-  replaces a user's ``genotype.yaml`` or ``log.jsonl``; the claim marks the folder a run directory;
+  replaces a user's ``genotype.yaml`` or ``log.jsonl``; what the run writes there is listed as the run's
+  (other commands do not replace it: :func:`~netadapt.engine.files.check_outputs`);
 - temporary files that an atomic write of a killed run left (``.last.pth.*.tmp``) are removed, and
   only those of files the manifest lists (a user's own ``.*.tmp`` is never touched): under the lock
   no other process can be writing them.
@@ -28,7 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from netadapt.engine.files import (
-    MANIFEST_NAME, RUN_MARK, check_output_dir, output_error, record_output, remove_if_unused, temporaries, written_by_netadapt,
+    MANIFEST_NAME, check_output_dir, holding_run, output_error, remove_if_unused, temporaries, written_by_netadapt,
 )
 from netadapt.errors import NetadaptWarning, OutputError, RunError
 
@@ -66,17 +67,15 @@ def run_directory(
     except OSError as error:  # a full disk or a read-only folder: nothing of ours is left behind
         _remove_empty(out_dir, created)
         raise output_error(out_dir / LOCK_NAME, error) from None
+    holding_run(out_dir, True)
     try:
-        try:
-            record_output(out_dir, entry=RUN_MARK)
-        except OSError as error:
-            raise output_error(out_dir / MANIFEST_NAME, error) from None
         for stale in temporaries(out_dir):
             stale.unlink(missing_ok=True)
         if force and not resume:
             state.unlink(missing_ok=True)
         yield out_dir
     finally:
+        holding_run(out_dir, False)
         (out_dir / LOCK_NAME).unlink(missing_ok=True)
         os.close(handle)
         _remove_empty(out_dir, created)
