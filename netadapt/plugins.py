@@ -28,7 +28,7 @@ from typing import Any, Generic, TypeVar
 import pluggy
 
 from netadapt import __version__, contracts, hookspecs
-from netadapt.errors import NetadaptError, NetadaptWarning, PluginError
+from netadapt.errors import NetadaptError, NetadaptWarning, PluginError, describe
 
 ENTRY_POINT_GROUP = "netadapt"
 DISABLE_ENV = "NETADAPT_DISABLE_PLUGINS"
@@ -182,7 +182,7 @@ class CheckedBase:
         except NetadaptError:
             raise
         except Exception as error:
-            raise PluginError(f"{where} failed: {type(error).__name__}: {_first_line(error)}") from error
+            raise PluginError(f"{where} failed: {describe(error)}") from error
         if not isinstance(network, nn.Module):
             raise PluginError(f"{where} returned {type(network).__name__}, not a torch.nn.Module")
         return network
@@ -254,14 +254,10 @@ def _collect(hook_name: str) -> Registry[Any]:
 def _disable(name: str, hook_name: str, error: Exception) -> None:
     """Unregister plugin ``name``, whose ``hook_name`` raised, for the rest of the process, with a warning
     that names it; ``netadapt plugins`` lists it as DISABLED."""
-    reason = f"its {hook_name} hook raised {type(error).__name__}: {_first_line(error)}"
+    reason = f"its {hook_name} hook raised {describe(error)}"
     _State.disabled[name] = reason
     get_plugin_manager().unregister(name=name)
     warnings.warn(f"plugin {name!r} is disabled: {reason} (set {DISABLE_ENV}={name} to skip it)", NetadaptWarning, stacklevel=4)
-
-
-def _first_line(error: BaseException) -> str:
-    return next((line.strip() for line in str(error).splitlines() if line.strip()), "")[:200]
 
 
 def _calls(hook_name: str) -> list[tuple[str, Callable[[Callable[..., None]], None]]]:

@@ -532,7 +532,7 @@ def test_a_dead_loader_worker_is_one_line_with_the_checkpoint_to_resume_from(tmp
     with pytest.raises(RunError) as raised:
         loop.run(lambda batch, at: {"loss": 1.0})
     assert saved == [2] and str(raised.value).startswith(
-        "a data loader worker died during iteration 4 (DataLoader worker (pid 4242) is killed by signal: Killed; "
+        "a data loader worker died during iteration 4 (RuntimeError: DataLoader worker (pid 4242) is killed by signal: Killed; "
         f"the out-of-memory killer sends SIGKILL): resume from {tmp_path / 'last.pth'} (iteration 2) with --resume")
 
 

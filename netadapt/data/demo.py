@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import glob
 import json
 import os
 import shutil
@@ -366,7 +367,7 @@ def _claim_staging(staging: Path) -> int:
 def _remove_stale_staging(out_dir: Path) -> None:
     """Remove the staging folders ``<out_dir>.tmp-<pid>`` of writers that died (SIGKILL included): those holding a
     staging lock that nobody holds. A folder without one is not netadapt's and is left alone."""
-    for stale in out_dir.parent.glob(f"{_glob_escape(out_dir.name)}.tmp-*"):
+    for stale in out_dir.parent.glob(f"{glob.escape(out_dir.name)}.tmp-*"):
         try:
             handle = os.open(stale / STAGING_LOCK, os.O_RDWR)
         except OSError:
@@ -379,10 +380,6 @@ def _remove_stale_staging(out_dir: Path) -> None:
             shutil.rmtree(stale, ignore_errors=True)
         finally:
             os.close(handle)
-
-
-def _glob_escape(name: str) -> str:
-    return "".join(f"[{char}]" if char in "*?[" else char for char in name)
 
 
 def _is_non_empty(path: Path) -> bool:

@@ -7,16 +7,18 @@ Any failure on the way (a full disk, a read-only folder, torch's ``inline_contai
 :class:`~netadapt.errors.OutputError` line naming the file.
 
 Before it writes, :func:`atomic_path` lists the file's name in its folder's manifest,
-``.netadapt-manifest`` (one JSON string per line, appended). The manifest is how netadapt knows what
-it wrote: :func:`check_outputs` (the one rule for output files, checked before any work) refuses an
-output that is an input of the same command, an existing file the manifest does not list, and a file
-of a run directory; run directories (:mod:`netadapt.engine.rundir`) delete only what it lists.
+``.netadapt-manifest`` (one JSON line per file, appended: the name, or ``["run", name]`` for a file a
+run wrote into the run directory it holds). The manifest is how netadapt knows what it wrote:
+:func:`check_outputs` (the one rule for output files, checked before any work) refuses an output that
+is an input of the same command, an existing file the manifest does not list, and a run's file; run
+directories (:mod:`netadapt.engine.rundir`) delete only what it lists. Caches (``listed=False``) have none.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import glob
 import json
 import os
 import re
@@ -32,20 +34,19 @@ _RUNNING: set[Path] = set()  # run directories this process holds (engine/rundir
 def output_error(path: str | Path, error: BaseException) -> Exception:
     """A failure met writing ``path`` as one line (``--out`` a file, a read-only folder, a full disk, torch's
     ``RuntimeError: [enforce fail at inline_container.cc]``)."""
-    from netadapt.errors import OutputError
+    from netadapt.errors import OutputError, describe
 
     if isinstance(error, OSError):
         reason = error.strerror or str(error)
     else:  # torch's writer reports a full disk as RuntimeError("[enforce fail at inline_container.cc:...] unexpected pos ...")
-        detail = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
-        reason = f"{type(error).__name__}: {detail}" if detail else type(error).__name__
-        if "unexpected pos" in detail or "file write failed" in detail:
+        reason = describe(error)
+        if "unexpected pos" in reason or "file write failed" in reason:
             reason += " (is the disk full?)"
     return OutputError(f"{path}: cannot write: {reason}")
 
 
 def manifest(folder: str | Path) -> list[Any]:
-    """The lines of ``folder``'s manifest, decoded (file names and marks); ``[]`` when it has none."""
+    """The lines of ``folder``'s manifest, decoded; ``[]`` when it has none."""
     try:
         text = (Path(folder) / MANIFEST_NAME).read_text(encoding="utf-8", errors="replace")
     except OSError:
@@ -99,13 +100,9 @@ def temporaries(folder: Path) -> Iterator[Path]:
     a user's own ``.*.tmp`` is never one of them."""
     for name in written_by_netadapt(folder):
         pattern = re.compile(rf"\.{re.escape(name)}\.[a-z0-9_]{{8}}\.tmp")  # mkstemp's prefix + 8 random + suffix
-        for candidate in folder.glob(f".{_glob_escape(name)}.*.tmp"):
+        for candidate in folder.glob(f".{glob.escape(name)}.*.tmp"):
             if pattern.fullmatch(candidate.name) and candidate.is_file():
                 yield candidate
-
-
-def _glob_escape(name: str) -> str:
-    return re.sub(r"([*?\[])", r"[\1]", name)
 
 
 def _same_file(first: Path, second: Path) -> bool:

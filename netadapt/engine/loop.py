@@ -37,7 +37,7 @@ from netadapt.engine import distributed
 from netadapt.engine.progress import TrainingProgress
 from netadapt.engine.runlog import RunLog
 from netadapt.engine.signals import interruptible, loader_worker_died
-from netadapt.errors import RunError
+from netadapt.errors import RunError, describe
 
 
 @dataclass(frozen=True)
@@ -122,14 +122,10 @@ class Loop:
                     raise
                 resume = f"resume from {self.checkpoint_path} (iteration {saved}) with --resume" if saved and self.checkpoint_path else "no checkpoint to resume from"
                 raise RunError(
-                    f"a data loader worker died during iteration {iteration + 1} ({_first_line(error)}; the out-of-memory killer "
+                    f"a data loader worker died during iteration {iteration + 1} ({describe(error)}; the out-of-memory killer "
                     f"sends SIGKILL): {resume}; fewer loader workers ({self.description}.workers) or a smaller batch need less memory"
                 ) from None
         return LoopEnd(iteration, record)
-
-
-def _first_line(error: BaseException) -> str:
-    return next((line.strip().rstrip(".") for line in str(error).splitlines() if line.strip()), "")
 
 
 def make_optimizer(parameters, config) -> torch.optim.Optimizer:
