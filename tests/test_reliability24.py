@@ -631,3 +631,26 @@ def test_training_on_a_val_split_without_boxes_is_refused_before_it_starts(genot
     one_error_line(cli("train", str(genotype_file), "--data", str(data), "--weights", "none", "--set", "train.input_size=64",
                        "--out", str(tmp_path / "run")), "val.json: has no annotated boxes")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_run_directory_written_before_manifests_is_adopted(tmp_path: Path) -> None:
+    """Runs that an earlier netadapt wrote (no manifest) are resumed as before, with a warning; a folder whose last.pth
+    is not a netadapt run's stays foreign."""
+    from netadapt.errors import NetadaptWarning
+
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    torch.save({"format": "netadapt-train", "iteration": 2}, legacy / "last.pth")
+    (legacy / "log.jsonl").write_text('{"iteration": 2, "loss": 1.5}\n')
+    (legacy / ".last.pth.k2j4h1x0.tmp").write_bytes(b"half a checkpoint")
+    with pytest.warns(NetadaptWarning, match="netadapt-train run directory written before netadapt listed its files; adopted"):
+        with run_directory(legacy, resume=True):
+            assert not (legacy / ".last.pth.k2j4h1x0.tmp").exists()
+    with pytest.raises(OutputError, match="belongs to the netadapt run"):
+        check_outputs([legacy / "log.jsonl"])
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    torch.save({"weights": torch.zeros(2)}, mine / "last.pth")
+    with pytest.raises(OutputError, match=r"holds files netadapt did not write \('last.pth'"):
+        with run_directory(mine, resume=True):
+            pass

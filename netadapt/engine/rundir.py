@@ -11,7 +11,9 @@
 - the directory is netadapt's: an existing folder holding files that its manifest
   (``.netadapt-manifest``, :mod:`netadapt.engine.files`) does not list is refused, so a run never
   replaces a user's ``genotype.yaml`` or ``log.jsonl``; what the run writes there is listed as the run's
-  (other commands do not replace it: :func:`~netadapt.engine.files.check_outputs`);
+  (other commands do not replace it: :func:`~netadapt.engine.files.check_outputs`). A run directory
+  written before manifests existed (no manifest, a ``last.pth`` that is a netadapt run's checkpoint)
+  is adopted with a warning (:func:`adopt_unlisted_run`);
 - temporary files that an atomic write of a killed run left (``.last.pth.*.tmp``) are removed, and
   only those of files the manifest lists (a user's own ``.*.tmp`` is never touched): under the lock
   no other process can be writing them.
@@ -23,15 +25,18 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
+import re
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 from netadapt.engine.files import (
-    MANIFEST_NAME, check_output_dir, holding_run, output_error, remove_if_unused, temporaries, written_by_netadapt,
+    MANIFEST_NAME, RESUME_KEYS, check_output_dir, holding_run, load_torch_file, output_error, remove_if_unused, temporaries,
+    written_by_netadapt,
 )
-from netadapt.errors import NetadaptWarning, OutputError, RunError
+from netadapt.errors import NetadaptWarning, OutputError, RunError, WeightsError
 
 LOCK_NAME = ".netadapt.lock"
 STATE_NAME = "last.pth"
@@ -51,7 +56,8 @@ def run_directory(
     ``force_option``: the command's option that starts over, named in the refusal (``None``: it has none, ``adapt``)."""
     out_dir = Path(out_dir)
     state = out_dir / STATE_NAME
-    check_foreign_files(out_dir)
+    adopted = adopt_unlisted_run(out_dir, write=enabled)  # ranks other than 0 only count them as the run's
+    check_foreign_files(out_dir, also=adopted)
     if state.is_file() and not resume and not force:
         start_over = f", start over with {force_option}," if force_option else ""
         raise RunError(
@@ -81,11 +87,43 @@ def run_directory(
         _remove_empty(out_dir, created)
 
 
-def check_foreign_files(out_dir: Path) -> None:
-    """Refuse a run directory holding files netadapt did not write (not in its manifest): the run would replace them."""
+def adopt_unlisted_run(out_dir: Path, *, write: bool = True) -> set[str]:
+    """A run directory that an earlier netadapt wrote before manifests existed: no manifest, and a ``last.pth`` that
+    loads as a netadapt run's checkpoint (``format`` netadapt-train or netadapt-search). Its files are listed as that
+    run's (with a warning; ``write=False``: only returned), so that it can be resumed or started over; anything else
+    without a manifest stays foreign. Returns the names adopted."""
+    if not out_dir.is_dir() or (out_dir / MANIFEST_NAME).exists() or not (out_dir / STATE_NAME).is_file():
+        return set()
+    try:
+        state = load_torch_file(out_dir / STATE_NAME, what="checkpoint")
+    except WeightsError:
+        return set()
+    if not (isinstance(state, dict) and state.get("format") in RESUME_KEYS):
+        return set()
+    files = {entry.name for entry in out_dir.iterdir() if entry.is_file() and entry.name != LOCK_NAME}
+    torn = {name for name in files if re.fullmatch(r"\..+\.[a-z0-9_]{8}\.tmp", name)}
+    names = sorted(files - torn | {name[1:-13] for name in torn})  # a killed write's temporary is removed as one, not adopted
+    if write:
+        try:
+            with open(out_dir / MANIFEST_NAME, "x", encoding="utf-8") as handle:
+                handle.writelines(json.dumps(["run", name]) + "\n" for name in names)
+        except FileExistsError:
+            return set(names)  # another process adopted it meanwhile
+        except OSError as error:
+            raise output_error(out_dir / MANIFEST_NAME, error) from None
+        warnings.warn(
+            f"{out_dir}: a {state['format']} run directory written before netadapt listed its files; adopted: "
+            f"{MANIFEST_NAME} now lists its {len(names)} files as the run's", NetadaptWarning, stacklevel=4,
+        )
+    return set(names)
+
+
+def check_foreign_files(out_dir: Path, *, also: set[str] = frozenset()) -> None:
+    """Refuse a run directory holding files netadapt did not write (not in its manifest, nor ``also``): the run would
+    replace them."""
     if not out_dir.is_dir():
         return
-    ours = written_by_netadapt(out_dir) | {LOCK_NAME, MANIFEST_NAME} | {stale.name for stale in temporaries(out_dir)}
+    ours = written_by_netadapt(out_dir) | set(also) | {LOCK_NAME, MANIFEST_NAME} | {stale.name for stale in temporaries(out_dir)}
     foreign = sorted(entry.name for entry in out_dir.iterdir() if entry.name not in ours and not entry.is_dir())
     if foreign:
         shown = ", ".join(repr(name) for name in foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
