@@ -263,10 +263,13 @@ def test_any_failure_while_writing_is_one_output_error(tmp_path: Path) -> None:
 
 
 @needs_script
-def test_data_demo_on_a_full_disk_is_one_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize("fault", ["full", "read-only"])
+def test_data_demo_on_a_full_or_read_only_disk_is_one_line(fault: str, tmp_path: Path) -> None:
     with small_tmpfs(tmp_path / "disk") as disk:
+        if fault == "read-only":
+            subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
         one_error_line(netadapt("data", "demo", "--out", str(disk / "demo"), "--train", "60", "--val", "1"),
-                       "demo: cannot write: No space left on device")
+                       "demo: cannot write: " + ("No space left on device" if fault == "full" else "Read-only file system"))
         assert os.listdir(disk) == []
 
 
