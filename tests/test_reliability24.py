@@ -595,6 +595,13 @@ def test_control_characters_in_paths_cannot_split_or_colour_the_error_line(tmp_p
     assert "\x1b" not in line
 
 
+def test_control_characters_in_paths_never_reach_the_terminal_on_stdout(tmp_path: Path) -> None:
+    out = tmp_path / "demo\x1b]0;pwned\x07"
+    result = cli("data", "demo", "--out", str(out), "--train", "1", "--val", "1", "--image-size", "64")
+    assert result.returncode == 0 and (out / "train.json").is_file(), result.stderr
+    assert "\x1b" not in result.stdout and "\x07" not in result.stdout and "demo\\x1b]0;pwned\\x07" in result.stdout
+
+
 def test_library_warnings_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     from netadapt.cli.main import _show_warning
 
