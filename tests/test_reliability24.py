@@ -664,3 +664,26 @@ def test_a_run_directory_written_before_manifests_is_adopted(tmp_path: Path) -> 
     with pytest.raises(OutputError, match=r"holds files netadapt did not write \('last.pth'"):
         with run_directory(mine, resume=True):
             pass
+
+
+@needs_script
+@pytest.mark.slow  # a tiny training whose final evaluation is interrupted: about 15 s on 2 cores
+def test_sigterm_during_the_final_evaluation_is_one_line_and_resume_finishes(genotype_file: Path, tmp_path: Path) -> None:
+    data = generate_demo_dataset(tmp_path / "data", num_train=4, num_val=120, image_size=64)
+    run = tmp_path / "run"
+    command = [NETADAPT, "train", str(genotype_file), "--data", str(data), "--weights", "none", "--batch-size", "2", "--epochs", "1",
+               "--set", "train.input_size=64", "--set", "train.workers=0", "--set", "train.eval_batch_size=1", "--quiet", "--out", str(run)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (run / "model.pth").exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)  # model.pth is written after the last iteration, before the evaluation
+    assert process.poll() is None, "the training ended before its evaluation could be interrupted"
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    lines = stderr.strip().splitlines()
+    assert process.returncode == 143 and len(lines) == 1, stderr[-3000:]
+    assert lines[0] == (f"error: SIGTERM: stopped after the last iteration, during the final BatchNorm re-estimation and evaluation; "
+                        f"{run / 'last.pth'} holds the last iteration: --resume does the final BatchNorm re-estimation and evaluation again")
+    assert not (run / "metrics.json").exists()
+    resumed = subprocess.run([*command, "--resume"], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0 and (run / "metrics.json").is_file(), resumed.stderr
