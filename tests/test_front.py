@@ -166,3 +166,15 @@ def test_a_smaller_front_removes_the_point_folders_of_a_larger_one(tmp_path: Pat
         _remove_stale_points(tmp_path, keep={"point-1", "point-2"})
     assert sorted(path.name for path in tmp_path.iterdir()) == ["point-1", "point-2", "point-4"]
     assert sorted(path.name for path in (tmp_path / "point-4").iterdir()) == [".netadapt-manifest", "notes.txt"]
+
+
+@pytest.mark.slow  # two fronts of a real search: about 20 s on 2 cores
+def test_front_with_fewer_points_into_the_same_folder_leaves_no_stale_point(finished_search: Path, tiny_data: Path, tmp_path: Path) -> None:
+    """Issue 24, item 6, as a user meets it: `--points 3` then `--points 2` into one folder."""
+    out = tmp_path / "front"
+    for points in ("3", "2"):
+        result = CliRunner().invoke(app, ["front", str(finished_search), "--data", str(tiny_data), "--points", points, "--bn-images", "4",
+                                          "--quiet", "--out", str(out)])
+        assert result.exit_code == 0, result.output
+    assert len(json.loads((out / "front.json").read_text())["points"]) == 2
+    assert sorted(path.name for path in out.iterdir() if path.is_dir() and path.name != "base") == ["point-1", "point-2"]
