@@ -1,7 +1,7 @@
 """The whole method in one job (``netadapt adapt``; DESIGN §1.3 and §2.3).
 
-remap the base into the super network → search → derive → remap the base into the derived
-architecture → train its detector → evaluate; the base network's own detector is trained and
+remap the base into the super network → search → derive → (select, under a target: ``netadapt select``) →
+remap the base into the derived or selected architecture → train its detector → evaluate; the base network's own detector is trained and
 evaluated with the same budget for comparison. The run directory holds ``search/``,
 ``adapted/`` and ``base/`` (each a full run directory of its stage) and ``report.md`` /
 ``report.json`` in the paper's table form: params, MAdds and mAP of the base and the adapted
@@ -59,6 +59,7 @@ class AdaptReport:
     networks: list[NetworkRow] = field(default_factory=list)
     hours: dict[str, float] = field(default_factory=dict)  # stage → wall-clock hours
     search_cost: dict[str, Any] | None = None  # search/cost.json: the searched layers, predicted and measured
+    selection: dict[str, Any] | None = None  # select/selection.json's decision, when the selection stage ran
 
     @property
     def gpu_hours(self) -> dict[str, float] | None:
@@ -69,7 +70,7 @@ class AdaptReport:
             "base": self.base, "detector": self.detector, "dataset": self.dataset, "input_size": self.input_size,
             "device": self.device, "world_size": self.world_size, "weights": self.weights,
             "networks": [row.__dict__ for row in self.networks], "hours": self.hours, "gpu_hours": self.gpu_hours,
-            "search_cost": self.search_cost,
+            "search_cost": self.search_cost, "selection": self.selection,
         }
 
     def to_markdown(self) -> str:
@@ -100,14 +101,18 @@ class AdaptReport:
             "| stage | wall-clock hours | GPU-hours |",
             "|---|---|---|",
         ]
-        for stage in ("search", "final training", "total"):
+        for stage in ("search", "selection", "final training", "total"):
+            if stage not in self.hours:
+                continue
             gpu_value = f"{gpu[stage]:.3f}" if gpu else "— (CPU)"
             lines.append(f"| {stage} | {self.hours[stage]:.3f} ({60 * self.hours[stage]:.1f} min) | {gpu_value} |")
-        extra = [stage for stage in self.hours if stage not in ("search", "final training", "total")]
+        extra = [stage for stage in self.hours if stage not in ("search", "selection", "final training", "total")]
         if extra:
             lines += ["", "Not part of the method's cost: " + ", ".join(f"{stage} {self.hours[stage]:.3f} h" for stage in extra) + "."]
         if self.search_cost is not None:
             lines += ["", "## The search's cost model", "", _search_cost_line(self.search_cost)]
+        if self.selection is not None:
+            lines += ["", "## Selection", "", _selection_lines(self.selection)]
         adapted = next((row for row in self.networks if row.name.startswith("adapted")), None)
         if adapted is not None:
             stages = "\n".join(f"  - {stage}" for stage in _stage_lines(adapted.genotype))
@@ -125,6 +130,23 @@ def _search_cost_line(cost: dict[str, Any]) -> str:
         f"Cost model **{cost['model']}** ({cost['source']}), for {cost['scope']}: predicted "
         f"**{format_cost(cost['predicted'], cost['unit'])}** ({cost['predicted_from']}); {measured}.{target}"
     )
+
+
+def _selection_lines(selection: dict[str, Any]) -> str:
+    """What the selection stage chose and how it compares with the base pruned by depth (never silently worse)."""
+    finals = {c["name"]: c["rungs"][-1]["map"] for c in selection["pool"] if c["rungs"]}
+    winner = selection["winner"]
+    text = (
+        f"The trained network is **{winner}**, chosen from a pool of {len(selection['pool'])} "
+        f"({', '.join(c['name'] for c in selection['pool'])}) by successive halving on {selection['held_out_images']} held-out "
+        f"training images (`select/selection.json`); held-out mAP at its last rung {finals.get(winner, float('nan')):.1f}."
+    )
+    if selection.get("winner_below_pruned_base"):
+        text += (f" **Its selection score is below that of the base pruned by depth** ({finals['base-pruned-depth']:.1f}): "
+                 "it was kept because it ranks first within the noise margin with fewer changed layers.")
+    elif selection.get("winner_is_baseline"):
+        text += " It is a baseline (no search needed for it): the search's and the score's candidates did not beat it."
+    return text
 
 
 def _stage_lines(genotype: dict[str, Any]) -> list[str]:
@@ -147,8 +169,12 @@ def run_adapt(
     cache_dir: Path | None = None,
     announce=print,
     extra_hours: dict[str, float] | None = None,
+    choose=None,
+    remap_mode: str = "fna",
 ) -> AdaptReport:
-    """Run the pipeline (see the module docstring); ``extra_hours`` adds stages timed by the caller (demo pretraining)."""
+    """Run the pipeline (see the module docstring); ``extra_hours`` adds stages timed by the caller (demo pretraining).
+    ``choose(search_dir) -> (genotype, selection)``, when given, is the selection stage between search and training
+    (``netadapt select``): the network it returns is the one trained, and its decision goes into the report."""
     out_dir = Path(out_dir)
     context = distributed.setup(device)
     try:
@@ -171,13 +197,17 @@ def run_adapt(
                     out_dir=search_dir, resume=continuing, context=context, progress=progress, cache_dir=cache_dir,
                 )
         hours["search"] = _hours_of(search_dir, "search", started, resume)
-        genotype = load_genotype(search_dir / "genotype.yaml")
+        genotype, selection = load_genotype(search_dir / "genotype.yaml"), None
+        if choose is not None:
+            started = time.perf_counter()
+            genotype, selection = choose(search_dir)
+            hours["selection"] = _hours_of(out_dir / "select", "selection", started, resume)
         genotype = Genotype(**{**genotype.__dict__, "input_size": train_config.input_size})
 
         val_set = splits["val"].open(train=False, input_size=train_config.input_size)
         networks = []
         for name, stage, architecture in (
-            ("adapted (searched)", "final training", genotype),
+            (f"adapted ({selection['winner']})" if selection else "adapted (searched)", "final training", genotype),
             (f"{base} (base)", "base training (for comparison)", base_genotype),
         ):
             run_dir = out_dir / ("adapted" if name.startswith("adapted") else "base")
@@ -189,20 +219,21 @@ def run_adapt(
                 announce(f"Training the {name} detector: backbone remapped from the base weights (Section 2.1)")
                 result = train_detector(
                     spec, train_config, train_set=train_set, val_set=val_set, out_dir=run_dir,
-                    init=(lambda model, spec=spec: init_backbone(model, spec, weights)) if weights is not None else None,
+                    init=(lambda model, spec=spec: init_backbone(model, spec, weights, mode=remap_mode)) if weights is not None else None,
                     resume=resume, context=context, progress=progress, force_option=None,  # adapt has no --force
                 )
                 metrics = result.metrics
             hours[stage] = _hours_of(run_dir, stage, started, resume)
             cost = detector_cost(build_detector(spec), input_size=train_config.input_size)
             networks.append(NetworkRow(name, architecture.to_dict(), cost["params"], cost["madds"], metrics))
-        hours["total"] = hours["search"] + hours["final training"]
+        hours["total"] = hours["search"] + hours.get("selection", 0.0) + hours["final training"]
         hours.update(extra_hours or {})
         report = AdaptReport(
             base=base, detector=detector, dataset=dataset_name, input_size=train_config.input_size,
             device=context.device.type, world_size=context.world_size, weights=weights.source if weights else "random initialisation",
             networks=networks, hours=hours,
             search_cost=json.loads((search_dir / "cost.json").read_text()) if (search_dir / "cost.json").is_file() else None,
+            selection=selection,
         )
         if context.is_main:
             write_json_atomic(out_dir / "report.json", report.to_dict())

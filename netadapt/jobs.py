@@ -24,6 +24,9 @@ pretraining), sets up ``torchrun``'s process group when there is one and tears i
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
+import shutil
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -36,12 +39,12 @@ from netadapt.cache import cache_root
 from netadapt.data.sources import DataSplit
 from netadapt.detectors.model import DetectorSpec, check_training_memory, init_backbone, load_detector, options_from_config
 from netadapt.engine import distributed
-from netadapt.engine.config import SearchConfig, TrainConfig, load_run_config
+from netadapt.engine.config import RemapConfig, SearchConfig, SelectConfig, TrainConfig, load_run_config
 from netadapt.engine.evaluate import evaluate_detector
-from netadapt.engine.files import check_outputs, output_folder
+from netadapt.engine.files import check_output_dir, check_outputs, output_folder, save_torch_atomic
 from netadapt.engine.rundir import check_resumable, run_directory
 from netadapt.engine.train import TrainResult, train_detector
-from netadapt.errors import ConfigError, DataError, NetadaptWarning
+from netadapt.errors import ConfigError, DataError, NetadaptWarning, RunError
 from netadapt.genotype import Genotype
 from netadapt.weights import Weights, read_weights
 
@@ -115,6 +118,7 @@ def train(
     checkpoint: str | Path | None = None,
     data: Data = Data(),
     config: TrainConfig | None = None,
+    remap: RemapConfig | None = None,
     out_dir: str | Path = "runs/train",
     resume: bool = False,
     force: bool = False,
@@ -124,10 +128,11 @@ def train(
 ) -> TrainResult:
     """Train a detector on ``genotype`` (default: the base network's) and evaluate it on the val split.
 
-    The backbone starts from ``weights`` (:func:`base_weights`), or from a detector ``checkpoint`` (its
-    genotype and weights: continue training another run's detector). ``resume`` continues ``out_dir/last.pth``,
-    which must exist; ``force`` starts over a resumable run there.
+    The backbone starts from ``weights`` (:func:`base_weights`) remapped as ``remap`` says (``remap.mode``), or from
+    a detector ``checkpoint`` (its genotype and weights: continue training another run's detector). ``resume``
+    continues ``out_dir/last.pth``, which must exist; ``force`` starts over a resumable run there.
     """
+    remap = remap or data.config(RemapConfig, "remap")
     if checkpoint is not None and (genotype is not None or weights is not None):
         raise ConfigError("--checkpoint carries its genotype and weights: give no GENOTYPE and no --weights with it")
     config = config or data.config(TrainConfig, "train")
@@ -156,9 +161,9 @@ def train(
 
         def init(model) -> None:
             if source is not None:
-                layers = init_backbone(model, spec, source)
+                layers = init_backbone(model, spec, source, mode=remap.mode)
                 if context.is_main:
-                    announce(f"Backbone: {layers} layers remapped from {source.source}")
+                    announce(f"Backbone: {layers} layers remapped from {source.source}" + (f" ({remap.mode})" if remap.mode != "fna" else ""))
 
         return train_detector(
             spec, config, train_set=train_set, val_set=val_set, out_dir=out_dir, init=init,
@@ -246,9 +251,16 @@ def adapt(
     device: str | None = None,
     progress: bool = True,
     announce: Announce = print,
+    select_stage: bool = True,
+    select_config: SelectConfig | None = None,
+    remap: RemapConfig | None = None,
+    parallel: int = 1,
 ):
     """The whole method (:func:`netadapt.adapt.run_adapt`): search, derive, remap, train, and the base for comparison;
-    ``report.md`` / ``report.json`` in ``out_dir``. The demo base's pretraining, when it runs, is timed apart."""
+    ``report.md`` / ``report.json`` in ``out_dir``. The demo base's pretraining, when it runs, is timed apart. Under a
+    target (``search.target`` or ``select.target``) and with ``select_stage``, the selection stage (:func:`select`)
+    runs between search and training in ``out_dir/select`` and its winner is trained; its weights must then be a file
+    (or the demo base)."""
     from netadapt.adapt import run_adapt
     from netadapt.bases.pretrain import pretrained_demo_path
     from netadapt.search.loop import preflight_search
@@ -261,8 +273,123 @@ def adapt(
     pretraining = data.is_demo and weights is None and not pretrained_demo_path(base).is_file()
     source = base_weights(weights, base=base, data=data, progress=progress, announce=announce)
     extra = {"base pretraining on demo crops": (time.perf_counter() - started) / 3600} if pretraining else {}
+    select_config = select_config or data.config(SelectConfig, "select")
+    remap = remap or data.config(RemapConfig, "remap")
+    choose = None
+    if select_stage and (search_config.target is not None or select_config.target is not None):
+        if isinstance(weights, Weights):
+            raise ConfigError("adapt: the selection stage trains candidates in worker processes: give the weights as a file, 'imagenet' or 'none'")
+        weights_file = weights if weights is not None else (pretrain(base, progress=False, announce=None) if data.is_demo else "none")
+
+        def choose(search_dir: Path):
+            result = select(search_dir, base=base, weights=weights_file, data=data, config=select_config, train_config=train_config,
+                            remap=remap, out_dir=Path(out_dir) / "select", parallel=parallel, resume=resume, force=not resume, announce=announce)
+            return result.genotype, json.loads((result.out_dir / "selection.json").read_text())
+
     return run_adapt(
         base=base, detector=detector, weights=source, splits=splits, dataset_name=data.name, search_config=search_config,
         train_config=train_config, out_dir=out_dir, resume=resume, device=device, progress=progress,
-        cache_dir=cache_root() / "cost_tables", announce=announce, extra_hours=extra,
+        cache_dir=cache_root() / "cost_tables", announce=announce, extra_hours=extra, choose=choose, remap_mode=remap.mode,
     )
+
+
+def select(
+    search_dir: str | Path | None = None,
+    *,
+    target: str | float | None = None,
+    base: str = "mobilenetv2",
+    detector: str = "ssdlite",
+    weights: str | Path | None = None,
+    data: Data = Data(),
+    config: SelectConfig | None = None,
+    train_config: TrainConfig | None = None,
+    search_config: SearchConfig | None = None,
+    remap: RemapConfig | None = None,
+    out_dir: str | Path = "runs/select",
+    parallel: int = 1,
+    resume: bool = False,
+    force: bool = False,
+    announce: Announce = print,
+):
+    """The selection stage (:mod:`netadapt.select.run`): a pool under the target — the base if it fits, the base
+    pruned by depth and by width, the search's network (``search_dir``), solutions of the constrained choice on the
+    remap-aware score — narrowed by successive halving of short trainings on held-out training images; writes
+    ``selection.json`` and the winner's ``genotype.yaml`` into ``out_dir``. ``target`` (or ``select.target``): the
+    budget, by default the search's. Without a search the space and table are those a search with ``search_config``
+    would have. ``weights`` must be a file (the rungs train in worker processes): by default the demo's base."""
+    from netadapt.select.run import run_select
+
+    config = config or data.config(SelectConfig, "select")
+    train_config = train_config or data.config(TrainConfig, "train")
+    remap = remap or data.config(RemapConfig, "remap")
+    if target is not None:
+        config = dataclasses.replace(config, target=target)
+        config.validate("--target")
+    out_dir = Path(out_dir)
+    space = selection_space(search_dir, base=base, config=config, search_config=search_config or data.config(SearchConfig, "search"))
+    splits = data.splits()
+    if weights is None:
+        if not data.is_demo:
+            raise ConfigError("select: pass --weights FILE, 'imagenet' or 'none' (the base weights the candidates are remapped from)")
+        weights = pretrain(space.base_name, progress=False, announce=announce)
+    started_before = (out_dir / "rungs").exists() or (out_dir / "selection.json").exists()
+    if started_before and not resume and not force:
+        raise RunError(f"{out_dir} holds a selection: continue it with --resume, start over with --force, or choose another --out")
+    with run_directory(out_dir, resume=True):
+        if force and not resume:
+            for stale in ("rungs", "pool", "selection.json", "genotype.yaml", "scores.json"):
+                path = out_dir / stale
+                shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+        weights = _weights_file(weights, base=space.base_name, out_dir=out_dir)
+        return run_select(
+            space=space, weights_path=weights, weights=read_weights(weights, base_name=space.base_name), train_annotations=splits["train"].annotations,
+            train_images=splits["train"].images, config=config, train_config=train_config, remap=remap, out_dir=out_dir,
+            parallel=parallel, resume=resume, cache_dir=cache_root() / "remap_scores", announce=announce,
+        )
+
+
+def _weights_file(weights: str | Path, *, base: str, out_dir: Path) -> str:
+    """What the selection's worker processes read: a file as it is (absolute), ``imagenet`` as it is, ``none`` one random
+    base (seed 0) written to ``out_dir/base-random.pth``, so that the score and every rung start from the same one."""
+    import torch
+
+    if str(weights) == "imagenet":
+        return "imagenet"
+    if str(weights) != "none":
+        return str(Path(weights).resolve())
+    path = out_dir / "base-random.pth"
+    if not path.is_file():
+        torch.manual_seed(0)
+        base_network = plugins.bases().get(base)
+        save_torch_atomic(base_network.build(base_network.base_genotype()).state_dict(), path)
+    return str(path.resolve())
+
+
+def selection_space(search_dir: str | Path | None, *, base: str, config: SelectConfig, search_config: SearchConfig):
+    """The :class:`~netadapt.select.run.Space` of a finished search (its α, table, derived ops and target), or the one a
+    search with ``search_config`` would have."""
+    import torch
+
+    from netadapt.search.budget import base_ops
+    from netadapt.search.derive import choose_ops
+    from netadapt.search.front import load_search
+    from netadapt.search.loop import search_budget
+    from netadapt.search.space import default_space_name, load_search_space
+    from netadapt.select.run import Space, resolve_select_target
+
+    if search_dir is not None:
+        search = load_search(search_dir)
+        cost_file = Path(search_dir) / "cost.json"
+        search_target = json.loads(cost_file.read_text()).get("target") if cost_file.is_file() else None
+        target = resolve_select_target(config.target, space_table=search.table, base_ops_=search.base_ops, search_target=search_target)
+        return Space(
+            search.base, plugins.bases().get(search.base).base_genotype(), search.skeleton, search.layers, search.space.name,
+            search.space.fingerprint(), search.table, target,
+            alpha_rows=[torch.log_softmax(a.detach().double(), 0).tolist() for a in search.arch.alphas],
+            searched=choose_ops(search.arch, search.table, search_target),
+        )
+    if config.target is None:
+        raise ConfigError("select: without a search, pass --target (e.g. 0.7x)")
+    budget = search_budget(base, dataclasses.replace(search_config, target=config.target), cache_dir=cache_root() / "cost_tables")
+    name = search_config.space or default_space_name(base)
+    return Space(base, budget.base_genotype, budget.skeleton, budget.layers, name, load_search_space(name).fingerprint(), budget.table, budget.target)

@@ -22,6 +22,7 @@ TINY_CONFIG = {
         "lr_milestones": [], "checkpoint_every": 2, "log_every": 1, "alpha_lr": 0.05,
     },
     "train": {"input_size": 64, "batch_size": 4, "epochs": 1, "workers": 0, "warmup_iterations": 1, "log_every": 1, "checkpoint_every": 2},
+    "select": {"score_bn_images": 4, "score_images": 2, "rung_epochs": [1], "change_penalties": [0.0]},
 }
 
 
@@ -51,11 +52,15 @@ def test_adapt_writes_the_report_and_resumes_by_stage(tiny_data: Path, tmp_path:
     for row in rows.values():
         assert row["params"] > 0 and row["madds"] > 0
         assert 0.0 <= row["metrics"]["AP"] <= 1.0  # COCOeval ran (-1 would mean no ground truth)
-    # The adapted row is the searched architecture, remapped and trained: its genotype is the one derived.
-    derived = load_genotype(out / "search" / "genotype.yaml")
-    assert rows["adapted"]["genotype"]["stages"] == derived.to_dict()["stages"]
-    assert set(report["hours"]) >= {"search", "final training", "total"}
-    assert report["hours"]["total"] >= report["hours"]["search"] + report["hours"]["final training"] - 1e-9
+    # Under a target the selection stage ran: the adapted row is its winner, remapped and trained; the search's network
+    # was in its pool.
+    selection = json.loads((out / "select" / "selection.json").read_text())
+    assert report["selection"]["winner"] == selection["winner"]
+    pool = [load_genotype(out / "select" / c["genotype"]).to_dict()["stages"] for c in selection["pool"]]
+    assert load_genotype(out / "search" / "genotype.yaml").to_dict()["stages"] in pool
+    assert rows["adapted"]["genotype"]["stages"] == load_genotype(out / "select" / "genotype.yaml").to_dict()["stages"]
+    assert set(report["hours"]) >= {"search", "selection", "final training", "total"}
+    assert report["hours"]["total"] >= report["hours"]["search"] + report["hours"]["selection"] + report["hours"]["final training"] - 1e-9
     assert 0 < report["search_cost"]["predicted"] <= report["search_cost"]["target"]  # --target reached the search
 
     markdown = (out / "report.md").read_text()

@@ -23,19 +23,28 @@ def adapt_command(
     ),
     out: Path = typer.Option(Path("runs/adapt"), "--out", help="Run directory (search/, adapted/, base/, report.md)."),
     resume: bool = typer.Option(False, "--resume", help="Keep finished stages, continue the interrupted one."),
+    select: bool = typer.Option(
+        True, "--select/--no-select", help="Under a target, the selection stage between search and training (netadapt select); "
+        "--no-select trains the search's network (the paper's pipeline)."
+    ),
+    parallel: int = typer.Option(1, "--parallel", help="Selection candidates trained side by side."),
     device: str = options.DEVICE,
     quiet: bool = options.QUIET,
     json_: bool = options.JSON,
 ) -> None:
     """Search, derive, remap and train an adapted detector backbone; compare it with the base; write OUT/report.md."""
     from netadapt import jobs
-    from netadapt.engine.config import SearchConfig, TrainConfig
+    from netadapt.engine.config import RemapConfig, SearchConfig, SelectConfig, TrainConfig
 
     source = jobs.Data(data, dataset)
+
+    def section(kind, name, flags=None):
+        return source.config(kind, name, config_file=config_file, overrides=overrides or [], flags=flags)
+
     report = jobs.adapt(
         base=base, detector=detector, weights=weights, data=source,
-        search_config=source.config(SearchConfig, "search", config_file=config_file, overrides=overrides or [], flags={"target": target}),
-        train_config=source.config(TrainConfig, "train", config_file=config_file, overrides=overrides or []),
+        search_config=section(SearchConfig, "search", {"target": target}), train_config=section(TrainConfig, "train"),
+        select_stage=select, select_config=section(SelectConfig, "select"), remap=section(RemapConfig, "remap"), parallel=parallel,
         out_dir=out, resume=resume, device=device, progress=not quiet,
         announce=lambda m: (stderr if json_ else stdout).print(m, markup=False),  # --json: stdout is JSON only
     )

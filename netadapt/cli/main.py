@@ -10,7 +10,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from netadapt import __version__
-from netadapt.cli import adapt, cost, data, estimate, eval, export, front, plugins, predict, remap, search, show, train
+from netadapt.cli import adapt, cost, data, estimate, eval, export, front, plugins, predict, remap, search, select, show, train
 from netadapt.cli.console import printable, stderr, warn
 from netadapt.errors import NetadaptError, NetadaptWarning
 
@@ -78,6 +78,7 @@ app.command("show")(show.show_command)
 app.command("remap")(remap.remap_command)
 app.command("cost")(cost.cost_command)
 app.command("search")(search.search_command)
+app.command("select")(select.select_command)
 app.command("train")(train.train_command)
 app.command("eval")(eval.eval_command)
 app.command("predict")(predict.predict_command)

@@ -18,6 +18,10 @@ def remap_command(
         None, "--weights", help="Base weights: a torchvision-format .pth, a netadapt checkpoint, or 'imagenet'."
     ),
     out: Path = typer.Option(None, "--out", help="Output checkpoint [default: <genotype>_remapped.pth]."),
+    mode: str = typer.Option(
+        "fna", "--mode", help="fna: the paper's copy rules; preserve: inserted layers start as the identity, narrower layers keep "
+        "their most important channels (the base's function kept)."
+    ),
     json_: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Remap a base network's weights into GENOTYPE and write a netadapt checkpoint."""
@@ -25,12 +29,14 @@ def remap_command(
     from netadapt.errors import GenotypeError
     from netadapt.genotype import load_genotype
     from netadapt.remap.base import remap_base
+    from netadapt.remap.preserve import check_mode
     from netadapt.weights import read_weights, save_model_checkpoint
 
     genotype = load_genotype(genotype_file)
     if base is not None and base != genotype.base:
         raise GenotypeError(f"{genotype_file}: field 'base' is {genotype.base!r} but --base is {base!r}")
     base = genotype.base
+    check_mode(mode)
     weights_file = Path(weights) if weights not in (None, "imagenet") else None
     out = check_output_file(out or Path(f"{genotype_file.stem}_remapped.pth"), inputs=[genotype_file, weights_file])
     if weights is None:
@@ -39,7 +45,7 @@ def remap_command(
             "initialisation; pass --weights FILE (or 'imagenet' when online) to adapt pretrained weights."
         )
     source = read_weights(weights, base_name=base) if weights is not None else None
-    result = remap_base(genotype, base_name=base, weights=source)
+    result = remap_base(genotype, base_name=base, weights=source, mode=mode)
     save_model_checkpoint(out, base_name=base, genotype=genotype, network=result.network, num_classes=result.num_classes)
     summary = {
         "genotype": str(genotype_file),
@@ -47,6 +53,8 @@ def remap_command(
         "weights": source.source if source else None,
         "layers_remapped": len(result.report.copied),
         "layers_ignored": len(result.report.ignored),
+        "mode": mode,
+        "layers_inserted_as_identity": len(result.report.identity),
         "out": str(out),
     }
     if json_:

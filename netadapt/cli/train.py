@@ -32,15 +32,16 @@ def train_command(
 ) -> None:
     """Train a detector on a COCO-format dataset (default: the embedded demo) and evaluate it."""
     from netadapt import jobs
-    from netadapt.engine.config import TrainConfig
+    from netadapt.engine.config import RemapConfig, TrainConfig
     from netadapt.genotype import load_genotype
 
     source = jobs.Data(data, dataset)
     flags = {"epochs": epochs, "batch_size": batch_size, "lr": lr}
     config = source.config(TrainConfig, "train", config_file=config_file, overrides=overrides or [], flags=flags)
+    remap = source.config(RemapConfig, "remap", config_file=config_file, overrides=overrides or [])
     result = jobs.train(
         load_genotype(genotype_file) if genotype_file else None, base=base, detector=detector, weights=weights, checkpoint=checkpoint,
-        data=source, config=config, out_dir=out, resume=resume, force=force, device=device, progress=not quiet,
+        data=source, config=config, remap=remap, out_dir=out, resume=resume, force=force, device=device, progress=not quiet,
         announce=lambda m: (stderr if json_ else stdout).print(m, markup=False),  # --json: stdout is JSON only
     )
     summary = {

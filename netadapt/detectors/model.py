@@ -103,12 +103,13 @@ def build_detector(spec: DetectorSpec, *, where: str = "detector") -> nn.Module:
     return build_detector_on(body, spec.detector, num_classes=spec.num_classes, input_size=spec.input_size, options=spec.options)
 
 
-def init_backbone(model: nn.Module, spec: DetectorSpec, weights: Weights) -> int:
-    """Remap base ``weights`` into the detector's backbone (Section 2.1); returns the layers remapped.
+def init_backbone(model: nn.Module, spec: DetectorSpec, weights: Weights, *, mode: str = "fna") -> int:
+    """Remap base ``weights`` into the detector's backbone (Section 2.1; ``mode``: ``fna`` or ``preserve``); returns
+    the layers remapped.
 
     The base's classifier is not part of a detector, so its keys are left out.
     """
-    result = remap_base(spec.genotype, base_name=spec.base, weights=weights)
+    result = remap_base(spec.genotype, base_name=spec.base, weights=weights, mode=mode)
     body = model.backbone.body
     wanted = body.state_dict()
     state = {key: value for key, value in result.network.state_dict().items() if key in wanted}

@@ -26,7 +26,7 @@ C = TypeVar("C")
 
 # MobileNet-family networks reduce their input 32-fold: a smaller input vanishes below one pixel.
 MIN_INPUT_SIZE = 32
-SECTIONS = ("train", "search")  # the sections of a run config
+SECTIONS = ("train", "search", "remap", "select")  # the sections of a run config
 
 
 def check_input_size(value: int, where: str) -> None:
@@ -113,6 +113,58 @@ class TrainConfig:
         if not isinstance(self.detector_options, dict):
             raise ConfigError(f"{source}: train.detector_options must be a mapping, got {self.detector_options!r}")
         check_common(self, source, "train")
+
+
+@dataclasses.dataclass
+class RemapConfig:
+    """How base weights move into another architecture wherever a job remaps them (``train``, ``select``)."""
+
+    # fna: the paper's rules (Section 2.1: inserted layers copy the stage's last layer, narrower layers take the first
+    # channels); preserve: inserted layers start as the identity, narrower ones keep their most important channels
+    # (netadapt.remap.preserve).
+    mode: str = "fna"
+
+    def validate(self, source: str) -> None:
+        if self.mode not in ("fna", "preserve"):
+            raise ConfigError(f"{source}: remap.mode must be one of fna, preserve, got {self.mode!r}")
+
+
+@dataclasses.dataclass
+class SelectConfig:
+    """The selection stage (``netadapt select``, DESIGN §1.6): a pool of candidates under the target, scored by
+    remapping (``netadapt.select.score``) and narrowed by successive halving of short trainings on held-out training
+    images. The trainings use the ``train:`` section with the rung's epochs."""
+
+    target: str | float | None = None  # None: the search's target (its cost.json); a budget as search.target
+    held_out_fraction: float = 0.25  # training images held out to score the rungs (never the val split)
+    seed: int = 0  # the held-out split, the score's images and the rungs' training seeds
+    score_bn_images: int = 128  # images re-estimating BatchNorm for the remap-aware score
+    score_images: int = 64  # held-out images the score compares the taps on
+    change_penalties: list[float] = dataclasses.field(default_factory=lambda: [0.0, 0.01, 0.05])
+    alpha_weight: float = 0.01  # weight of log softmax(α) against the distortion, with a search
+    rung_epochs: list[int] = dataclasses.field(default_factory=lambda: [3, 9])  # epochs of each rung's trainings
+    keep_fraction: float = 0.34  # share of a rung's candidates kept for the next (at least one)
+    noise: float = 1.0  # mAP points on the held-out images within which two candidates tie (fewer changes wins)
+    # N > 0: the pool is N architectures drawn uniformly under the target instead (Li & Talwalkar's control: random
+    # search through the same successive halving); 0: baselines, the search's network and the score's choices.
+    random_pool: int = 0
+
+    def validate(self, source: str) -> None:
+        if not 0 < self.held_out_fraction < 1:
+            raise ConfigError(f"{source}: select.held_out_fraction must lie in (0, 1), got {self.held_out_fraction}")
+        if not 0 < self.keep_fraction <= 1:
+            raise ConfigError(f"{source}: select.keep_fraction must lie in (0, 1], got {self.keep_fraction}")
+        if not self.rung_epochs or any(epochs <= 0 for epochs in self.rung_epochs):
+            raise ConfigError(f"{source}: select.rung_epochs must be a non-empty list of positive numbers, got {self.rung_epochs}")
+        for name in ("score_bn_images", "score_images"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{source}: select.{name} must be positive, got {getattr(self, name)}")
+        if self.noise < 0 or self.alpha_weight < 0 or self.random_pool < 0 or any(p < 0 for p in self.change_penalties):
+            raise ConfigError(f"{source}: select.noise, alpha_weight, random_pool and change_penalties must not be negative")
+        if self.target is not None:
+            from netadapt.cost import parse_target
+
+            parse_target(self.target, where=f"{source}: select.target")
 
 
 PACKAGED_CONFIGS = Path(__file__).resolve().parents[1] / "configs"

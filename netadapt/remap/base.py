@@ -20,8 +20,9 @@ class RemapResult:
     report: RemapReport
 
 
-def remap_base(target: Genotype, *, base_name: str, weights: Weights | None) -> RemapResult:
-    """Build ``target`` and fill it from the base network's ``weights``.
+def remap_base(target: Genotype, *, base_name: str, weights: Weights | None, mode: str = "fna") -> RemapResult:
+    """Build ``target`` and fill it from the base network's ``weights`` (``mode``: ``fna`` or ``preserve``,
+    :func:`~netadapt.remap.driver.remap_network`).
 
     ``weights=None`` remaps a randomly initialised base (callers should warn: the result is no
     better than random initialisation). The classifier keeps the source's number of classes.
@@ -34,5 +35,5 @@ def remap_base(target: Genotype, *, base_name: str, weights: Weights | None) -> 
         source, source_genotype = build_with_weights(weights, base_name=base_name)
     num_classes = source.state_dict()[base.classifier_key].shape[0]
     network = base.build(target, num_classes=num_classes)
-    report = remap_network(source, network)
+    report = remap_network(source, network, mode=mode)
     return RemapResult(network, source_genotype, num_classes, report)

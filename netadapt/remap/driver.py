@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 
 from torch import nn
@@ -9,16 +10,23 @@ from torch import nn
 from netadapt import plugins
 from netadapt.contracts import IGNORE, Ignore, LayerPath, RemapRule, check_network, module_paths
 from netadapt.errors import RemapError
+from netadapt.remap.preserve import check_mode, importance_sorted, inserted_layers, narrowed_layers, start_as_identity
 
 Rule = RemapRule
 
 
 @dataclass
 class RemapReport:
-    """What a remap did: ``copied`` holds (target path, source path, rule name) per module."""
+    """What a remap did: ``copied`` holds (target path, source path, rule name) per module. Under ``preserve``:
+    ``identity`` lists the inserted layers that start as the identity, ``copied_inserted`` those that could not
+    (not residual: FNA's copy), ``sorted_source_layers`` the source layers whose channels were sorted."""
 
     copied: list[tuple[str, str, str]] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
+    mode: str = "fna"
+    identity: list[str] = field(default_factory=list)
+    copied_inserted: list[str] = field(default_factory=list)
+    sorted_source_layers: int = 0
 
 
 def find_rule(rules: plugins.Registry[Rule], module_type: type) -> Rule | Ignore | None:
@@ -57,21 +65,26 @@ def _module_correspondence(target: LayerPath, source: LayerPath, *, where: str) 
     return dict(zip(targets, sources))
 
 
-def remap_network(source: nn.Module, target: nn.Module, *, rules: plugins.Registry[Rule] | None = None) -> RemapReport:
+def remap_network(source: nn.Module, target: nn.Module, *, rules: plugins.Registry[Rule] | None = None, mode: str = "fna") -> RemapReport:
     """Fill ``target``'s tensors from ``source`` (both built by the same base network plugin).
 
     Both networks expose ``layer_paths`` and ``part_paths`` (see ``netadapt.bases``). Every target module owning
-    parameters or buffers needs a rule; a module with none is an error naming its path and type.
+    parameters or buffers needs a rule; a module with none is an error naming its path and type. ``mode``:
+    ``fna`` (Section 2.1, the paper's copy rules) or ``preserve`` (:mod:`netadapt.remap.preserve`: inserted
+    layers start as the identity, narrower layers keep their most important channels).
     """
     rules = plugins.remap_rules() if rules is None else rules
     check_network(source), check_network(target)
+    report = RemapReport(mode=check_mode(mode))
     correspondence = layer_correspondence(source.layer_paths, target.layer_paths)
     # Parts outside the stages (stem, head conv, classifier) are copied as they are.
     for label, path in target.part_paths.items():
         if label not in source.part_paths:
             raise RemapError(f"target part {label!r} ({path!r}) has no counterpart in the source network's part_paths")
         correspondence.update(_module_correspondence(path, source.part_paths[label], where=f"part {label!r}"))
-    report = RemapReport()
+    # preserve: a narrower layer is filled from its source layer with the hidden channels sorted by importance.
+    narrowed = narrowed_layers(source, target, correspondence) if mode == "preserve" else {}
+    sorted_source, report.sorted_source_layers = importance_sorted(source, set(narrowed.values())) if narrowed else (source, 0)
     for path, module in target.named_modules():
         if not _owns_tensors(module):
             continue
@@ -85,8 +98,9 @@ def remap_network(source: nn.Module, target: nn.Module, *, rules: plugins.Regist
             report.ignored.append(path)
             continue
         source_path = _source_path(path, correspondence)
+        donor = sorted_source if any(path == layer or path.startswith(layer + ".") for layer in narrowed) else source
         try:
-            source_module = source.get_submodule(source_path)
+            source_module = donor.get_submodule(source_path)
         except AttributeError:
             raise RemapError(f"target layer {path!r} ({type(module).__name__}) has no counterpart {source_path!r} in the source network") from None
         if find_rule(rules, type(source_module)) is not rule:
@@ -94,11 +108,30 @@ def remap_network(source: nn.Module, target: nn.Module, *, rules: plugins.Regist
                 f"target layer {path!r} is a {type(module).__name__} but source layer {source_path!r} is a {type(source_module).__name__}"
             )
         try:
-            rule(source_module, module)
+            _apply(rule, source_module, module, mode)
         except RemapError as error:
             raise RemapError(f"layer {path!r} ({type(module).__name__}) from {source_path!r}: {error}") from None
         report.copied.append((path, source_path, getattr(rule, "__name__", repr(rule))))
+    if mode == "preserve":
+        for layer in inserted_layers(source.layer_paths, target.layer_paths):
+            (report.identity if start_as_identity(target, layer) else report.copied_inserted).append(str(layer))
     return report
+
+
+def _apply(rule: Rule, source: nn.Module, target: nn.Module, mode: str) -> None:
+    """``rule(source, target)``, with ``mode=`` when the rule takes it (plugins' rules may ignore the mode)."""
+    if _takes_mode(rule):
+        rule(source, target, mode=mode)
+    else:
+        rule(source, target)
+
+
+def _takes_mode(rule: Rule) -> bool:
+    try:
+        parameters = inspect.signature(rule).parameters
+    except (TypeError, ValueError):
+        return False
+    return "mode" in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
 
 
 def _owns_tensors(module: nn.Module) -> bool:

@@ -1,0 +1,263 @@
+"""Does selection win? The selected network against the baselines a user has by hand (issue 21; DESIGN §1.6).
+
+Thresholds, written before any run (the issue's "Must show"):
+
+- **goal**: at 0.7x the selected network beats the base pruned by depth by ≥ 1.2 mAP, paired over the same training
+  seeds, one-sided sign-flip p < 0.05; and beats the random architectures by more, one-sided exact Mann-Whitney
+  p < 0.05 (both Holm-corrected over the two tests);
+- **floor**: the mean paired difference selected − pruned ≥ −0.5 mAP.
+
+Arms, all on the same data (``generate_demo_dataset(num_train=400, num_val=400, seed=0)``, as
+``search_vs_random.py``), every network trained with the demo's ``train:`` budget (224², 12 epochs) from the same
+demo-pretrained base, evaluated on the 400 val images (never seen by selection, which scores on held-out *training*
+images):
+
+- ``select-S``: ``netadapt select --target 0.7x`` with ``select.seed=S`` (no search: baselines and the remap-aware
+  score's choices; ``--selections``);
+- ``selected-T``: the winner of selection ``T mod selections`` trained with training seed ``T`` (``--seeds``);
+- ``pruned-T``: the base pruned by depth with training seed ``T`` (the pair of ``selected-T``); when a selection's
+  winner *is* the pruned base, its pair is the same training and the difference is exactly 0;
+- ``width-T``: the base pruned by width; ``random-N``: ``--random`` uniform draws under the target (the draws of
+  ``search_vs_random.py``); ``random-sh``: a pool of those draws through the same successive halving, its winner
+  trained (Li & Talwalkar's control); ``base-T``: the base at 1.0x;
+- ``--preserve``: the pruned-by-width base and the first selection's winner trained again with ``remap.mode:
+  preserve`` (paired with their ``fna`` trainings, same seed);
+- ``--long``: the pruned base, the first winner, the base with 3× the epochs, seed 0.
+
+Every step is a ``netadapt`` subprocess (1 thread each, ``--parallel`` side by side) whose result is kept
+(``OUT/STEP/result.json``): a stopped run continues where it stopped. The steps run in the order that makes an early
+stop most useful: the first selection, then the paired trainings seed by seed, then the rest. ``--summary`` prints
+what has finished. Tests: selected − pruned paired by seed (exact sign-flip over 2ⁿ sign patterns: smallest p 2⁻ⁿ),
+selected vs random (exact Mann-Whitney over all C(n+m, n) splits: 5 vs 6 reaches 1/462), Holm over the two.
+
+    python benchmarks/select_vs_baselines.py --parallel 2                 # everything
+    python benchmarks/select_vs_baselines.py --seeds 3 --selections 1     # a smaller design
+    python benchmarks/select_vs_baselines.py --summary
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from netadapt import jobs
+from netadapt.bases.pretrain import pretrained_demo_base
+from netadapt.data.demo import generate_demo_dataset
+from netadapt.engine.config import SearchConfig, SelectConfig, load_run_config
+from netadapt.genotype import save_genotype
+from netadapt.search.budget import base_ops
+from netadapt.select.pool import pruned_by_depth, pruned_by_width, random_under
+
+ROOT = Path(__file__).resolve().parents[1]
+NETADAPT = shutil.which("netadapt") or "netadapt"
+GOAL_MAP, FLOOR_MAP, ALPHA = 1.2, -0.5, 0.05
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--target", default="0.7x")
+    parser.add_argument("--seeds", type=int, default=5, help="training seeds of the paired arms")
+    parser.add_argument("--selections", type=int, default=3, help="selection seeds")
+    parser.add_argument("--random", type=int, default=6)
+    parser.add_argument("--base-seeds", type=int, default=3)
+    parser.add_argument("--no-preserve", dest="preserve", action="store_false")
+    parser.add_argument("--no-long", dest="long", action="store_false")
+    parser.add_argument("--parallel", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=None, help="train.epochs of every training (default: the demo's 12)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], help="passed to every netadapt command")
+    parser.add_argument("--out", type=Path, default=Path("runs/select_vs_baselines"))
+    parser.add_argument("--summary", action="store_true")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.summary:
+        return _report(args)
+    data = args.out / "data"
+    if not (data / "val.json").is_file():
+        generate_demo_dataset(data, num_train=400, num_val=400, seed=0)
+    weights = pretrained_demo_base("mobilenetv2")
+    overrides = list(args.overrides) + ([f"train.epochs={args.epochs}"] if args.epochs else [])
+    common = ["--data", str(data), "--weights", str(weights), *itertools.chain(*(("--set", o) for o in overrides))]
+    genotypes = _fixed_genotypes(args)
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+
+    def select(seed: int, extra: list[str] = (), name: str | None = None) -> dict:
+        step = args.out / (name or f"select-{seed}")
+        return _step(step, [NETADAPT, "select", "--target", args.target, *common, "--set", f"select.seed={seed}", *extra,
+                            "--out", str(step / "run"), "--json", "--resume" if (step / "run" / "rungs").exists() else "--quiet"], env,
+                     lambda summary: {**summary, "genotype": str(step / "run" / "genotype.yaml")})
+
+    def train(name: str, genotype: Path, seed: int, extra: list[str] = ()) -> dict:
+        step = args.out / name
+        return _step(step, [NETADAPT, "train", str(genotype), *common, "--set", f"train.seed={seed}", *extra, "--quiet", "--json",
+                            "--out", str(step / "run"), "--force"], env,
+                     lambda summary: {"name": name, "genotype": str(genotype), "seed": seed, "map": 100 * summary["metrics"]["AP"],
+                                      "map50": 100 * summary["metrics"]["AP50"], "seconds": summary["seconds"]})
+
+    def selected(seed: int) -> dict:
+        """The winner of selection ``seed mod selections`` trained with ``seed``; the pruned base's training itself when
+        the winner is the pruned base (same genotype, same seed: the same run), recorded under ``selected-SEED`` too."""
+        step = args.out / f"selected-{seed}"
+        if (step / "result.json").is_file():
+            return json.loads((step / "result.json").read_text())
+        winner = select(seed % args.selections)
+        same = Path(winner["genotype"]).read_text() == genotypes["pruned"].read_text()
+        result = train(f"pruned-{seed}", genotypes["pruned"], seed) if same else train(f"selected-{seed}", Path(winner["genotype"]), seed)
+        result = {**result, "name": f"selected-{seed}", "winner": winner["winner"], "same_run_as": f"pruned-{seed}" if same else None}
+        step.mkdir(parents=True, exist_ok=True)
+        (step / "result.json").write_text(json.dumps(result, indent=2))
+        return result
+
+    plan: list = []
+    for seed in range(args.seeds):  # the paired arms first, seed by seed
+        plan += [lambda s=seed: train(f"pruned-{s}", genotypes["pruned"], s), lambda s=seed: selected(s)]
+    plan += [lambda s=seed: train(f"width-{s}", genotypes["width"], s) for seed in range(min(args.seeds, 3))]
+    plan += [lambda n=n: train(f"random-{n}", genotypes[f"random-{n}"], 0) for n in range(args.random)]
+    plan.append(lambda: train("random-sh", Path(select(0, ["--set", f"select.random_pool={args.random}"], "select-random")["genotype"]), 0))
+    plan += [lambda s=seed: train(f"base-{s}", ROOT / "examples" / "genotypes" / "mobilenetv2.yaml", s) for seed in range(args.base_seeds)]
+    if args.preserve:
+        plan.append(lambda: train("width-0-preserve", genotypes["width"], 0, ["--set", "remap.mode=preserve"]))
+        plan.append(lambda: train("selected-0-preserve", Path(select(0)["genotype"]), 0, ["--set", "remap.mode=preserve"]))
+    if args.long:
+        epochs = 3 * (args.epochs or 12)
+        longer = ["--set", f"train.epochs={epochs}"]
+        plan.append(lambda: train("pruned-0-long", genotypes["pruned"], 0, longer))
+        plan.append(lambda: train("selected-0-long", Path(select(0)["genotype"]), 0, longer))
+        plan.append(lambda: train("base-0-long", ROOT / "examples" / "genotypes" / "mobilenetv2.yaml", 0, longer))
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=args.parallel) as pool:
+        for future in [pool.submit(step) for step in plan]:
+            try:
+                future.result()
+            except RuntimeError as error:
+                print(f"step failed: {error}", file=sys.stderr)
+    print(f"all steps finished in {(time.perf_counter() - started) / 60:.0f} min")
+    return _report(args)
+
+
+def _fixed_genotypes(args) -> dict[str, Path]:
+    """The pruned bases and the random draws (``search_vs_random.py``'s), written once into ``OUT``."""
+    search_config = load_run_config(SearchConfig, "search", config_file=None, demo=True, flags={"target": args.target})
+    space = jobs.selection_space(None, base="mobilenetv2", config=SelectConfig(target=args.target), search_config=search_config)
+    names, costs, base = space.names, space.costs, base_ops(space.base_genotype, space.layers)
+    rng = random.Random(0)
+    chosen = {"pruned": pruned_by_depth(names, base, costs, space.target), "width": pruned_by_width(names, base, costs, space.target)}
+    chosen |= {f"random-{n}": random_under(names, costs, space.target, rng) for n in range(args.random)}
+    paths = {}
+    for name, ops in chosen.items():
+        paths[name] = args.out / "genotypes" / f"{name}.yaml"
+        if not paths[name].is_file():
+            save_genotype(space.genotype(ops), paths[name])
+    return paths
+
+
+def _step(step: Path, command: list[str], env: dict, record) -> dict:
+    """``step/result.json`` if finished; else ``command`` run (its JSON summary to ``record``), the result kept."""
+    done = step / "result.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    step.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(command, capture_output=True, text=True, env=env)
+    (step / "stderr.log").write_text(result.stderr)
+    if result.returncode != 0:
+        raise RuntimeError(f"{step.name}: {' '.join(command[:2])} failed ({result.returncode}): {result.stderr.strip().splitlines()[-1:]}")
+    value = record(json.loads(result.stdout))
+    done.write_text(json.dumps(value, indent=2))
+    return value
+
+
+def sign_flip_p(differences: list[float]) -> float:
+    """One-sided exact p of mean(d) ≥ observed under random signs (2ⁿ patterns; zeros stay zero)."""
+    observed = statistics.fmean(differences)
+    patterns = list(itertools.product((1, -1), repeat=len(differences)))
+    return sum(statistics.fmean(s * d for s, d in zip(signs, differences)) >= observed - 1e-12 for signs in patterns) / len(patterns)
+
+
+def mann_whitney_p(x: list[float], y: list[float]) -> float:
+    """One-sided exact p of U(x > y) ≥ observed over all splits of the pooled values (ties count ½)."""
+
+    def u(a, b):
+        return sum(1.0 if i > j else 0.5 if i == j else 0.0 for i in a for j in b)
+
+    pooled, observed = x + y, u(x, y)
+    splits = list(itertools.combinations(range(len(pooled)), len(x)))
+    hits = 0
+    for chosen in splits:
+        rest = [pooled[i] for i in range(len(pooled)) if i not in chosen]
+        hits += u([pooled[i] for i in chosen], rest) >= observed - 1e-12
+    return hits / len(splits)
+
+
+def holm(ps: dict[str, float]) -> dict[str, float]:
+    ordered = sorted(ps.items(), key=lambda item: item[1])
+    adjusted, running = {}, 0.0
+    for rank, (name, p) in enumerate(ordered):
+        running = max(running, min(1.0, (len(ordered) - rank) * p))
+        adjusted[name] = running
+    return adjusted
+
+
+def _report(args) -> int:
+    results = {p.parent.name: json.loads(p.read_text()) for p in sorted(args.out.glob("*/result.json"))}
+    trained = {name: r for name, r in results.items() if "map" in r}
+
+    def arm(prefix: str) -> dict[int, float]:
+        return {int(name.rsplit("-", 1)[1]): r["map"] for name, r in trained.items()
+                if name.startswith(prefix + "-") and name[len(prefix) + 1:].isdigit()}
+
+    selected, pruned, width, base = arm("selected"), arm("pruned"), arm("width"), arm("base")
+    randoms = arm("random")
+    summary: dict = {"arms": {}}
+    for label, values in (("selected", selected), ("base-pruned-depth", pruned), ("base-pruned-width", width), ("random", randoms), ("base (1.0x)", base)):
+        if values:
+            v = list(values.values())
+            summary["arms"][label] = {"n": len(v), "mean": statistics.fmean(v), "std": statistics.stdev(v) if len(v) > 1 else 0.0, "values": values}
+    for name in ("random-sh", "width-0-preserve", "selected-0-preserve", "pruned-0-long", "selected-0-long", "base-0-long"):
+        if name in trained:
+            summary["arms"][name] = {"n": 1, "mean": trained[name]["map"], "std": 0.0}
+    selections = {name: r for name, r in results.items() if name.startswith("select-")}
+    summary["selections"] = {name: {"winner": r.get("winner"), "seconds": r.get("seconds"), "pool": r.get("pool")} for name, r in selections.items()}
+    paired = sorted(set(selected) & set(pruned))
+    tests = {}
+    if paired:
+        differences = [selected[s] - pruned[s] for s in paired]
+        tests["selected-pruned"] = {"pairs": len(paired), "mean_difference": statistics.fmean(differences), "differences": differences,
+                                    "p": sign_flip_p(differences), "smallest_p": 2.0 ** -len(paired)}
+    if selected and randoms:
+        s, r = list(selected.values()), list(randoms.values())
+        tests["selected-random"] = {"n": [len(s), len(r)], "mean_difference": statistics.fmean(s) - statistics.fmean(r),
+                                    "p": mann_whitney_p(s, r), "smallest_p": 1 / math.comb(len(s) + len(r), len(s))}
+    for name, p in holm({name: t["p"] for name, t in tests.items()}).items():
+        tests[name]["p_holm"] = p
+    summary["tests"] = tests
+    if "selected-pruned" in tests:
+        t = tests["selected-pruned"]
+        beats_random = "selected-random" in tests and tests["selected-random"]["p_holm"] < ALPHA and \
+            tests["selected-random"]["mean_difference"] > t["mean_difference"]
+        summary["goal_met"] = t["mean_difference"] >= GOAL_MAP and t["p_holm"] < ALPHA and beats_random
+        summary["floor_met"] = t["mean_difference"] >= FLOOR_MAP
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    for label, a in summary["arms"].items():
+        print(f"{label:<22} n={a['n']}  mAP {a['mean']:.1f} ± {a['std']:.1f}")
+    for name, t in tests.items():
+        print(f"{name}: mean difference {t['mean_difference']:+.2f} mAP, one-sided p {t['p']:.4f} (Holm {t['p_holm']:.4f}; smallest reachable {t['smallest_p']:.4f})")
+    for name, s in summary["selections"].items():
+        print(f"{name}: winner {s['winner']} in {s['seconds']} s; pool {s['pool']}")
+    if "goal_met" in summary:
+        print(f"goal (≥ {GOAL_MAP} mAP over the pruned base, p < {ALPHA}, and over random): {'MET' if summary['goal_met'] else 'NOT MET'}; "
+              f"floor (≥ {FLOOR_MAP}): {'MET' if summary['floor_met'] else 'NOT MET'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
