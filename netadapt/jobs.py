@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import shutil
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -41,10 +40,10 @@ from netadapt.detectors.model import DetectorSpec, check_training_memory, init_b
 from netadapt.engine import distributed
 from netadapt.engine.config import RemapConfig, SearchConfig, SelectConfig, TrainConfig, load_run_config
 from netadapt.engine.evaluate import evaluate_detector
-from netadapt.engine.files import check_output_dir, check_outputs, output_folder, save_torch_atomic
+from netadapt.engine.files import check_output_dir, check_outputs, output_folder, remove_outputs, save_torch_atomic
 from netadapt.engine.rundir import check_resumable, run_directory
 from netadapt.engine.train import TrainResult, train_detector
-from netadapt.errors import ConfigError, DataError, NetadaptWarning, RunError
+from netadapt.errors import ConfigError, DataError, NetadaptWarning, OutputError, RunError
 from netadapt.genotype import Genotype
 from netadapt.weights import Weights, read_weights
 
@@ -338,8 +337,9 @@ def select(
     with run_directory(out_dir, resume=True):
         if force and not resume:
             for stale in ("rungs", "pool", "selection.json", "genotype.yaml", "scores.json"):
-                path = out_dir / stale
-                shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+                left = remove_outputs(out_dir / stale)  # only what netadapt wrote there (engine/files.py)
+                if left:
+                    raise OutputError(f"{left[0]}: netadapt did not write it; --force does not delete it: move it and run again")
         weights = _weights_file(weights, base=space.base_name, out_dir=out_dir)
         return run_select(
             space=space, weights_path=weights, weights=read_weights(weights, base_name=space.base_name), train_annotations=splits["train"].annotations,

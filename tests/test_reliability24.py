@@ -687,3 +687,19 @@ def test_sigterm_during_the_final_evaluation_is_one_line_and_resume_finishes(gen
     assert not (run / "metrics.json").exists()
     resumed = subprocess.run([*command, "--resume"], capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0 and (run / "metrics.json").is_file(), resumed.stderr
+
+
+def test_remove_outputs_deletes_only_what_netadapt_wrote_and_never_follows_a_link(tmp_path: Path) -> None:
+    from netadapt.engine.files import record_output, remove_outputs
+
+    images = tmp_path / "my-images"
+    images.mkdir()
+    (images / "a.jpg").write_bytes(b"a picture")
+    rungs = tmp_path / "run" / "rungs"
+    write_text_atomic(rungs / "0" / "score.json", "{}\n")
+    record_output(rungs / "0" / "images")
+    (rungs / "0" / "images").symlink_to(images, target_is_directory=True)
+    (rungs / "1").mkdir()
+    (rungs / "1" / "notes.txt").write_text("mine\n")
+    assert remove_outputs(rungs) == [rungs / "1" / "notes.txt"]
+    assert not (rungs / "0").exists() and (rungs / "1" / "notes.txt").is_file() and (images / "a.jpg").is_file()

@@ -224,6 +224,26 @@ def remove_if_unused(folder: Path, *, also: Iterable[str] = ()) -> None:
             folder.rmdir()
 
 
+def remove_outputs(path: str | Path) -> list[Path]:
+    """Delete what netadapt wrote at ``path`` and nothing else: a file its folder's manifest lists, or, for a folder,
+    the files its manifests list, folder by folder, and the folders this leaves empty. Returns what was left in place
+    (files netadapt did not write), for the caller to name in a warning."""
+    path = Path(path)
+    if path.is_symlink() or path.is_file():
+        if path.name in written_by_netadapt(path.parent):
+            path.unlink()
+            return []
+        return [path]
+    if not path.is_dir():
+        return []
+    left = []
+    for entry in sorted(path.iterdir()):
+        if entry.name != MANIFEST_NAME:
+            left += remove_outputs(entry)
+    remove_if_unused(path)
+    return left
+
+
 def check_output_dir(path: str | Path) -> Path:
     """Check up front that ``path`` is, or can be made, a folder netadapt can write into."""
     path = Path(path)

@@ -46,7 +46,7 @@ from netadapt.cost import cost_model_for, format_cost
 from netadapt.data.sources import DataSplit
 from netadapt.engine.config import SearchConfig, section_config
 from netadapt.engine.files import (
-    atomic_path, check_output_dir, load_torch_file, remove_if_unused, write_json_atomic, write_text_atomic, written_by_netadapt,
+    atomic_path, check_output_dir, load_torch_file, remove_outputs, write_json_atomic, write_text_atomic,
 )
 from netadapt.engine.train import DetectorOnBatch
 from netadapt.errors import ConfigError, DataError, NetadaptWarning, PluginError, WeightsError
@@ -480,10 +480,7 @@ def _remove_stale_points(out_dir: Path, *, keep: set[str]) -> None:
     for folder in sorted(out_dir.iterdir()):
         if folder.name in keep or not folder.is_dir() or not re.fullmatch(r"point-\d+|base", folder.name):
             continue
-        for name in written_by_netadapt(folder):
-            (folder / name).unlink(missing_ok=True)
-        remove_if_unused(folder)
-        if folder.exists():
+        if remove_outputs(folder):
             warnings.warn(f"{folder}: left in place, with files netadapt did not write; it is not part of this front", NetadaptWarning, stacklevel=3)
 
 
