@@ -146,7 +146,7 @@ def test_a_fine_tuned_path_leaves_the_inherited_weights_as_they_were(finished_se
 def test_front_checks_its_outputs_and_point_count_before_computing(finished_search: Path, tmp_path: Path) -> None:
     """Issue 24 (items 14, 19): a file as --out and a million points are refused before any point is computed."""
     (tmp_path / "file").write_text("mine\n")
-    for arguments, message in [(["--out", str(tmp_path / "file")], "cannot write"), (["--points", "1000000"], "--points must be in 1..100")]:
+    for arguments, message in [(["--out", str(tmp_path / "file")], "cannot write"), (["--points", "1000000"], "--points must be at most 100")]:
         result = CliRunner().invoke(app, ["front", str(finished_search), "--quiet", *arguments])
         assert result.exit_code == 2 and message in result.output and "point-1:" not in result.output, result.output
     assert (tmp_path / "file").read_text() == "mine\n"

@@ -221,8 +221,10 @@ def resolve_targets(search: FinishedSearch, targets: Sequence[str] | None = None
     if points is None and not targets:
         points = DEFAULT_POINTS
     if points is not None:
-        if not 1 <= points <= MAX_POINTS:
-            raise ConfigError(f"--points must be in 1..{MAX_POINTS} (each point is an evaluation of the super network), got {points}")
+        if points < 1:
+            raise ConfigError(f"--points must be positive, got {points}")
+        if points > MAX_POINTS:
+            raise ConfigError(f"--points must be at most {MAX_POINTS} (each point is an evaluation of the super network), got {points}")
         low, _ = cost_range(costs)
         high = search.table.cost_of(search.arch.best_ops())
         values = [low + (high - low) * i / points for i in range(1, points)] + [high]  # the last exactly the argmax's cost
