@@ -10,14 +10,15 @@ stops without a checkpoint).
 After the last iteration (a training's BatchNorm re-estimation and final evaluation, a search's derive
 and final writes) there is no next iteration to wait for: :func:`after_last_iteration` stops that work at
 once and says so in the same one line (``last.pth`` holds the last iteration; ``--resume`` does the
-work again). DataLoader workers ignore both signals (:func:`ignore_interrupts_in_worker`): SIGTERM sent
-to the whole process group (``timeout``, SLURM's ``scancel``) then stops the run as SIGINT does, with a
-checkpoint, instead of killing the workers under it.
+work again). DataLoader workers run in a process group of their own (:func:`ignore_interrupts_in_worker`):
+SIGTERM or SIGINT sent to the job's whole process group (Ctrl-C, ``timeout``, job managers) reaches the
+main process alone, which stops the run with a checkpoint, instead of killing the workers under it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -101,8 +102,12 @@ def loader_worker_died(error: BaseException) -> bool:
 
 
 def ignore_interrupts_in_worker() -> None:
-    """In a DataLoader worker: leave Ctrl-C and SIGTERM (sent to the whole process group by a shell, ``timeout``,
-    ``scancel``) to the main process, which stops the run at the end of an iteration and then shuts its workers
-    down; a worker that died of SIGTERM first would end the run in a traceback, without a checkpoint."""
-    for number in SIGNALS:
-        signal.signal(number, signal.SIG_IGN)
+    """In a DataLoader worker: leave Ctrl-C and SIGTERM sent to the job's whole process group (a shell, ``timeout``, a
+    job manager) to the main process, which stops the run at the end of an iteration and then shuts its workers down;
+    a worker that died of that SIGTERM first would end the run in a traceback, without a checkpoint. The worker moves
+    to a process group of its own rather than ignoring SIGTERM, which DataLoader's and multiprocessing's shutdown
+    send it (ignored, an exiting run would wait for its workers forever). A worker whose main process dies exits
+    (torch's watchdog)."""
+    with contextlib.suppress(OSError):
+        os.setpgid(0, 0)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
