@@ -191,7 +191,7 @@ def run_adapt(
         else:
             announce("Search: the base network remapped into the super network, α and weights trained alternately")
             continuing = resume and (search_dir / "last.pth").is_file()
-            with run_directory(search_dir, resume=continuing, enabled=context.is_main):  # locked, not started over by mistake
+            with run_directory(search_dir, resume=continuing, enabled=context.is_main, force_option=None):  # locked, not started over by mistake
                 run_search(
                     base_name=base, detector_name=detector, weights=weights, config=search_config, train_split=splits["train"],
                     out_dir=search_dir, resume=continuing, context=context, progress=progress, cache_dir=cache_dir,
@@ -220,7 +220,7 @@ def run_adapt(
                 result = train_detector(
                     spec, train_config, train_set=train_set, val_set=val_set, out_dir=run_dir,
                     init=(lambda model, spec=spec: init_backbone(model, spec, weights, mode=remap_mode)) if weights is not None else None,
-                    resume=resume, context=context, progress=progress,
+                    resume=resume, context=context, progress=progress, force_option=None,  # adapt has no --force
                 )
                 metrics = result.metrics
             hours[stage] = _hours_of(run_dir, stage, started, resume)

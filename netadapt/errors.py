@@ -62,5 +62,12 @@ class Interrupted(RunError):
         self.exit_code = exit_code
 
 
+def describe(error: BaseException) -> str:
+    """``Type: first line of the message`` of an exception from a library or a plugin, its further lines (its own
+    traceback, torch's advice) left out: the middle of a one-line message."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return f"{type(error).__name__}: {lines[0].rstrip('.')[:200]}" if lines else type(error).__name__
+
+
 class NetadaptWarning(UserWarning):
     """Something the user should know that does not stop the command (the CLI prints it as one line)."""

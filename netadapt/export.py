@@ -81,7 +81,7 @@ from torchvision.transforms.v2 import functional as F
 from netadapt import contracts, plugins
 from netadapt.detectors.cost import CoreForward
 from netadapt.engine.files import atomic_path
-from netadapt.errors import ExportError
+from netadapt.errors import ExportError, describe
 
 if TYPE_CHECKING:
     from netadapt.detectors.model import DetectorSpec
@@ -299,7 +299,7 @@ def read_info(path: str | Path) -> dict[str, Any]:
                 torch.jit.load(str(path), map_location="cpu", _extra_files=files)
             text = files[TORCHSCRIPT_METADATA_FILE] or None
     except Exception as error:  # onnx's DecodeError, torch's RuntimeError, ...: the file is no model of that kind
-        raise ExportError(f"{path}: not a netadapt export: not a readable {kind} model ({_first_line(error)})") from None
+        raise ExportError(f"{path}: not a netadapt export: not a readable {kind} model ({describe(error)})") from None
     where = f"metadata property {ONNX_METADATA_KEY!r}" if kind == "ONNX" else f"extra file {TORCHSCRIPT_METADATA_FILE!r}"
     if text is None:
         raise ExportError(f"{path}: not a netadapt export: the {kind} model has no {where}")
@@ -310,12 +310,6 @@ def read_info(path: str | Path) -> dict[str, Any]:
     if not isinstance(info, dict) or info.get("format") != EXPORT_FORMAT:
         raise ExportError(f"{path}: not a netadapt export: its {where} lacks \"format\": \"{EXPORT_FORMAT}\"")
     return info
-
-
-def _first_line(error: BaseException) -> str:
-    """``Type: first line of the message`` of an exception from a library (its further lines are its own detail)."""
-    lines = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
 
 
 def export_detector(
@@ -369,13 +363,13 @@ def export_detector(
         try:
             write(module, images, temporary, info, dynamic_batch=dynamic_batch)
         except Exception as error:  # torch.onnx.export / torch.jit.trace: multi-line reports of their own
-            raise ExportError(f"{source}: {format} export failed: {_first_line(error)}") from error
+            raise ExportError(f"{source}: {format} export failed: {describe(error)}") from error
         found = []  # (difference, output name, check image)
         for check, inputs in checks.items():
             try:
                 actual = run(temporary, inputs)
             except Exception as error:  # onnxruntime / torch.jit.load cannot run what was written
-                raise ExportError(f"{source}: the exported {format} model does not run: {_first_line(error)}") from error
+                raise ExportError(f"{source}: the exported {format} model does not run: {describe(error)}") from error
             for name, got, want in zip(info["outputs"], actual, expected[check], strict=True):
                 found.append((_max_abs_difference(got, want), name, check))
         differences = {name: max(d for d, output, _ in found if output == name) for name in info["outputs"]}

@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from netadapt.errors import GenotypeError, NetadaptWarning
+from netadapt.yamlio import safe_load
 
 # Bounds that keep a typo (a channel count of 10^9) from allocating anything.
 MAX_CHANNELS = 8192
@@ -295,7 +296,7 @@ def load_genotype(path: str | Path) -> Genotype:
     except UnicodeDecodeError as error:
         raise GenotypeError(f"{path}: not UTF-8 text (bad byte at offset {error.start})") from None
     try:
-        data = yaml.safe_load(text)
+        data = safe_load(text)
     except RecursionError:
         raise GenotypeError(f"{path}: YAML nested too deeply for a genotype") from None
     except yaml.YAMLError as error:

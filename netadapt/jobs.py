@@ -24,10 +24,10 @@ process group when there is one and tears it down after.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
-import shutil
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -38,14 +38,14 @@ from typing import Any, TypeVar
 from netadapt import plugins
 from netadapt.cache import cache_root
 from netadapt.data.sources import DataSplit
-from netadapt.detectors.model import DetectorSpec, init_backbone, load_detector, options_from_config
+from netadapt.detectors.model import DetectorSpec, check_training_memory, init_backbone, load_detector, options_from_config
 from netadapt.engine import distributed
 from netadapt.engine.config import RemapConfig, SearchConfig, SelectConfig, TrainConfig, load_run_config
 from netadapt.engine.evaluate import evaluate_detector
-from netadapt.engine.files import check_output_dir, save_torch_atomic
+from netadapt.engine.files import check_outputs, output_folder, remove_outputs, save_torch_atomic
 from netadapt.engine.rundir import check_resumable, run_directory
 from netadapt.engine.train import TrainResult, train_detector
-from netadapt.errors import ConfigError, DataError, NetadaptWarning, RunError
+from netadapt.errors import ConfigError, DataError, NetadaptWarning, OutputError, RunError
 from netadapt.genotype import Genotype
 from netadapt.weights import Weights, read_weights
 
@@ -146,6 +146,7 @@ def train(
     else:
         base = genotype.base if genotype is not None else base
         genotype = genotype or plugins.bases().get(base).base_genotype()
+        check_training_memory(genotype, config, section="train")  # a lower bound, before anything is measured or pretrained
     splits = data.splits()
     config = check_memory(
         "train", started_batch(config, out_dir, resume=resume and auto_batch), base=base, detector=detector, splits=splits, genotype=genotype, device=device, max_memory=max_memory,
@@ -233,20 +234,21 @@ def evaluate(
     splits = data.splits()
     if split not in splits:
         raise DataError(f"dataset has no split {split!r}; it has: {', '.join(splits)}")
-    if out_dir is not None:
-        check_output_dir(out_dir)  # before the evaluation, not after it
+    if out_dir is not None:  # before the evaluation, not after it
+        check_outputs([Path(out_dir) / "detections.json", Path(out_dir) / "metrics.json"], inputs=[checkpoint])
     context = distributed.setup(device)
     try:
-        model, spec = load_detector(checkpoint)
-        dataset = splits[split].open(train=False, input_size=spec.input_size)
-        if dataset.class_names != spec.class_names:
-            raise DataError(
-                f"{splits[split].annotations}: classes {dataset.class_names[1:]} differ from those the detector in {checkpoint} "
-                f"was trained on ({spec.class_names[1:]})"
-            )
-        model.to(context.device)
-        metrics = evaluate_detector(model, dataset, out_dir=out_dir, batch_size=batch_size, workers=workers, context=context)
-        return metrics, spec
+        with output_folder(out_dir) if out_dir is not None else contextlib.nullcontext():  # a refused run leaves no empty folder
+            model, spec = load_detector(checkpoint)
+            dataset = splits[split].open(train=False, input_size=spec.input_size)
+            if dataset.class_names != spec.class_names:
+                raise DataError(
+                    f"{splits[split].annotations}: classes {dataset.class_names[1:]} differ from those the detector in {checkpoint} "
+                    f"was trained on ({spec.class_names[1:]})"
+                )
+            model.to(context.device)
+            metrics = evaluate_detector(model, dataset, out_dir=out_dir, batch_size=batch_size, workers=workers, context=context)
+            return metrics, spec
     finally:
         distributed.teardown()
 
@@ -364,8 +366,9 @@ def select(
     with run_directory(out_dir, resume=True):
         if force and not resume:
             for stale in ("rungs", "pool", "selection.json", "genotype.yaml", "scores.json"):
-                path = out_dir / stale
-                shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+                left = remove_outputs(out_dir / stale)  # only what netadapt wrote there (engine/files.py)
+                if left:
+                    raise OutputError(f"{left[0]}: netadapt did not write it; --force does not delete it: move it and run again")
         weights = _weights_file(weights, base=space.base_name, out_dir=out_dir)
         return run_select(
             space=space, weights_path=weights, weights=read_weights(weights, base_name=space.base_name), train_annotations=splits["train"].annotations,

@@ -8,12 +8,18 @@ a comma-separated list disables those entry-point or distribution names.
 
 The rest of the code never calls ``pm.hook.*``: it asks a registry, e.g.
 ``bases().get("mobilenetv2")``, whose unknown-name error lists the names that exist.
+
+A plugin's failure names the plugin and, where the command can go on without it, disables it with
+a warning instead of taking every command down: a ``register_*`` hook that raises
+(:func:`_disable`; ``netadapt plugins`` shows it as DISABLED), a key that cannot be a name, a base
+network whose ``build`` raises or returns something that is not a module (:class:`CheckedBase`).
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+import warnings
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -22,7 +28,7 @@ from typing import Any, Generic, TypeVar
 import pluggy
 
 from netadapt import __version__, contracts, hookspecs
-from netadapt.errors import PluginError
+from netadapt.errors import NetadaptError, NetadaptWarning, PluginError, describe
 
 ENTRY_POINT_GROUP = "netadapt"
 DISABLE_ENV = "NETADAPT_DISABLE_PLUGINS"
@@ -58,6 +64,7 @@ class _State:
     manager: pluggy.PluginManager | None = None
     order: list[str] = []
     infos: dict[str, PluginInfo] = {}
+    disabled: dict[str, str] = {}  # plugin name → why it was disabled in this process
 
 
 def get_plugin_manager() -> pluggy.PluginManager:
@@ -86,7 +93,7 @@ def get_plugin_manager() -> pluggy.PluginManager:
         except pluggy.PluginValidationError as error:
             name = manager.get_name(error.plugin) or repr(error.plugin)
             raise PluginError(f"plugin {name!r} implements an unknown hook: {error}") from None
-        _State.manager, _State.order, _State.infos = manager, order, infos
+        _State.manager, _State.order, _State.infos, _State.disabled = manager, order, infos, {}
     return _State.manager
 
 
@@ -102,6 +109,10 @@ def plugin_infos(*, include_builtins: bool = False) -> list[PluginInfo]:
             continue
         hooks = tuple(sorted(caller.name for caller in manager.get_hookcallers(plugin) or ()))
         infos.append(PluginInfo(info.name, info.version, info.builtin, info.distribution, hooks, tuple(notes.get(name, ()))))
+    for name, reason in _State.disabled.items():
+        info = _State.infos.get(name) or PluginInfo(name, "unknown", False, "registered at run time")
+        if include_builtins or not info.builtin:
+            infos.append(PluginInfo(info.name, info.version, info.builtin, info.distribution, (), (f"DISABLED: {reason}",)))
     return infos
 
 
@@ -112,9 +123,10 @@ class Registry(Generic[T]):
     remap rules, checked by :func:`_check_rule`).
     """
 
-    def __init__(self, kind: str, contract: type | None = None) -> None:
+    def __init__(self, kind: str, contract: type | None = None, checked: Callable[[Any, str], Any] | None = None) -> None:
         self.kind = kind
         self.contract = contract
+        self.checked = checked  # wraps each object so that its calls are held to the contract (CheckedBase)
         self._entries: dict[Hashable, tuple[T, str]] = {}
 
     def add(self, key: Hashable, value: T, *, plugin: str, override: bool = False) -> None:
@@ -123,7 +135,7 @@ class Registry(Generic[T]):
             raise PluginError(f"plugin {plugin!r}: {problem}")
         if key in self._entries and not override:
             raise PluginError(_duplicate(self.kind, key, self._entries[key][1], plugin))
-        self._entries[key] = (value, plugin)
+        self._entries[key] = (self.checked(value, plugin) if self.checked else value, plugin)
 
     def get(self, key: Hashable) -> T:
         try:
@@ -144,6 +156,36 @@ class Registry(Generic[T]):
 
     def __contains__(self, key: object) -> bool:
         return key in self._entries
+
+
+class CheckedBase:
+    """A registered base network whose ``build`` is held to its contract: an exception other than netadapt's
+    own, or a result that is not a ``torch.nn.Module``, is a PluginError naming the plugin (not an
+    AttributeError far from it, in remap). Everything else is the plugin's object unchanged."""
+
+    def __init__(self, base: Any, plugin: str) -> None:
+        self._base, self._plugin = base, plugin
+        self.__wrapped__ = base  # the plugin's own object (functools' convention)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._base, name)
+
+    def __repr__(self) -> str:
+        return repr(self._base)
+
+    def build(self, genotype: Any, **options: Any) -> Any:
+        from torch import nn
+
+        where = f"plugin {self._plugin!r}: base network {getattr(self._base, 'name', '?')!r}: build()"
+        try:
+            network = self._base.build(genotype, **options)
+        except NetadaptError:
+            raise
+        except Exception as error:
+            raise PluginError(f"{where} failed: {describe(error)}") from error
+        if not isinstance(network, nn.Module):
+            raise PluginError(f"{where} returned {type(network).__name__}, not a torch.nn.Module")
+        return network
 
 
 def bases() -> Registry[contracts.BaseNetwork]:
@@ -193,12 +235,29 @@ _HOOKS: dict[str, tuple[str, type | None]] = {
 
 def _collect(hook_name: str) -> Registry[Any]:
     """The registry of one hook: each plugin's implementation called in turn (built-ins first), so that
-    every entry knows its plugin; registration checks every entry against its contract."""
+    every entry knows its plugin; registration checks every entry against its contract. A hook that raises
+    registers nothing: its plugin is disabled with a warning (:func:`_disable`)."""
     kind, contract = _HOOKS[hook_name]
-    registry: Registry[Any] = Registry(kind, contract)
+    registry: Registry[Any] = Registry(kind, contract, CheckedBase if hook_name == "register_bases" else None)
     for name, call in _calls(hook_name):
-        call(lambda key, value, override=False, _name=name: registry.add(key, value, plugin=_name, override=override))
+        offered: list[tuple[Any, Any, bool]] = []
+        try:
+            call(lambda key, value, override=False, _offered=offered: _offered.append((key, value, override)))
+        except Exception as error:
+            _disable(name, hook_name, error)
+            continue
+        for key, value, override in offered:
+            registry.add(key, value, plugin=name, override=override)
     return registry
+
+
+def _disable(name: str, hook_name: str, error: Exception) -> None:
+    """Unregister plugin ``name``, whose ``hook_name`` raised, for the rest of the process, with a warning
+    that names it; ``netadapt plugins`` lists it as DISABLED."""
+    reason = f"its {hook_name} hook raised {describe(error)}"
+    _State.disabled[name] = reason
+    get_plugin_manager().unregister(name=name)
+    warnings.warn(f"plugin {name!r} is disabled: {reason} (set {DISABLE_ENV}={name} to skip it)", NetadaptWarning, stacklevel=4)
 
 
 def _calls(hook_name: str) -> list[tuple[str, Callable[[Callable[..., None]], None]]]:
@@ -228,17 +287,24 @@ def _notes() -> dict[str, list[str]]:
                 problem = _problem(kind, contract, key, value)
                 if problem:
                     notes.setdefault(_name, []).append(problem)
+                    if _unhashable(key):
+                        return
                 if key in owners:
                     verb = "overrides" if override else "CONFLICT: registers again"
                     notes.setdefault(_name, []).append(f"{verb} {kind} {_display(key)!r} of plugin {owners[key]!r}")
                 owners[key] = _name
 
-            call(record)
+            try:
+                call(record)
+            except Exception as error:
+                _disable(name, hook_name, error)
     return notes
 
 
 def _problem(kind: str, contract: type | None, key: Hashable, value: object) -> str | None:
     """What ``value`` lacks of its contract, as the rest of one error line; None when it meets it."""
+    if _unhashable(key):
+        return f"registers a {kind} under an unhashable {type(key).__name__}; a name (a string) is needed"
     if contract is None:  # a remap rule: a module type and a function (or IGNORE)
         if not isinstance(key, type):
             return f"a remap rule must be registered for a module type, got {key!r}"
@@ -252,6 +318,14 @@ def _problem(kind: str, contract: type | None, key: Hashable, value: object) -> 
         f"{kind} {_display(key)!r} has no {', '.join(map(repr, missing))} "
         f"(required by netadapt.contracts.{contract.__name__}; see {contracts.GUIDE})"
     )
+
+
+def _unhashable(key: object) -> bool:
+    try:
+        hash(key)
+    except TypeError:
+        return True
+    return False
 
 
 def _duplicate(kind: str, key: Hashable, owner: str, plugin: str) -> str:

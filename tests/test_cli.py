@@ -68,7 +68,7 @@ def test_remap_writes_a_loadable_checkpoint(paper_yaml: Path, tmp_path: Path) ->
     checkpoint = torch.load(out, weights_only=True)
     assert checkpoint["base"] == "mobilenetv2" and checkpoint["genotype"]["stages"][1][1] == ["k7_e6", "k5_e6", "k3_e6", "k3_e3"]
     assert "features.2.conv.1.0.weight" in checkpoint["state_dict"]
-    assert [p.name for p in tmp_path.iterdir()] == ["paper.pth"]  # no temporary file left
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".netadapt-manifest", "paper.pth"]  # no temporary file left
 
 
 def test_remap_from_torchvision_weights_keeps_them(mobilenetv2_yaml: Path, tmp_path: Path) -> None:

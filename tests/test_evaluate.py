@@ -23,7 +23,7 @@ from netadapt.engine.evaluate import (
     run_evaluation,
 )
 from netadapt.engine.files import atomic_path, write_json_atomic
-from netadapt.errors import DataError
+from netadapt.errors import DataError, OutputError
 
 # Small (area < 32²), medium and large (area > 96²) boxes over three categories and four images.
 GT_BOXES = {
@@ -258,7 +258,7 @@ def test_write_json_atomic_replaces_whole_and_leaves_nothing_behind(tmp_path: Pa
     write_json_atomic(target, {"AP": 0.5})
     write_json_atomic(target, {"AP": 0.25, "AP50": 0.5})
     assert json.loads(target.read_text()) == {"AP": 0.25, "AP50": 0.5}
-    assert [path.name for path in tmp_path.iterdir()] == ["metrics.json"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == [".netadapt-manifest", "metrics.json"]
 
 
 def test_failed_writes_leave_the_target_untouched(tmp_path: Path) -> None:
@@ -266,12 +266,12 @@ def test_failed_writes_leave_the_target_untouched(tmp_path: Path) -> None:
     write_json_atomic(target, {"AP": 0.5})
     with pytest.raises(TypeError):
         write_json_atomic(target, {"AP": object()})
-    with pytest.raises(RuntimeError, match="interrupted"):
+    with pytest.raises(OutputError, match="metrics.json: cannot write: RuntimeError: interrupted"):  # any failure is one line
         with atomic_path(target) as temporary:
             temporary.write_text('{"AP": ')
             raise RuntimeError("interrupted")
     assert json.loads(target.read_text()) == {"AP": 0.5}
-    assert [path.name for path in tmp_path.iterdir()] == ["metrics.json"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == [".netadapt-manifest", "metrics.json"]
 
 
 def test_torchvision_ssdlite_on_a_coco_dataset_end_to_end(gt_file: Path, tmp_path: Path) -> None:

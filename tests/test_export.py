@@ -105,7 +105,7 @@ def test_onnx_export_matches_pytorch_and_postprocesses_to_its_detections(
     result = netadapt("export", str(checkpoint), "--format", "onnx", "--out", str(out), env=os.environ | {"NETADAPT_CACHE": str(demo_cache)})
     assert result.returncode == 0, result.stderr
     assert "max abs difference to PyTorch" in result.stdout and "demo-v" in result.stdout  # the default image
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]  # no temporary file left
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".netadapt-manifest", "model.onnx"]  # no temporary file left
 
     model, spec = load_detector(checkpoint)
     model.eval()

@@ -21,10 +21,11 @@ from netadapt.data.demo import generate_demo_dataset
 from netadapt.detectors.model import DetectorSpec, build_detector
 from netadapt.engine.config import SearchConfig
 from netadapt.jobs import resolve_splits
-from netadapt.genotype import load_genotype
+from netadapt.genotype import load_genotype, save_genotype
 from netadapt.search.budget import cost_range
 from netadapt.search.front import compute_front, load_search, resolve_targets, write_front
 from netadapt.search.loop import run_search
+from tests.conftest import EXAMPLES
 from tests.test_search import TINY
 
 NETADAPT = shutil.which("netadapt")
@@ -140,3 +141,40 @@ def test_a_fine_tuned_path_leaves_the_inherited_weights_as_they_were(finished_se
     assert {"AP", "AP50", "loss"} <= set(metrics)
     after = scorer.detector.state_dict()
     assert all(torch.equal(before[key], after[key]) for key in before)
+
+
+def test_front_checks_its_outputs_and_point_count_before_computing(finished_search: Path, tmp_path: Path) -> None:
+    """Issue 24 (items 14, 19): a file as --out and a million points are refused before any point is computed."""
+    (tmp_path / "file").write_text("mine\n")
+    for arguments, message in [(["--out", str(tmp_path / "file")], "cannot write"), (["--points", "1000000"], "--points must be at most 100")]:
+        result = CliRunner().invoke(app, ["front", str(finished_search), "--quiet", *arguments])
+        assert result.exit_code == 2 and message in result.output and "point-1:" not in result.output, result.output
+    assert (tmp_path / "file").read_text() == "mine\n"
+
+
+def test_a_smaller_front_removes_the_point_folders_of_a_larger_one(tmp_path: Path) -> None:
+    """Issue 24 (item 6): `--points 3` then `--points 2` into one folder leaves no point-3/ to be trained by mistake;
+    a folder holding a user's file stays (with a warning), less what netadapt wrote there."""
+    from netadapt.errors import NetadaptWarning
+    from netadapt.search.front import _remove_stale_points
+
+    genotype = load_genotype(EXAMPLES / "genotypes" / "mobilenetv2.yaml")
+    for name in ("point-1", "point-2", "point-3", "point-4"):
+        save_genotype(genotype, tmp_path / name / "genotype.yaml")
+    (tmp_path / "point-4" / "notes.txt").write_text("mine\n")
+    with pytest.warns(NetadaptWarning, match="point-4: left in place"):
+        _remove_stale_points(tmp_path, keep={"point-1", "point-2"})
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["point-1", "point-2", "point-4"]
+    assert sorted(path.name for path in (tmp_path / "point-4").iterdir()) == [".netadapt-manifest", "notes.txt"]
+
+
+@pytest.mark.slow  # two fronts of a real search: about 20 s on 2 cores
+def test_front_with_fewer_points_into_the_same_folder_leaves_no_stale_point(finished_search: Path, tiny_data: Path, tmp_path: Path) -> None:
+    """Issue 24, item 6, as a user meets it: `--points 3` then `--points 2` into one folder."""
+    out = tmp_path / "front"
+    for points in ("3", "2"):
+        result = CliRunner().invoke(app, ["front", str(finished_search), "--data", str(tiny_data), "--points", points, "--bn-images", "4",
+                                          "--quiet", "--out", str(out)])
+        assert result.exit_code == 0, result.output
+    assert len(json.loads((out / "front.json").read_text())["points"]) == 2
+    assert sorted(path.name for path in out.iterdir() if path.is_dir() and path.name != "base") == ["point-1", "point-2"]

@@ -146,7 +146,7 @@ def test_a_loader_worker_killed_is_one_line_naming_the_iteration_and_the_checkpo
     del stopped, loader  # the loader's iterator goes, and with it its SIGCHLD handler's record of the dead worker
     gc.collect()
     assert "\n" not in message and "DataLoader worker" in message and "out-of-memory killer" in message
-    assert re.search(r"out of memory at iteration [1-6] of 10", message) and ("--resume" in message or "no checkpoint" in message)
+    assert re.search(r"a data loader worker died at iteration [1-6] of 10", message) and ("--resume" in message or "no checkpoint" in message)
 
 
 def test_estimate_never_measures_past_its_budget() -> None:

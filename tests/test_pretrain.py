@@ -12,7 +12,7 @@ from torchvision.models import mobilenet_v2
 
 from netadapt.bases import pretrain
 from netadapt.bases.mobilenetv2 import MobileNetV2Base
-from netadapt.bases.pretrain import PretrainSettings, pretrain_base_classifier, pretrained_demo_base
+from netadapt.bases.pretrain import PretrainSettings, pretrain_base_classifier, pretrained_demo_base, pretrained_demo_path
 from netadapt.data.demo import DEMO_CLASSES
 from netadapt.weights import build_with_weights, read_weights
 
@@ -172,3 +172,23 @@ def test_default_pretraining_reaches_high_val_accuracy(tmp_path: Path) -> None:
     result = pretrain_base_classifier(out=tmp_path / "default.pth", progress=False)
     assert result.settings == pretrain.DEFAULT_SETTINGS
     assert result.val_accuracy > 0.9, result
+
+
+def test_a_damaged_cached_demo_base_is_rebuilt_with_a_warning(tmp_path: Path, monkeypatch) -> None:
+    """Issue 24, item 11: a torn cache file is pretrained again, not reported as a --weights file the user never gave."""
+    from netadapt.errors import NetadaptWarning
+
+    path = pretrained_demo_path(cache_dir=tmp_path, settings=TINY)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"PK\x03\x04 torn by a full disk")
+    calls: list[dict] = []
+
+    def fake(base_name, *, out, **kwargs):
+        calls.append(kwargs)
+        torch.save({"features.0.0.weight": torch.zeros(1)}, out)
+        return pretrain.PretrainResult(out, 1.0, 1.0, 0.0, TINY)
+
+    monkeypatch.setattr(pretrain, "pretrain_base_classifier", fake)
+    with pytest.warns(NetadaptWarning, match="cached demo base is damaged"):
+        assert pretrained_demo_base(cache_dir=tmp_path, announce=None, settings=TINY, progress=False) == path
+    assert len(calls) == 1 and torch.load(path, weights_only=True)

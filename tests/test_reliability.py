@@ -28,7 +28,7 @@ from netadapt.data.demo import generate_demo_dataset
 from netadapt.detectors.model import DetectorSpec, build_detector, save_detector
 from netadapt.engine.config import SearchConfig, TrainConfig, apply_overrides, read_config_file, section_config
 from netadapt.engine.evaluate import evaluate_coco
-from netadapt.engine.files import load_torch_file
+from netadapt.engine.files import load_torch_file, record_output
 from netadapt.engine.predict import output_names
 from netadapt.engine.resume import check_finite_loss
 from netadapt.engine.rundir import LOCK_NAME, run_directory
@@ -149,6 +149,7 @@ def test_a_run_directory_is_locked_and_a_dead_owners_lock_is_taken_over(data: Pa
     (run / LOCK_NAME).write_text(dead.stdout)
     stale = [run / ".last.pth.k2j4h1x0.tmp", run / ".genotype.yaml.abcd1234.tmp"]
     for path in stale:
+        record_output(run / path.name.split(".tmp")[0][1:].rsplit(".", 1)[0])  # the killed run began writing them
         path.write_bytes(b"half a checkpoint")
     result = netadapt(*base)
     assert result.returncode == 0, result.stderr
@@ -297,6 +298,7 @@ def test_a_torn_last_log_line_is_dropped_on_resume(finished_run: Path, data: Pat
     assert result.returncode == 0, result.stderr
     assert "warning: " in result.stderr and "torn" in result.stderr
     assert all(json.loads(line) for line in (run / "log.jsonl").read_text().splitlines())
+    assert "final loss " in result.stdout and "final loss nan" not in result.stdout, result.stdout  # issue 24, item 10
 
     (tmp_path / "mid").mkdir()
     (tmp_path / "mid" / "log.jsonl").write_text('{"iteration": 1}\nnot json\n{"iteration": 2}\n')

@@ -80,9 +80,11 @@ def test_a_cost_term_that_dominates_derives_cheap_ops_in_every_layer(tiny_data: 
     # The finished run can be resumed: running into it again needs --resume or --force.
     again = search(tiny_data, tmp_path / "cheap", *_flags(cost_lambda=2000.0))
     assert again.returncode == 2 and "--resume" in again.stderr and "--force" in again.stderr, again.stderr
-    forced = search(tiny_data, tmp_path / "cheap", *_flags(epochs=1), "--force")
+    forced = search(tiny_data, tmp_path / "cheap", *_flags(epochs=1, split_seed=7), "--force")
     assert forced.returncode == 0, forced.stderr
     assert len((tmp_path / "cheap" / "alpha_history.csv").read_text().splitlines()) == 1 + 20 * 6 + 15
+    resplit = json.loads((tmp_path / "cheap" / "split.json").read_text())  # issue 24, item 7: the new run's split, not the old one
+    assert resplit["seed"] == 7 and resplit["alpha_image_ids"] != split["alpha_image_ids"]
 
 
 def test_a_target_bounds_the_derived_network_predicted_and_measured(tiny_data: Path, tmp_path: Path) -> None:

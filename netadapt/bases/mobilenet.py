@@ -175,11 +175,14 @@ class MobileNetFamilyNetwork(nn.Module):
         x = nn.functional.adaptive_avg_pool2d(x, 1).flatten(1)
         return self.classifier(x)
 
-    def forward_taps(self, x: torch.Tensor, *, start: int = 0) -> OrderedDict[str, torch.Tensor]:
+    def forward_taps(
+        self, x: torch.Tensor, *, start: int = 0, before: Callable[[int, torch.Tensor], None] | None = None
+    ) -> OrderedDict[str, torch.Tensor]:
         """Detector features: ``stride16`` (expansion output of the first stride-32 block) and ``stride32``.
 
         ``start > 0``: ``x`` is the input of ``features[start]`` and the layers before it are not run (a tap they
-        would give is left out): the remap-aware score runs only what a change alters (:mod:`netadapt.select.score`).
+        would give is left out); ``before(index, input)`` sees the input of every layer run. The remap-aware score
+        keeps the base's inputs and runs a changed network only from its first changed layer (:mod:`netadapt.select.score`).
         """
         if self.tap_index is None:
             raise ValueError(f"genotype never reaches output stride 32 from 16 (it reaches {self.output_stride}); no detector taps")
@@ -187,6 +190,8 @@ class MobileNetFamilyNetwork(nn.Module):
         for index, layer in enumerate(self.features):
             if index < start:
                 continue
+            if before is not None:
+                before(index, x)
             if index == self.tap_index:
                 x, taps[TAP_STRIDE16] = layer.forward_with_expansion(x)
             else:

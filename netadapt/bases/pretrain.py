@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,8 +30,9 @@ from netadapt import plugins
 from netadapt.cache import cache_root
 from netadapt.data.demo import DEMO_CLASSES, GENERATOR_VERSION, render_object_crops
 from netadapt.engine.batchnorm import reestimate_batchnorm
-from netadapt.engine.files import save_torch_atomic, write_json_atomic
+from netadapt.engine.files import load_torch_file, save_torch_atomic, write_json_atomic
 from netadapt.engine.loop import Loop, Position
+from netadapt.errors import NetadaptWarning, WeightsError
 
 __all__ = [
     "DEFAULT_SETTINGS",
@@ -177,7 +179,7 @@ def pretrain_base_classifier(
         train_accuracy = _train(network, train_images, train_labels, val_images, val_labels, settings, progress=progress)
         _reestimate_batchnorm(network, train_images, batch_size=settings.batch_size, seed=settings.seed)
     val_accuracy = _accuracy(network, val_images, val_labels, batch_size=settings.batch_size)
-    save_torch_atomic({key: value.detach().cpu() for key, value in network.state_dict().items()}, out)
+    save_torch_atomic({key: value.detach().cpu() for key, value in network.state_dict().items()}, out, listed=False)
     return PretrainResult(Path(out), train_accuracy, val_accuracy, time.perf_counter() - started, settings)
 
 
@@ -200,6 +202,9 @@ def pretrained_demo_base(
     happening and why: pretraining now, or the cached weights used.
     """
     path = pretrained_demo_path(base_name, cache_dir=cache_dir, settings=settings)
+    if path.is_file() and not _readable_weights(path):  # a torn or damaged cache file is rebuilt, as cost tables are
+        warnings.warn(f"{path}: the cached demo base is damaged (not a readable weights file); pretraining it again", NetadaptWarning, stacklevel=2)
+        path.unlink(missing_ok=True)
     if path.is_file():
         if announce is not None:
             announce(f"No base weights given: using {base_name} pretrained as a classifier on demo object crops (cached: {path}).")
@@ -213,8 +218,17 @@ def pretrained_demo_base(
         )
     result = pretrain_base_classifier(base_name, out=path, progress=progress, **asdict(settings))
     record = {"base": base_name, "generator_version": GENERATOR_VERSION, "recipe_version": RECIPE_VERSION}
-    write_json_atomic(path.with_suffix(".json"), {**record, **result.to_dict()})
+    write_json_atomic(path.with_suffix(".json"), {**record, **result.to_dict()}, listed=False)
     return path
+
+
+def _readable_weights(path: Path) -> bool:
+    """Whether ``path`` loads as a state dict of tensors (what :func:`pretrain_base_classifier` writes)."""
+    try:
+        state = load_torch_file(path, what="cached demo base")
+    except WeightsError:
+        return False
+    return isinstance(state, dict) and bool(state) and all(isinstance(value, torch.Tensor) for value in state.values())
 
 
 def pretrained_demo_path(base_name: str = "mobilenetv2", *, cache_dir: str | Path | None = None, settings: PretrainSettings = DEFAULT_SETTINGS) -> Path:

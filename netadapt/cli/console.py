@@ -8,8 +8,18 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-stdout = Console(highlight=False)
-stderr = Console(stderr=True, highlight=False)
+
+
+class _Console(Console):
+    """rich's Console, whose ``print`` writes the control characters of a string (a terminal escape sequence in a path
+    or a COCO ``file_name``) as escapes instead of sending them to the terminal; a message's own newlines stay."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        super().print(*(printable(item, keep="\n") if isinstance(item, str) else item for item in objects), **kwargs)
+
+
+stdout = _Console(highlight=False)
+stderr = _Console(stderr=True, highlight=False)
 
 
 def human(value: float, unit: str = "") -> str:
@@ -25,5 +35,12 @@ def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2))
 
 
+def printable(text: str, *, keep: str = "") -> str:
+    """``text`` with its control characters (but those in ``keep``) written as escapes (``\\n``, ``\\x1b``): a path
+    or a COCO ``file_name`` holding a newline or a terminal escape sequence can neither split a one-line message nor
+    reach the terminal."""
+    return "".join(char if char.isprintable() or char in keep else ascii(char)[1:-1] for char in text)
+
+
 def warn(message: str) -> None:
-    stderr.print(f"[bold yellow]warning:[/] {escape(message)}", soft_wrap=True)  # one line, however long
+    stderr.print(f"[bold yellow]warning:[/] {escape(printable(message))}", soft_wrap=True)  # one line, however long

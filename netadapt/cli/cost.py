@@ -33,7 +33,7 @@ def cost_command(
         _detector_cost(genotype_file, genotype, detector, input_size or 320, num_classes or 81, anchors, json_)
         return
     num_classes = num_classes or 1000
-    breakdown = genotype_cost(genotype, input_size=input_size, num_classes=num_classes)
+    breakdown = genotype_cost(genotype, input_size=input_size, num_classes=num_classes, where=str(genotype_file))
     if json_:
         print_json({"genotype": str(genotype_file)} | breakdown.to_dict())
         return
@@ -61,8 +61,9 @@ def cost_command(
 
 def _detector_cost(genotype_file: Path, genotype, detector: str, input_size: int, num_classes: int, anchors: str | None, json_: bool) -> None:
     from netadapt.detectors.cost import detector_cost
-    from netadapt.detectors.model import DetectorSpec, build_detector
+    from netadapt.detectors.model import DetectorSpec, build_detector, check_detector_memory
 
+    check_detector_memory(genotype, input_size=input_size, num_classes=num_classes, where=str(genotype_file))  # before the class list
     spec = DetectorSpec(
         detector=detector, base=genotype.base, genotype=genotype, class_names=["__background__"] + [str(i) for i in range(1, num_classes)],
         input_size=input_size, options={"anchors": anchors} if anchors else {},

@@ -22,9 +22,12 @@ def demo_command(
 ) -> None:
     """Write the embedded demo detection dataset (COCO format, deterministic from the seed)."""
     from netadapt.data.demo import generate_demo_dataset
+    from netadapt.errors import NetadaptError
 
     try:
         path = generate_demo_dataset(out, seed=seed, num_train=train, num_val=val, image_size=image_size, overwrite=overwrite)
+    except NetadaptError:
+        raise
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None
     stdout.print(f"Wrote {train} train and {val} val images with train.json and val.json to {path}", markup=False)

@@ -41,7 +41,7 @@ def eval_command(
 ) -> None:
     """Evaluate a detector (or a detections file) with COCO's 12 bbox metrics; write them as JSON."""
     from netadapt.engine.evaluate import evaluate_coco
-    from netadapt.engine.files import check_output_dir, write_json_atomic
+    from netadapt.engine.files import check_output_dir, check_outputs, write_json_atomic
     from netadapt import jobs
     from netadapt.errors import ConfigError, DataError
 
@@ -62,7 +62,9 @@ def eval_command(
             raise DataError(f"dataset has no split {split!r}; it has: {', '.join(splits)}")
         ground_truth = splits[split].annotations
     if detections is not None:
-        out = check_output_dir(out or detections.parent)
+        out = out or detections.parent
+        check_outputs([out / "metrics.json"], inputs=[detections, ground_truth])
+        out = check_output_dir(out)
         metrics = evaluate_coco(ground_truth, detections)
         write_json_atomic(out / "metrics.json", metrics)
         written = [out / "metrics.json"]

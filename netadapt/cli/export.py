@@ -47,14 +47,15 @@ def export_command(
     from netadapt.data.images import read_rgb
     from netadapt.detectors.model import load_detector
     from netadapt.data.demo import demo_image
+    from netadapt.engine.files import check_output_file
     from netadapt.export import export_detector, export_rule, require_format
 
     require_format(format)  # a missing package is reported before the checkpoint is read
+    out = check_output_file(out or checkpoint.with_name(checkpoint.stem + SUFFIXES[format]), inputs=[checkpoint, image])
     model, spec = load_detector(checkpoint)
     export_rule(spec.detector, model)  # a detector without one is reported before the image is read (or the demo made)
     image = image or demo_image()
     picture = read_rgb(image)
-    out = out or checkpoint.with_name(checkpoint.stem + SUFFIXES[format])
     report = export_detector(model, spec, out, format=format, image=picture, tolerance=tolerance, dynamic_batch=dynamic_batch, checkpoint=checkpoint)
     report["checkpoint"], report["image"] = str(checkpoint), str(image)
     if json_:

@@ -36,8 +36,9 @@ def front_command(
 
     from netadapt.cost import format_cost
     from netadapt.engine.distributed import setup
+    from netadapt.engine.files import check_outputs, output_folder
     from netadapt.jobs import check_memory, resolve_splits
-    from netadapt.search.front import compute_front, load_search, resolve_targets, write_front
+    from netadapt.search.front import compute_front, front_outputs, load_search, resolve_targets, write_front
 
     search = load_search(search_dir)
     given = [target.strip() for target in targets.split(",") if target.strip()] if targets else None
@@ -63,10 +64,12 @@ def front_command(
             markup=False,
         )
 
-    front = compute_front(search, resolved, splits, evaluate_on=evaluate_on, bn_images=bn_images, device=setup(device).device,
-        finetune_steps=finetune_steps, announce=announce)
     out = out or search.directory / "front"
-    written = write_front(front, out)
+    check_outputs(front_outputs(out, len(resolved), base=search.base_ops is not None))  # before any point is computed
+    with output_folder(out):
+        front = compute_front(search, resolved, splits, evaluate_on=evaluate_on, bn_images=bn_images, device=setup(device).device,
+            finetune_steps=finetune_steps, announce=announce)
+        written = write_front(front, out)
     if json_:
         print_json(front.to_dict() | {"out": str(out)})
         return

@@ -11,7 +11,7 @@ from typer.core import TyperGroup
 
 from netadapt import __version__
 from netadapt.cli import adapt, cost, data, estimate, eval, export, front, plugins, predict, reference, remap, search, select, show, train
-from netadapt.cli.console import stderr, warn
+from netadapt.cli.console import printable, stderr, warn
 from netadapt.errors import NetadaptError, NetadaptWarning
 
 
@@ -24,7 +24,7 @@ class NetadaptGroup(TyperGroup):
         except NetadaptError as error:
             if os.environ.get("NETADAPT_DEBUG"):
                 raise
-            stderr.print(f"[bold red]error:[/] {escape(one_line(error))}", soft_wrap=True)
+            stderr.print(f"[bold red]error:[/] {escape(printable(one_line(error)))}", soft_wrap=True)
             raise typer.Exit(getattr(error, "exit_code", 2)) from None
 
 
@@ -41,14 +41,13 @@ def one_line(error: NetadaptError) -> str:
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """netadapt's own warnings as one line each (not Python's "file:line: Category" and a source line)."""
+    """Every warning as one line (not Python's "file:line: Category" and a source line): netadapt's own as they are,
+    a library's (PIL, torchvision) with its category and the module that raised it."""
     if issubclass(category, NetadaptWarning):
         warn(str(message))
     else:
-        _python_show_warning(message, category, filename, lineno, file, line)
-
-
-_python_show_warning = warnings.showwarning
+        text = " ".join(str(message).split())  # a library's message may span lines
+        warn(f"{text} ({category.__name__}, {os.path.basename(filename)}:{lineno})")
 
 
 app = typer.Typer(

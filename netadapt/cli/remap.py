@@ -37,7 +37,8 @@ def remap_command(
         raise GenotypeError(f"{genotype_file}: field 'base' is {genotype.base!r} but --base is {base!r}")
     base = genotype.base
     check_mode(mode)
-    out = check_output_file(out or Path(f"{genotype_file.stem}_remapped.pth"))
+    weights_file = Path(weights) if weights not in (None, "imagenet") else None
+    out = check_output_file(out or Path(f"{genotype_file.stem}_remapped.pth"), inputs=[genotype_file, weights_file])
     if weights is None:
         warn(
             f"no --weights given: remapping a RANDOMLY INITIALISED {base}. The result is no better than random "

@@ -25,8 +25,8 @@ def show_command(
     if input_size is not None:
         check_input_size(input_size, "--input-size")
     if png is not None:
-        check_output_file(png)
-    breakdown = genotype_cost(genotype, input_size=input_size)
+        check_output_file(png, inputs=[genotype_file])
+    breakdown = genotype_cost(genotype, input_size=input_size, where=str(genotype_file))
     table = Table(title=f"{genotype_file} ({genotype.base}, width ×{genotype.width_mult:g})")
     for column in ("stage", "layer", "op", "channels", "stride"):
         table.add_column(column)

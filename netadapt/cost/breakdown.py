@@ -10,6 +10,7 @@ from torch import nn
 from netadapt import plugins
 from netadapt.contracts import LayerPath, check_network, module_paths
 from netadapt.cost import Cost
+from netadapt.cost.footprint import check_memory, genotype_footprint
 from netadapt.genotype import Genotype
 
 
@@ -54,8 +55,12 @@ class CostBreakdown:
         }
 
 
-def genotype_cost(genotype: Genotype, *, input_size: int | None = None, num_classes: int = 1000) -> CostBreakdown:
-    """Build the genotype's classifier network (random weights) and count it."""
+def genotype_cost(genotype: Genotype, *, input_size: int | None = None, num_classes: int = 1000, where: str = "genotype") -> CostBreakdown:
+    """Build the genotype's classifier network (random weights) and count it; one that would not fit in memory is
+    refused before it is built (``where`` names the file)."""
+    size = input_size or genotype.input_size
+    footprint = genotype_footprint(genotype, input_size=size, num_classes=num_classes)
+    check_memory(footprint.bytes(), what=f"{where}: its network of {num_classes} classes at input {size}×{size} ({footprint.parameters:,} parameters)")
     base = plugins.bases().get(genotype.base)
     network = base.build(genotype, num_classes=num_classes)
     return network_cost(network, genotype, input_size=input_size or genotype.input_size, num_classes=num_classes)

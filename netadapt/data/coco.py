@@ -33,11 +33,12 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as F
 
-from netadapt.data.images import IMAGE_ERRORS
+from netadapt.data.images import IMAGE_ERRORS, to_rgb
 from netadapt.errors import DataError, NetadaptWarning
 
 REQUIRED_KEYS = ("images", "annotations", "categories")
 BACKGROUND = "__background__"
+MAX_IMAGE_SIDE = 1 << 20  # pixels; a larger side is a typo or a crafted file, not an image PIL would open
 
 Sample = tuple[tv_tensors.Image, dict[str, Any]]
 Transforms = Callable[[tv_tensors.Image, dict[str, Any]], Sample]
@@ -213,7 +214,7 @@ class CocoDetection(Dataset[Sample]):
         path = self._image_path(image_id)
         try:
             with Image.open(path) as stored:
-                rgb = stored.convert("RGB")
+                rgb = to_rgb(stored)
         except IMAGE_ERRORS as error:
             raise DataError(f"{path}: cannot decode image (image id {image_id}): {error}") from error
         info = self.coco.imgs[image_id]
@@ -316,7 +317,19 @@ def _is_int(value: Any) -> bool:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite JSON number that a float holds (a 400-digit integer is not: float() overflows)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters (a 400-digit number stays one readable line)."""
+    text = repr(value) if not isinstance(value, int) or value.bit_length() < 200 else f"an integer of {len(str(abs(value)))} digits"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _unique_ids(records: list[Any], key: str, kind: str, path: Path) -> dict[int, dict[str, Any]]:
@@ -353,10 +366,10 @@ def _check_structure(data: Any, path: Path) -> None:
                 f"{path}: image id {image_id}: 'file_name' must be a non-empty string, got {file_name!r}"
             )
         for side in ("width", "height"):
-            if not (_is_int(image.get(side)) and image[side] > 0):
+            if not (_is_int(image.get(side)) and 0 < image[side] <= MAX_IMAGE_SIDE):
                 raise DataError(
-                    f"{path}: image id {image_id}: '{side}' must be a positive integer, "
-                    f"got {image.get(side)!r}"
+                    f"{path}: image id {image_id}: '{side}' must be a positive integer up to {MAX_IMAGE_SIDE}, "
+                    f"got {_shown(image.get(side))}"
                 )
 
     categories = _unique_ids(data["categories"], "categories", "category", path)
@@ -379,9 +392,12 @@ def _check_structure(data: Any, path: Path) -> None:
         bbox = annotation.get("bbox")
         if not (isinstance(bbox, list) and len(bbox) == 4 and all(map(_is_number, bbox))):
             raise DataError(
-                f"{where}: 'bbox' must be four finite numbers [x, y, width, height], got {bbox!r}"
+                f"{where}: 'bbox' must be four finite numbers [x, y, width, height], got {_shown(bbox)}"
             )
         annotation.setdefault("iscrowd", 0)
         if annotation["iscrowd"] not in (0, 1):
             raise DataError(f"{where}: 'iscrowd' must be 0 or 1, got {annotation['iscrowd']!r}")
+        if "area" in annotation:  # COCOeval sorts boxes into size ranges by it: a string is a TypeError there, NaN drops the box
+            if not (_is_number(annotation["area"]) and annotation["area"] >= 0):
+                raise DataError(f"{where}: 'area' must be a finite number >= 0, got {_shown(annotation['area'])}")
         annotation.setdefault("area", bbox[2] * bbox[3])

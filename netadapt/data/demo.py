@@ -43,10 +43,11 @@ blobs (not objects), and sensor noise over everything.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import glob
 import json
 import os
 import shutil
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from netadapt.cache import cache_root  # re-exported: plugins import it from here
+from netadapt.cost.footprint import check_memory
+from netadapt.engine.files import output_error
 from netadapt.errors import DataError
 
 __all__ = [
@@ -74,7 +77,6 @@ _MIN_VISIBLE = 0.3  # an earlier object must keep at least this fraction of its 
 _PLACEMENT_TRIES = 20
 _SUPERSAMPLE = 4  # masks are drawn this much larger, then box-filtered down for smooth edges
 _JPEG_QUALITY = 90
-_STALE_STAGING_S = 3600.0  # a cache staging folder this old belongs to a run that was killed
 
 # Random streams: each image and crop draws from its own generator, seeded by (seed, stream, index).
 _TRAIN_STREAM, _VAL_STREAM, _CROP_STREAM = 0, 1, 2
@@ -351,6 +353,34 @@ def _write_dataset(
 
 
 DEMO_MARKER = "NETADAPT_DEMO"
+_RENDER_BYTES_PER_PIXEL = 96  # peak of _render_scene's float arrays (tracemalloc, 512×512: 90 bytes a pixel)
+STAGING_LOCK = ".netadapt-staging"  # held (flock) by the process writing a staging folder; the kernel drops it when that dies
+
+
+def _claim_staging(staging: Path) -> int:
+    """Make the staging folder and hold its lock for as long as the returned descriptor is open."""
+    staging.mkdir()
+    handle = os.open(staging / STAGING_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    return handle
+
+
+def _remove_stale_staging(out_dir: Path) -> None:
+    """Remove the staging folders ``<out_dir>.tmp-<pid>`` of writers that died (SIGKILL included): those holding a
+    staging lock that nobody holds. A folder without one is not netadapt's and is left alone."""
+    for stale in out_dir.parent.glob(f"{glob.escape(out_dir.name)}.tmp-*"):
+        try:
+            handle = os.open(stale / STAGING_LOCK, os.O_RDWR)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            continue  # a live writer
+        else:
+            shutil.rmtree(stale, ignore_errors=True)
+        finally:
+            os.close(handle)
 
 
 def _is_non_empty(path: Path) -> bool:
@@ -379,19 +409,24 @@ def generate_demo_dataset(
     few epochs on 2 CPU cores, and generated in under 10 s on one core (25 MB of JPEG).
 
     The dataset is written into the sibling ``<out_dir>.tmp-<pid>`` and renamed into place when
-    complete, so an interrupted run never leaves a folder that looks complete. ``num_classes``
+    complete, so an interrupted run never leaves a folder that looks complete; the staging folders of
+    killed writers are removed (:func:`_remove_stale_staging`). A symlink ``out_dir`` is followed: the
+    folder it points to is replaced, the link stays. A full disk or a read-only folder is an
+    :class:`~netadapt.errors.OutputError` line. ``num_classes``
     keeps the first classes of :data:`DEMO_CLASSES`. Raises :class:`DataError` if ``out_dir``
     exists and is not empty, unless ``overwrite`` is set and the folder holds a demo dataset
     (its ``NETADAPT_DEMO`` marker: nothing else is ever deleted), and :class:`ValueError` for
     invalid options.
     """
-    out_dir = Path(out_dir)
+    named = Path(out_dir)
+    out_dir = Path(os.path.realpath(named)) if named.is_symlink() else named  # the link stays; its folder is replaced
     _check_classes(num_classes)
     if seed < 0 or num_train < 1 or num_val < 1 or image_size < 64:
         raise ValueError(
             "need seed >= 0, num_train >= 1, num_val >= 1 and image_size >= 64, got "
             f"seed={seed}, num_train={num_train}, num_val={num_val}, image_size={image_size}"
         )
+    check_memory(image_size * image_size * _RENDER_BYTES_PER_PIXEL, what=f"--image-size {image_size}: rendering one demo image")
     if _is_non_empty(out_dir):
         if not overwrite:
             raise DataError(f"{out_dir}: exists and is not empty (--overwrite replaces a netadapt demo dataset)")
@@ -401,10 +436,12 @@ def generate_demo_dataset(
                 "choose an empty or new folder"
             )
     staging = out_dir.with_name(f"{out_dir.name}.tmp-{os.getpid()}")
-    retired = None
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(staging, ignore_errors=True)  # left by an earlier process with our pid
+    retired, handle = None, None
     try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_staging(out_dir)
+        shutil.rmtree(staging, ignore_errors=True)  # left by an earlier process with our pid
+        handle = _claim_staging(staging)
         _write_dataset(
             staging,
             seed=seed,
@@ -413,6 +450,7 @@ def generate_demo_dataset(
             image_size=image_size,
             num_classes=num_classes,
         )
+        (staging / STAGING_LOCK).unlink()
         if overwrite and _is_non_empty(out_dir):
             # Renamed aside (atomic) rather than deleted in place, which could leave a partial tree.
             retired = out_dir.rename(out_dir.with_name(f"{out_dir.name}.old-{os.getpid()}"))
@@ -422,11 +460,15 @@ def generate_demo_dataset(
             staging.rename(out_dir)
         except OSError as error:  # out_dir appeared meanwhile
             raise DataError(f"{out_dir}: cannot move the new dataset there: {error}") from error
+    except OSError as error:  # a full disk, a read-only folder (also NETADAPT_CACHE's)
+        raise output_error(out_dir, error) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # already gone after a successful rename
+        if handle is not None:
+            os.close(handle)
         if retired is not None:
             shutil.rmtree(retired, ignore_errors=True)
-    return out_dir
+    return named
 
 
 def demo_dataset_dir(*, cache_dir: str | Path | None = None, seed: int = 0) -> Path:
@@ -435,17 +477,12 @@ def demo_dataset_dir(*, cache_dir: str | Path | None = None, seed: int = 0) -> P
     It lives in ``<cache root>/demo-v<GENERATOR_VERSION>-seed<seed>``; the cache root is
     ``cache_dir`` if given, else ``$NETADAPT_CACHE``, else ``~/.cache/netadapt``. Processes may
     race: each generates into its own staging folder and the first rename wins; the others
-    discard theirs and use the winner's. Staging folders over an hour old, left by killed runs,
-    are removed.
+    discard theirs and use the winner's. Staging folders left by killed runs are removed.
     """
     root = cache_root(cache_dir)
     target = root / f"demo-v{GENERATOR_VERSION}-seed{seed}"
     if _is_complete(target):
         return target
-    for stale in root.glob(f"{target.name}.tmp-*"):
-        with contextlib.suppress(FileNotFoundError):  # another process may remove it first
-            if time.time() - stale.stat().st_mtime > _STALE_STAGING_S:
-                shutil.rmtree(stale, ignore_errors=True)
     try:
         generate_demo_dataset(target, seed=seed)
     except DataError:

@@ -9,6 +9,7 @@ A detector checkpoint (``netadapt train`` writes ``model.pth``) is a plain dict,
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from torch import nn
 
 from netadapt import plugins
+from netadapt.cost.footprint import check_memory, genotype_footprint
 from netadapt.engine.files import load_torch_file, save_torch_atomic
 from netadapt.errors import ConfigError, WeightsError
 from netadapt.genotype import Genotype, genotype_from_data
@@ -71,8 +73,32 @@ def build_detector_on(body: nn.Module, detector: str, *, num_classes: int, input
         raise ConfigError(f"detector {detector!r}: {error}") from None
 
 
-def build_detector(spec: DetectorSpec) -> nn.Module:
-    """A randomly initialised detector of ``spec`` (base network, then the detector on its taps)."""
+def check_detector_memory(
+    genotype: Genotype, *, input_size: int, num_classes: int, where: str, batch: int = 1, training: bool = False,
+) -> None:
+    """Refuse a detector that would not fit this machine's memory, before anything is built
+    (:mod:`netadapt.cost.footprint`); ``where`` names the file or options at fault."""
+    footprint = genotype_footprint(genotype, input_size=input_size, num_classes=num_classes, detector=True)
+    check_memory(
+        footprint.bytes(batch=batch, training=training),
+        what=f"{where}: a detector of {num_classes} classes at input {input_size}×{input_size}"
+        + (f", batch {batch}, training" if training else "") + f" ({footprint.parameters:,} parameters)",
+    )
+
+
+def check_training_memory(genotype: Genotype, config: Any, *, section: str) -> None:
+    """Refuse, before anything is built (the demo base's pretraining included), a training or search whose input size
+    and batch would not fit this machine's memory (``section``: the config section named in the message)."""
+    check_detector_memory(
+        genotype, input_size=config.input_size, num_classes=2, batch=config.batch_size, training=True,
+        where=f"{section}.input_size={config.input_size}, {section}.batch_size={config.batch_size}",
+    )
+
+
+def build_detector(spec: DetectorSpec, *, where: str = "detector") -> nn.Module:
+    """A randomly initialised detector of ``spec`` (base network, then the detector on its taps); one that would
+    not fit in memory is refused before anything is built."""
+    check_detector_memory(spec.genotype, input_size=spec.input_size, num_classes=spec.num_classes, where=where)
     body = plugins.bases().get(spec.base).build(spec.genotype)
     return build_detector_on(body, spec.detector, num_classes=spec.num_classes, input_size=spec.input_size, options=spec.options)
 
@@ -110,9 +136,12 @@ def load_detector(path: str | Path) -> tuple[nn.Module, DetectorSpec]:
     data = load_torch_file(path, what="detector checkpoint")
     if not isinstance(data, dict) or "spec" not in data or data.get("format") not in (DETECTOR_FORMAT, "netadapt-train"):
         raise WeightsError(f"{path}: not a netadapt detector checkpoint (write one with `netadapt train`)")
+    state = data["state_dict"] if "state_dict" in data else data.get("model")
+    if not isinstance(state, Mapping):  # checked before the detector is built
+        raise WeightsError(f"{path}: a detector checkpoint without weights (no 'state_dict' or 'model' mapping of tensors)")
     spec = DetectorSpec.from_dict(data["spec"], source=str(path))
-    model = build_detector(spec)
-    load_state_dict_strict(model, data["state_dict"] if "state_dict" in data else data["model"], source=str(path))
+    model = build_detector(spec, where=f"{path}: its spec")
+    load_state_dict_strict(model, state, source=str(path))
     return model, spec
 
 

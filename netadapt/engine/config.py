@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import yaml
 
 from netadapt.errors import ConfigError, NetadaptWarning
+from netadapt.yamlio import safe_load
 
 C = TypeVar("C")
 
@@ -199,7 +200,7 @@ def read_config_file(path: str | Path | None) -> dict[str, Any]:
         return {}
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = safe_load(path.read_text(encoding="utf-8"))
     except OSError as error:
         raise ConfigError(f"{path}: cannot read config file: {error.strerror or error}") from None
     except UnicodeDecodeError as error:
@@ -231,7 +232,7 @@ def apply_overrides(sections: dict[str, Any], overrides: Sequence[str]) -> dict[
         if section not in SECTIONS:
             raise ConfigError(f"--set {override!r}: unknown section '{section}' (known: {', '.join(SECTIONS)})")
         try:
-            result.setdefault(section, {})[field] = yaml.safe_load(value)
+            result.setdefault(section, {})[field] = safe_load(value)
         except (yaml.YAMLError, RecursionError):
             raise ConfigError(f"--set {override!r}: the value is not valid YAML") from None
     return result

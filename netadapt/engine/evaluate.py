@@ -87,6 +87,7 @@ def evaluate_coco(
     (pycocotools cannot load one). pycocotools' printed summary is shown only with ``verbose``.
     """
     gt = coco_gt if isinstance(coco_gt, COCO) else load_coco(coco_gt)
+    check_evaluable(gt, str(coco_gt) if not isinstance(coco_gt, COCO) else "the ground truth")
     source = "results"
     if not isinstance(results, list):
         source = str(results)
@@ -172,6 +173,15 @@ def merge_rank_results(
     ]
 
 
+def check_evaluable(gt: COCO, source: str) -> None:
+    """A split COCO's AP means something on: images, and a box that is not a crowd region. Without images
+    pycocotools reports 0.0, without boxes -1.0 (which reads as "mAP -100.0"): both are refused, naming ``source``."""
+    if not gt.imgs:
+        raise DataError(f"{source}: has no images: there is nothing to evaluate (AP would read 0.0)")
+    if not any(not annotation.get("iscrowd", 0) for annotation in gt.dataset.get("annotations", [])):
+        raise DataError(f"{source}: has no annotated boxes (other than crowd regions): AP is undefined there (pycocotools gives -1)")
+
+
 def _check_ground_truth(gt: COCO) -> None:
     """COCOeval reads ``iscrowd`` and ``area`` of every ground-truth box; fail clearly without them."""
     for annotation in gt.dataset.get("annotations", []):
@@ -215,6 +225,11 @@ def _check_results(results: list[Any], gt: COCO, source: str) -> None:
                 f"{source}: result #{index} names image id {result['image_id']!r}, "
                 "which the ground truth lacks"
             )
+        if result["category_id"] not in gt.cats:  # COCOeval would silently ignore the detection
+            raise DataError(
+                f"{source}: result #{index} names category id {result['category_id']!r}, which the ground truth lacks "
+                f"(it has {', '.join(map(str, sorted(gt.cats)))})"
+            )
 
 
 def _is_integer(value: Any) -> bool:
@@ -222,7 +237,12 @@ def _is_integer(value: Any) -> bool:
 
 
 def _is_finite_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:  # an integer of hundreds of digits
+        return False
 
 
 @contextlib.contextmanager
@@ -256,6 +276,7 @@ def evaluate_detector(
     from netadapt.engine.distributed import Context
     from netadapt.engine.files import write_json_atomic
 
+    check_evaluable(dataset.coco, str(getattr(dataset, "annotation_file", "the ground truth")))  # before the model runs
     context = context or Context()
     sampler = DistributedSampler(dataset, shuffle=False) if context.distributed else None
     loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=collate_detection, num_workers=workers)

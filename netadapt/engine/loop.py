@@ -40,8 +40,8 @@ from torch import nn
 from netadapt.engine import distributed
 from netadapt.engine.progress import TrainingProgress
 from netadapt.engine.runlog import RunLog
-from netadapt.engine.signals import interruptible
-from netadapt.errors import OutOfMemory
+from netadapt.engine.signals import interruptible, loader_worker_died
+from netadapt.errors import OutOfMemory, describe
 
 
 @dataclass(frozen=True)
@@ -106,15 +106,16 @@ class Loop:
                 "out-of-memory killer)"
             )) from error
         except RuntimeError as error:
-            message = str(error)
-            if "DataLoader worker" in message and ("killed by signal" in message or "exited unexpectedly" in message):
+            if loader_worker_died(error):
                 # Its traceback holds the loader's iterator, whose going away shuts the other workers down and stops
                 # the SIGCHLD handler from raising this again in a process that goes on (a Python user's).
                 error.__traceback__ = None
-                raise OutOfMemory(self._out_of_memory_line(
-                    f"{_first_line(error)} (a killed worker is most often the kernel's out-of-memory killer)"
-                )) from error
-            if "can't allocate memory" in message:
+                raise OutOfMemory(
+                    f"{self.description}: a data loader worker died at iteration {self.done + 1} of {self.total} ({describe(error)}; "
+                    f"the kernel's out-of-memory killer sends SIGKILL): {self._resume_clause()}; fewer loader workers "
+                    f"({self.description}.workers) or a smaller batch need less memory"
+                ) from error
+            if "can't allocate memory" in str(error):
                 raise OutOfMemory(self._out_of_memory_line(_first_line(error))) from error
             raise
 
@@ -152,11 +153,12 @@ class Loop:
 
     def _out_of_memory_line(self, cause: str) -> str:
         """One line (module docstring): the iteration that ran out of memory, its cause, the checkpoint to resume from."""
+        return f"{self.description}: out of memory at iteration {self.done + 1} of {self.total}: {cause}; {self._resume_clause()} once memory is free"
+
+    def _resume_clause(self) -> str:
         if self.saved_at is not None and self.checkpoint_path is not None:
-            resume = f"the last checkpoint, {self.checkpoint_path} at iteration {self.saved_at}: continue from it with --resume"
-        else:
-            resume = "no checkpoint written yet: start again"
-        return f"{self.description}: out of memory at iteration {self.done + 1} of {self.total}: {cause}; {resume} once memory is free"
+            return f"the last checkpoint, {self.checkpoint_path} at iteration {self.saved_at}: continue from it with --resume"
+        return "no checkpoint written yet: start again"
 
 
 def _first_line(error: BaseException) -> str:

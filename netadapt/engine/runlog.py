@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from netadapt.engine.files import write_text_atomic
+from netadapt.engine.files import output_error, record_output, write_text_atomic
 from netadapt.errors import NetadaptWarning, RunError
 
 
@@ -48,7 +48,11 @@ class RunLog:
 
     def _open(self) -> None:
         self.opened = True
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            record_output(self.path)  # netadapt's file: a later run may truncate it (engine/rundir.py)
+        except OSError as error:
+            raise output_error(self.path, error) from None
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:  # tensorboard is optional
@@ -60,13 +64,26 @@ class RunLog:
             return
         if not self.opened:
             self._open()
-        with self.path.open("a") as handle:
-            handle.write(json.dumps(record) + "\n")
+        try:
+            with self.path.open("a") as handle:
+                handle.write(json.dumps(record) + "\n")
+        except OSError as error:  # a full disk: one line, the last checkpoint stays resumable
+            raise output_error(self.path, error) from None
         if self.writer is not None:
             group, scalars = ("eval", record["eval"]) if "eval" in record else ("train", record)
             for name, value in scalars.items():
                 if isinstance(value, float):
                     self.writer.add_scalar(f"{group}/{name}", value, record["iteration"])
+
+    def last(self, key: str) -> Any:
+        """The last value of ``key`` in the log (a resumed run's earlier records included), or None."""
+        if not self.enabled or not self.path.is_file():
+            return None
+        for line in reversed(_records(self.path)):
+            record = json.loads(line)
+            if key in record:
+                return record[key]
+        return None
 
     def close(self) -> None:
         if self.writer is not None:

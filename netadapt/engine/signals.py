@@ -6,11 +6,19 @@ where it stopped) and raises :class:`~netadapt.errors.Interrupted`, which the CL
 line with exit code 130 (SIGINT) or 143 (SIGTERM), 128 + the signal as shells report it. A second
 signal of the same kind while the first is handled acts at once (Python's default: Ctrl-C twice
 stops without a checkpoint).
+
+After the last iteration (a training's BatchNorm re-estimation and final evaluation, a search's derive
+and final writes) there is no next iteration to wait for: :func:`after_last_iteration` stops that work at
+once and says so in the same one line (``last.pth`` holds the last iteration; ``--resume`` does the
+work again). DataLoader workers run in a process group of their own (:func:`ignore_interrupts_in_worker`):
+SIGTERM or SIGINT sent to the job's whole process group (Ctrl-C, ``timeout``, job managers) reaches the
+main process alone, which stops the run with a checkpoint, instead of killing the workers under it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -47,6 +55,29 @@ class Interruption:
 
 
 @contextlib.contextmanager
+def after_last_iteration(checkpoint: Path | None, *, doing: str) -> Iterator[None]:
+    """SIGINT/SIGTERM while a run is ``doing`` its work after the last iteration: the work stops at once with an
+    :class:`Interrupted` line saying so (atomic writes leave nothing half-written). Main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handle(number: int, frame) -> None:
+        for each in SIGNALS:
+            signal.signal(each, signal.SIG_DFL)  # a second signal acts at once
+        name = signal.Signals(number).name
+        held = f"{checkpoint} holds the last iteration: --resume does {doing} again" if checkpoint else "nothing to resume from"
+        raise Interrupted(f"{name}: stopped after the last iteration, during {doing}; {held}", exit_code=128 + number)
+
+    previous = {number: signal.signal(number, handle) for number in SIGNALS}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+@contextlib.contextmanager
 def interruptible() -> Iterator[Interruption]:
     """Catch SIGINT/SIGTERM for the length of a run's loop (main thread only; elsewhere a no-op)."""
     interruption = Interruption()
@@ -61,7 +92,22 @@ def interruptible() -> Iterator[Interruption]:
             signal.signal(number, handler)
 
 
+def loader_worker_died(error: BaseException) -> bool:
+    """Whether ``error`` is torch's for a DataLoader worker that died (SIGKILL from the out-of-memory killer, a crash):
+    raised where the main process reads a batch, or by torch's SIGCHLD handler wherever it happens to be."""
+    message = str(error)
+    return isinstance(error, RuntimeError) and "DataLoader worker (pid" in message and (
+        "killed by signal" in message or "exited unexpectedly" in message
+    )
+
+
 def ignore_interrupts_in_worker() -> None:
-    """In a DataLoader worker: leave Ctrl-C (sent to the whole process group) to the main process,
-    which stops the run at the end of an iteration and then shuts its workers down."""
+    """In a DataLoader worker: leave Ctrl-C and SIGTERM sent to the job's whole process group (a shell, ``timeout``, a
+    job manager) to the main process, which stops the run at the end of an iteration and then shuts its workers down;
+    a worker that died of that SIGTERM first would end the run in a traceback, without a checkpoint. The worker moves
+    to a process group of its own rather than ignoring SIGTERM, which DataLoader's and multiprocessing's shutdown
+    send it (ignored, an exiting run would wait for its workers forever). A worker whose main process dies exits
+    (torch's watchdog)."""
+    with contextlib.suppress(OSError):
+        os.setpgid(0, 0)
     signal.signal(signal.SIGINT, signal.SIG_IGN)

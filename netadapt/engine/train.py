@@ -12,6 +12,7 @@ CPU ends with the same weights as an uninterrupted one, bit for bit.
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -28,13 +29,14 @@ from netadapt.detectors.model import DetectorSpec, build_detector, detector_chec
 from netadapt.engine import distributed
 from netadapt.engine.batchnorm import STALE_WINDOW_SHARE, reestimate_batchnorm, stale_batchnorm
 from netadapt.engine.config import TrainConfig
-from netadapt.engine.evaluate import evaluate_detector
+from netadapt.engine.evaluate import check_evaluable, evaluate_detector
 from netadapt.engine.files import load_resume_state, save_torch_atomic
 from netadapt.engine.precision import Precision
 from netadapt.engine.resume import check_finite_loss, check_same_classes, check_same_config
 from netadapt.engine.rundir import run_directory
 from netadapt.engine.loop import Loop, Position, make_optimizer, make_schedule, wrap_ddp
 from netadapt.engine.runlog import RunLog
+from netadapt.engine.signals import after_last_iteration
 from netadapt.engine.throughput import loader_options, prepare_device, to_memory_format
 from netadapt.errors import ConfigError
 from netadapt.engine.sampling import ResumableBatchSampler, SeededSamples
@@ -64,6 +66,7 @@ def train_detector(
     progress: bool = True,
     stop_after: int | None = None,
     force: bool = False,
+    force_option: str | None = "--force",
 ) -> TrainResult:
     """Train ``spec``'s detector on ``train_set``; evaluate on ``val_set`` at the end.
 
@@ -79,7 +82,9 @@ def train_detector(
     """
     context = context or distributed.Context()
     out_dir = Path(out_dir)
-    with run_directory(out_dir, resume=resume, force=force, enabled=context.is_main):
+    if val_set is not None:  # an empty or box-less val split is refused before training, not reported as mAP 0 or -100
+        check_evaluable(val_set.coco, str(val_set.annotation_file))
+    with run_directory(out_dir, resume=resume, force=force, enabled=context.is_main, force_option=force_option):
         return _train(
             spec, config, train_set=train_set, val_set=val_set, out_dir=out_dir, init=init, resume=resume,
             context=context, progress=progress, stop_after=stop_after,
@@ -141,22 +146,25 @@ def _train(spec: DetectorSpec, config: TrainConfig, *, train_set, val_set, out_d
     started = time.perf_counter()
     ended = loop.run(step, start=iteration, stop_after=stop_after)
     iteration, loss_value = ended.iteration, ended.loss
+    if math.isnan(loss_value) and state is not None:  # resumed after its last iteration: the loss it ended with, not NaN
+        loss_value = float(log.last("loss") or math.nan)
     seconds = time.perf_counter() - started
     metrics = None
     if iteration == total_iterations:
-        reestimated = _reestimate_batchnorm(unwrap(model), spec, config, train_set, total_iterations, context.device)
-        if reestimated:
-            log.write({"iteration": iteration, "bn_reestimated": reestimated})
-        if context.is_main:
-            save_detector(out_dir / "model.pth", spec, model)
-        if val_set is not None:
-            evaluation = Precision(config.eval_amp or config.amp, context.device)  # as trained, unless train.eval_amp says otherwise
-            with evaluation.autocast():
-                metrics = evaluate_detector(
-                    evaluation.prepare(unwrap(model)), val_set, out_dir=out_dir, batch_size=config.eval_batch_size,
-                    workers=loader_options(config, context.device)["num_workers"], context=context,
-                )
-            log.write({"iteration": iteration, "eval": metrics})
+        with after_last_iteration(checkpoint_path, doing="the final BatchNorm re-estimation and evaluation"):
+            reestimated = _reestimate_batchnorm(unwrap(model), spec, config, train_set, total_iterations, context.device)
+            if reestimated:
+                log.write({"iteration": iteration, "bn_reestimated": reestimated})
+            if context.is_main:
+                save_detector(out_dir / "model.pth", spec, model)
+            if val_set is not None:
+                evaluation = Precision(config.eval_amp or config.amp, context.device)  # as trained, unless train.eval_amp says otherwise
+                with evaluation.autocast():
+                    metrics = evaluate_detector(
+                        evaluation.prepare(unwrap(model)), val_set, out_dir=out_dir, batch_size=config.eval_batch_size,
+                        workers=loader_options(config, context.device)["num_workers"], context=context,
+                    )
+                log.write({"iteration": iteration, "eval": metrics})
     log.close()
     return TrainResult(out_dir, iteration, loss_value, seconds, metrics)
 

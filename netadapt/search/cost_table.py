@@ -86,7 +86,7 @@ def build_cost_table(
         costs.append({name: (0.0 if op_is_identity(op) else float(cost_model.measure(op, inputs).total)) for name, op in mixed.candidates.items()})
     table = CostTable(model=cost_model.name, unit=cost_model.unit, input_size=input_size, costs=costs)
     if cache_file is not None:
-        write_json_atomic(cache_file, table.__dict__)
+        write_json_atomic(cache_file, table.__dict__, listed=False)
     return table
 
 

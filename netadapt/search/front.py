@@ -31,6 +31,8 @@ import dataclasses
 import io
 import json
 import math
+import re
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,9 +45,11 @@ from netadapt import plugins
 from netadapt.cost import cost_model_for, format_cost
 from netadapt.data.sources import DataSplit
 from netadapt.engine.config import SearchConfig, section_config
-from netadapt.engine.files import atomic_path, check_output_dir, load_torch_file, write_json_atomic, write_text_atomic
+from netadapt.engine.files import (
+    atomic_path, check_output_dir, load_torch_file, remove_outputs, write_json_atomic, write_text_atomic,
+)
 from netadapt.engine.train import DetectorOnBatch
-from netadapt.errors import ConfigError, DataError, PluginError, WeightsError
+from netadapt.errors import ConfigError, DataError, NetadaptWarning, PluginError, WeightsError
 from netadapt.genotype import Genotype, genotype_from_data, save_genotype
 from netadapt.search.budget import base_ops, check_target, cost_range, resolve_target
 from netadapt.search.cost_table import CostTable, derived_cost
@@ -54,6 +58,7 @@ from netadapt.search.space import SearchSpace
 from netadapt.search.supernet import ArchitectureParameters, SearchedLayer
 
 DEFAULT_POINTS = 6
+MAX_POINTS = 100  # each point re-estimates BatchNorm and evaluates the super network: more is a typo, not a front
 EVALUATE_ON = ("alpha", "val")
 CSV_FIELDS = ("name", "target_given", "target", "predicted", "measured", "params", "proxy_map", "proxy_map50", "proxy_loss", "genotype", "ops")
 
@@ -218,11 +223,15 @@ def resolve_targets(search: FinishedSearch, targets: Sequence[str] | None = None
     if points is not None:
         if points < 1:
             raise ConfigError(f"--points must be positive, got {points}")
+        if points > MAX_POINTS:
+            raise ConfigError(f"--points must be at most {MAX_POINTS} (each point is an evaluation of the super network), got {points}")
         low, _ = cost_range(costs)
         high = search.table.cost_of(search.arch.best_ops())
         values = [low + (high - low) * i / points for i in range(1, points)] + [high]  # the last exactly the argmax's cost
         resolved = [(format_cost(value, search.table.unit), value) for value in values]
     else:
+        if len(targets) > MAX_POINTS:
+            raise ConfigError(f"--targets: at most {MAX_POINTS} budgets (each is an evaluation of the super network), got {len(targets)}")
         resolved = []
         for given in targets:
             try:
@@ -441,12 +450,22 @@ def compute_front(
     return Front(search, points, base, scorer.evaluated_on, len(scorer.bn_indices), scope, finetune_steps)
 
 
+def front_outputs(out_dir: str | Path, points: int, *, base: bool) -> list[Path]:
+    """The files :func:`write_front` writes for ``points`` points (and the base): checked before any point is computed."""
+    out_dir = Path(out_dir)
+    names = (["base"] if base else []) + [f"point-{number}" for number in range(1, points + 1)]
+    return [out_dir / name for name in ("front.json", "front.csv", "front.png")] + [out_dir / name / "genotype.yaml" for name in names]
+
+
 def write_front(front: Front, out_dir: str | Path) -> list[Path]:
-    """``front.json``, ``front.csv``, ``front.png`` and ``<point>/genotype.yaml`` per point, each written atomically."""
+    """``front.json``, ``front.csv``, ``front.png`` and ``<point>/genotype.yaml`` per point, each written atomically.
+    The point folders of an earlier, larger front in ``out_dir`` are removed (only the files netadapt wrote there):
+    a ``point-3/`` left beside a 2-point ``front.json`` would be trained as if it belonged to it."""
     out_dir = check_output_dir(out_dir)
     rows = ([front.base] if front.base is not None else []) + front.points
     for point in rows:
         save_genotype(point.genotype, out_dir / point.name / "genotype.yaml")
+    _remove_stale_points(out_dir, keep={point.name for point in rows})
     data = front.to_dict()
     write_json_atomic(out_dir / "front.json", data)
     buffer = io.StringIO()
@@ -457,6 +476,14 @@ def write_front(front: Front, out_dir: str | Path) -> list[Path]:
     write_text_atomic(out_dir / "front.csv", buffer.getvalue())
     draw_front(data, out_dir / "front.png")
     return [out_dir / name for name in ("front.json", "front.csv", "front.png")] + [out_dir / p.name / "genotype.yaml" for p in rows]
+
+
+def _remove_stale_points(out_dir: Path, *, keep: set[str]) -> None:
+    for folder in sorted(out_dir.iterdir()):
+        if folder.name in keep or not folder.is_dir() or not re.fullmatch(r"point-\d+|base", folder.name):
+            continue
+        if remove_outputs(folder):
+            warnings.warn(f"{folder}: left in place, with files netadapt did not write; it is not part of this front", NetadaptWarning, stacklevel=3)
 
 
 def draw_front(data: dict[str, Any], path: str | Path) -> None:

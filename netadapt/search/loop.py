@@ -43,7 +43,7 @@ from netadapt.contracts import optional
 from netadapt.cost import cost_model_for, format_cost, parse_target
 from netadapt.data.coco import collate_detection
 from netadapt.data.sources import DataSplit
-from netadapt.detectors.model import build_detector_on, options_from_config
+from netadapt.detectors.model import build_detector_on, check_training_memory, options_from_config
 from netadapt.engine import distributed
 from netadapt.engine.config import SearchConfig
 from netadapt.engine.files import load_resume_state, save_torch_atomic, write_json_atomic, write_text_atomic
@@ -51,6 +51,7 @@ from netadapt.engine.precision import Precision
 from netadapt.engine.resume import check_finite_loss, check_same_config, check_same_shapes
 from netadapt.engine.sampling import ResumableBatchSampler, SeededSamples
 from netadapt.engine.runlog import RunLog
+from netadapt.engine.signals import after_last_iteration
 from netadapt.engine.throughput import loader_options, prepare_device, to_memory_format
 from netadapt.engine.loop import Loop, Position, make_optimizer, make_schedule, wrap_ddp
 from netadapt.engine.train import batch_to_device
@@ -158,9 +159,13 @@ def run_search(
         "alpha_image_ids": [dataset.image_ids[i] for i in alpha_half],
     }
 
+    split_written = False  # this run's split, written with its first checkpoint; never an earlier run's (--force, other seed)
+
     def save(done: int) -> None:
-        if not (out_dir / "split.json").is_file():
+        nonlocal split_written
+        if not split_written:
             write_json_atomic(out_dir / "split.json", split)
+            split_written = True
         save_torch_atomic(
             {"format": SEARCH_FORMAT, "config": asdict(config)} | step.state_dict() | {"iteration": done, "cost_table": table.__dict__},
             state_path,
@@ -178,19 +183,20 @@ def run_search(
     if iteration < total:
         log.close()
         return None
-    decision = decision_summary(arch, temperature=alpha_temperature(config, iteration=total - 1, total=total, iterations_per_epoch=step.iterations_per_epoch))
-    log.write({"iteration": iteration, **{f"alpha_{name}": value for name, value in decision.items()}})
-    if context.distributed:
-        _check_alpha_synchronised(arch, context)
-        log.write({"iteration": iteration, "world_size": context.world_size, "alpha_identical_across_ranks": True})
-    log.close()
-    best = choose_ops(arch, table, target)
-    genotype = derive_genotype(supernet.skeleton, supernet.layers, best, space_name=space.name)
-    genotype = Genotype(**{**genotype.__dict__, "input_size": config.input_size})
-    cost = derived_cost(genotype, table, best, space=space, cost_model=cost_model, device=context.device, measure=context.is_main)
-    if context.is_main:
-        _write_outputs(out_dir, genotype, cost, step, table, target, base_cost, space=space, base_name=base_name, detector_name=detector_name,
-                       class_names=list(dataset.class_names))
+    with after_last_iteration(state_path, doing="the search's derive and final writes (genotype.yaml, supernet.pth)"):
+        decision = decision_summary(arch, temperature=alpha_temperature(config, iteration=total - 1, total=total, iterations_per_epoch=step.iterations_per_epoch))
+        log.write({"iteration": iteration, **{f"alpha_{name}": value for name, value in decision.items()}})
+        if context.distributed:
+            _check_alpha_synchronised(arch, context)
+            log.write({"iteration": iteration, "world_size": context.world_size, "alpha_identical_across_ranks": True})
+        log.close()
+        best = choose_ops(arch, table, target)
+        genotype = derive_genotype(supernet.skeleton, supernet.layers, best, space_name=space.name)
+        genotype = Genotype(**{**genotype.__dict__, "input_size": config.input_size})
+        cost = derived_cost(genotype, table, best, space=space, cost_model=cost_model, device=context.device, measure=context.is_main)
+        if context.is_main:
+            _write_outputs(out_dir, genotype, cost, step, table, target, base_cost, space=space, base_name=base_name, detector_name=detector_name,
+                           class_names=list(dataset.class_names))
     return SearchResult(out_dir, genotype, iteration, time.perf_counter() - started, cost_now, cost, target, decision)
 
 
@@ -327,9 +333,10 @@ class SearchStep:
 
 
 def preflight_search(base_name: str, config: SearchConfig, *, cache_dir: Path | None = None) -> None:
-    """Refuse, before anything trains (the demo base's pretraining included), an infeasible ``search.target`` (the
-    cost table of the untrained super network, cached as the search's, against it) and a ``search.base_prior`` the
-    base's ops cannot take (:mod:`netadapt.search.prior`)."""
+    """Refuse, before anything trains (the demo base's pretraining included), an input size and batch that would not
+    fit in memory, an infeasible ``search.target`` (the cost table of the untrained super network, cached as the
+    search's, against it) and a ``search.base_prior`` the base's ops cannot take (:mod:`netadapt.search.prior`)."""
+    check_training_memory(plugins.bases().get(base_name).base_genotype(), config, section="search")  # the super network holds the base
     if config.target is None and not config.base_prior:
         return
     budget = search_budget(base_name, config, cache_dir=cache_dir)

@@ -29,6 +29,7 @@ from netadapt.contracts import optional
 from netadapt.errors import ConfigError
 from netadapt.genotype import SKIP, Genotype, Op, parse_op
 from netadapt.hookspecs import hookimpl
+from netadapt.yamlio import safe_load
 
 
 # The fields of a search-space file (``netadapt config --section space``, docs/config.md).
@@ -97,7 +98,7 @@ def load_search_space(source: str | Path) -> SearchSpace:
     if path.suffix not in (".yaml", ".yml") and not path.is_file():
         return plugins.search_spaces().get(str(source))
     try:
-        data = yaml.safe_load(path.read_text())
+        data = safe_load(path.read_text())
     except OSError as error:
         raise ConfigError(f"{path}: cannot read search space: {error.strerror or error}") from None
     except yaml.YAMLError:

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 
 from netadapt.engine.config import RemapConfig, SelectConfig, TrainConfig
-from netadapt.engine.files import write_json_atomic
+from netadapt.engine.files import record_output, write_json_atomic
 from netadapt.errors import ConfigError, RunError
 from netadapt.genotype import Genotype, save_genotype
 from netadapt.search.budget import base_ops, resolve_target
@@ -113,6 +113,7 @@ def held_out_split(annotations: Path, images: Path, out: Path, *, fraction: floa
         if link.is_symlink() and Path(os.readlink(link)) != Path(images).resolve():
             link.unlink()
         if not link.exists():
+            record_output(link)  # netadapt's link: listed, so that --force removes the link, never what it points to
             link.symlink_to(Path(images).resolve(), target_is_directory=True)
     return out, kept, held
 

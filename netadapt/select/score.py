@@ -133,11 +133,12 @@ def remap_aware_scores(
             genotype, network = network_of(ops)
             if prefix is not None:
                 start = 1 + _common_prefix(_flat(base_genotype_), _flat(genotype))  # features[0] is the stem
-                features = _taps_of(network, prefix.bn_inputs[start], prefix.eval_inputs[start], start=start)
-                compared = [{name: tap for name, tap in ref.items() if name in f} for ref, f in zip(reference, features)]
+                # A tap before the first changed layer is the base's own (distortion 0).
+                suffix = _taps_of(network, prefix.bn_inputs[start], prefix.eval_inputs[start], start=start)
+                features = [ref | taps for ref, taps in zip(reference, suffix)]
             else:
-                features, compared = _taps_of(network, bn_batches, eval_batches, start=0), reference
-            row[op.name] = math.fsum(tap_distortion(f, r) for f, r in zip(features, compared)) / len(compared)
+                features = _taps_of(network, bn_batches, eval_batches, start=0)
+            row[op.name] = math.fsum(tap_distortion(f, r) for f, r in zip(features, reference)) / len(reference)
             done += 1
             if progress is not None:
                 progress(done, total)
@@ -180,22 +181,20 @@ class _PrefixInputs:
     @classmethod
     def of(cls, network: nn.Module, bn_batches: list[torch.Tensor], eval_batches: list[torch.Tensor]) -> _PrefixInputs | None:
         features = getattr(network, "features", None)
-        if not isinstance(features, nn.Sequential) or "start" not in inspect.signature(network.forward_taps).parameters:
+        if not isinstance(features, nn.Sequential) or "before" not in inspect.signature(network.forward_taps).parameters:
             return None
         seen: list[list[torch.Tensor]] = [[] for _ in features]
-        hooks = [layer.register_forward_pre_hook(lambda _, args, i=i: seen[i].append(args[0])) for i, layer in enumerate(features)]
-        try:
-            reestimate_batchnorm(_Taps(network, 0), bn_batches)
-            bn_inputs = [list(inputs) for inputs in seen]
-            for inputs in seen:
-                inputs.clear()
-            network.eval()
-            reference = [network.forward_taps(batch) for batch in eval_batches]
-            eval_inputs = [list(inputs) for inputs in seen]
-        finally:
-            for hook in hooks:
-                hook.remove()
-        return cls(bn_inputs, eval_inputs, reference)
+
+        def keep(index: int, x: torch.Tensor) -> None:
+            seen[index].append(x)
+
+        reestimate_batchnorm(_Taps(network, 0, before=keep), bn_batches)
+        bn_inputs = [list(inputs) for inputs in seen]
+        for inputs in seen:
+            inputs.clear()
+        network.eval()
+        reference = [network.forward_taps(batch, before=keep) for batch in eval_batches]
+        return cls(bn_inputs, [list(inputs) for inputs in seen], reference)
 
 
 def _normalise(images: torch.Tensor) -> torch.Tensor:
@@ -205,9 +204,11 @@ def _normalise(images: torch.Tensor) -> torch.Tensor:
 class _Taps(nn.Module):
     """A network whose forward is its detector taps from ``features[start]`` on (what BatchNorm re-estimation runs)."""
 
-    def __init__(self, network: nn.Module, start: int) -> None:
+    def __init__(self, network: nn.Module, start: int, before=None) -> None:
         super().__init__()
-        self.network, self.start = network, start
+        self.network, self.start, self.before = network, start, before
 
     def forward(self, x: torch.Tensor):
-        return self.network.forward_taps(x, start=self.start) if self.start else self.network.forward_taps(x)
+        if not self.start and self.before is None:
+            return self.network.forward_taps(x)  # any network with taps
+        return self.network.forward_taps(x, start=self.start, before=self.before)
