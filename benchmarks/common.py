@@ -5,6 +5,7 @@ order, so its p is exact and its smallest reachable value is known (2⁻ⁿ, 1 /
 from __future__ import annotations
 
 import itertools
+import math
 import statistics
 
 
@@ -39,46 +40,41 @@ def holm(ps: dict[str, float]) -> dict[str, float]:
     return adjusted
 
 
-def kendall_tau_b(x: list[float], y: list[float]) -> float:
-    concordant = discordant = ties_x = ties_y = 0
-    for i, j in itertools.combinations(range(len(x)), 2):
-        dx, dy = x[i] - x[j], y[i] - y[j]
-        if dx == 0 and dy == 0:
-            continue
-        if dx == 0:
-            ties_x += 1
-        elif dy == 0:
-            ties_y += 1
-        elif dx * dy > 0:
-            concordant += 1
-        else:
-            discordant += 1
-    denominator = ((concordant + discordant + ties_x) * (concordant + discordant + ties_y)) ** 0.5
-    return (concordant - discordant) / denominator if denominator else float("nan")
+def kendall_tau(x: list[float], y: list[float]) -> float:
+    """Kendall's τ-b: Σ_{i<j} sign(Δx)·sign(Δy) / √(pairs not tied in x · pairs not tied in y)."""
+    pairs = list(itertools.combinations(range(len(x)), 2))
+    sign = lambda v: (v > 0) - (v < 0)  # noqa: E731
+    score = sum(sign(x[i] - x[j]) * sign(y[i] - y[j]) for i, j in pairs)
+    untied_x = sum(x[i] != x[j] for i, j in pairs)
+    untied_y = sum(y[i] != y[j] for i, j in pairs)
+    return score / math.sqrt(untied_x * untied_y) if untied_x and untied_y else math.nan
 
 
-def spearman(x: list[float], y: list[float]) -> float:
-    def ranks(values: list[float]) -> list[float]:
-        order = sorted(range(len(values)), key=values.__getitem__)
-        result = [0.0] * len(values)
-        i = 0
-        while i < len(order):
-            j = i
-            while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-                j += 1
-            for k in range(i, j + 1):
-                result[order[k]] = (i + j) / 2
-            i = j + 1
-        return result
-
-    rx, ry = ranks(x), ranks(y)
+def spearman_rho(x: list[float], y: list[float]) -> float:
+    """Spearman's ρ: Pearson's correlation of the ranks (ties get their average rank)."""
+    rx, ry = _ranks(x), _ranks(y)
     mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
-    cov = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
-    return cov / (sum((a - mx) ** 2 for a in rx) * sum((b - my) ** 2 for b in ry)) ** 0.5
+    covariance = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
+    spread = math.sqrt(sum((a - mx) ** 2 for a in rx) * sum((b - my) ** 2 for b in ry))
+    return covariance / spread if spread else math.nan
+
+
+def _ranks(values: list[float]) -> list[float]:
+    order = sorted(range(len(values)), key=values.__getitem__)
+    ranks = [0.0] * len(values)
+    start = 0
+    while start < len(order):
+        end = start
+        while end + 1 < len(order) and values[order[end + 1]] == values[order[start]]:
+            end += 1
+        for k in range(start, end + 1):
+            ranks[order[k]] = (start + end) / 2 + 1
+        start = end + 1
+    return ranks
 
 
 def permutation_p(x: list[float], y: list[float]) -> float:
     """One-sided exact p of τ-b ≥ the observed one over every order of ``y``."""
-    observed = kendall_tau_b(x, y)
+    observed = kendall_tau(x, y)
     orders = list(itertools.permutations(y))
-    return sum(kendall_tau_b(x, list(order)) >= observed - 1e-12 for order in orders) / len(orders)
+    return sum(kendall_tau(x, list(order)) >= observed - 1e-12 for order in orders) / len(orders)

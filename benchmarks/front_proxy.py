@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import math
 import os
 import shutil
 import subprocess
@@ -38,42 +37,12 @@ from pathlib import Path
 
 from search_vs_random import _run  # a netadapt subprocess: its stderr logged, its --json output returned
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks.common, run as a script from anywhere
+from benchmarks.common import kendall_tau, spearman_rho  # noqa: E402,F401  (proxy_vs_trained, trained_vs_structure import them here too)
+
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = ROOT / "netadapt" / "configs" / "demo.yaml"
 NETADAPT = shutil.which("netadapt") or "netadapt"
-
-
-def kendall_tau(x: list[float], y: list[float]) -> float:
-    """Kendall's τ-b: Σ_{i<j} sign(Δx)·sign(Δy) / √(pairs not tied in x · pairs not tied in y)."""
-    pairs = list(itertools.combinations(range(len(x)), 2))
-    sign = lambda v: (v > 0) - (v < 0)  # noqa: E731
-    score = sum(sign(x[i] - x[j]) * sign(y[i] - y[j]) for i, j in pairs)
-    untied_x = sum(x[i] != x[j] for i, j in pairs)
-    untied_y = sum(y[i] != y[j] for i, j in pairs)
-    return score / math.sqrt(untied_x * untied_y) if untied_x and untied_y else math.nan
-
-
-def spearman_rho(x: list[float], y: list[float]) -> float:
-    """Spearman's ρ: Pearson's correlation of the ranks (ties get their average rank)."""
-    rx, ry = _ranks(x), _ranks(y)
-    mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
-    covariance = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
-    spread = math.sqrt(sum((a - mx) ** 2 for a in rx) * sum((b - my) ** 2 for b in ry))
-    return covariance / spread if spread else math.nan
-
-
-def _ranks(values: list[float]) -> list[float]:
-    order = sorted(range(len(values)), key=values.__getitem__)
-    ranks = [0.0] * len(values)
-    start = 0
-    while start < len(order):
-        end = start
-        while end + 1 < len(order) and values[order[end + 1]] == values[order[start]]:
-            end += 1
-        for k in range(start, end + 1):
-            ranks[order[k]] = (start + end) / 2 + 1
-        start = end + 1
-    return ranks
 
 
 def main(argv: list[str] | None = None) -> int:

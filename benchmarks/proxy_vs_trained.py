@@ -23,7 +23,8 @@ import random
 import sys
 from pathlib import Path
 
-from front_proxy import kendall_tau, spearman_rho
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks.common, run as a script from anywhere
+from benchmarks.common import kendall_tau, spearman_rho  # noqa: E402
 from search_vs_random import DEMO_CONFIG, _uniform_under
 
 from netadapt.cache import cache_root

@@ -34,7 +34,7 @@ from netadapt.select.run import held_out_split, score_table
 from netadapt.weights import read_weights
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks.common, run as a script from anywhere
-from benchmarks.common import kendall_tau_b, permutation_p, spearman  # noqa: E402
+from benchmarks.common import kendall_tau, permutation_p, spearman_rho  # noqa: E402
 
 # Trained mAP (× 100) of search_vs_random.py's run of 2026-12-02 (README, Numbers), in the order drawn.
 TRAINED = {"random-0": 5.3, "random-1": 5.0, "random-2": 7.4, "random-3": 9.4, "random-4": 8.8, "random-5": 6.4,
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {"mode": args.mode, "networks": rows}
     for key, sign in (("score", 1), ("changed_layers", -1)):
         values = [sign * r[key] for r in rows]
-        result[key] = {"kendall_tau_b": kendall_tau_b(values, trained), "spearman_rho": spearman(values, trained),
+        result[key] = {"kendall_tau_b": kendall_tau(values, trained), "spearman_rho": spearman_rho(values, trained),
                        "p_one_sided": permutation_p(values, trained)}
     print(f"{'network':<18} {'trained mAP':>11} {'score':>9} {'changed':>8}")
     for r in rows:

@@ -26,7 +26,8 @@ import json
 import sys
 from pathlib import Path
 
-from front_proxy import kendall_tau, spearman_rho
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks.common, run as a script from anywhere
+from benchmarks.common import kendall_tau, spearman_rho  # noqa: E402
 
 from netadapt import plugins
 from netadapt.genotype import Genotype, load_genotype
