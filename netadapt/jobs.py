@@ -302,7 +302,7 @@ def adapt(
             raise ConfigError("adapt: the selection stage trains candidates in worker processes: give the weights as a file, 'imagenet' or 'none'")
         weights_file = weights if weights is not None else (pretrain(base, progress=False, announce=None) if data.is_demo else "none")
         choose = functools.partial(
-            _selected_network, base=base, weights=weights_file, data=data, config=select_config, train_config=train_config, remap=remap,
+            _selected_network, base=base, detector=detector, weights=weights_file, data=data, config=select_config, train_config=train_config, remap=remap,
             out_dir=Path(out_dir) / "select", parallel=parallel, resume=resume, force=not resume, max_memory=max_memory, announce=announce,
         )
 
@@ -371,7 +371,8 @@ def select(
                     raise OutputError(f"{left[0]}: netadapt did not write it; --force does not delete it: move it and run again")
         weights = _weights_file(weights, base=space.base_name, out_dir=out_dir)
         return run_select(
-            space=space, weights_path=weights, weights=read_weights(weights, base_name=space.base_name), train_annotations=splits["train"].annotations,
+            space=space, detector=detector, weights_path=weights, weights=read_weights(weights, base_name=space.base_name),
+            train_annotations=splits["train"].annotations,
             train_images=splits["train"].images, config=config, train_config=train_config, remap=remap, out_dir=out_dir,
             parallel=parallel, resume=resume, cache_dir=cache_root() / "remap_scores", announce=announce,
         )
@@ -405,6 +406,7 @@ def selection_space(search_dir: str | Path | None, *, base: str, config: SelectC
     search with ``search_config`` would have."""
     import torch
 
+    from netadapt.search.budget import base_ops, check_target
     from netadapt.search.derive import choose_ops
     from netadapt.search.front import load_search
     from netadapt.search.loop import search_budget
@@ -416,17 +418,22 @@ def selection_space(search_dir: str | Path | None, *, base: str, config: SelectC
         cost_file = Path(search_dir) / "cost.json"
         search_target = json.loads(cost_file.read_text()).get("target") if cost_file.is_file() else None
         target = resolve_select_target(config.target, space_table=search.table, base_ops_=search.base_ops, search_target=search_target)
-        return Space(
+        space = Space(
             search.base, plugins.bases().get(search.base).base_genotype(), search.skeleton, search.layers, search.space.name,
             search.space.fingerprint(), search.table, target,
             alpha_rows=[torch.log_softmax(a.detach().double(), 0).tolist() for a in search.arch.alphas],
-            searched=choose_ops(search.arch, search.table, search_target),
+            searched=choose_ops(search.arch, search.table, target),  # the search's α under the selection's budget
         )
-    if config.target is None:
-        raise ConfigError("select: without a search, pass --target (e.g. 0.7x)")
-    budget = search_budget(base, dataclasses.replace(search_config, target=config.target), cache_dir=cache_root() / "cost_tables")
-    name = search_config.space or default_space_name(base)
-    return Space(base, budget.base_genotype, budget.skeleton, budget.layers, name, load_search_space(name).fingerprint(), budget.table, budget.target)
+    else:
+        if config.target is None:
+            raise ConfigError("select: without a search, pass --target (e.g. 0.7x)")
+        budget = search_budget(base, dataclasses.replace(search_config, target=config.target), cache_dir=cache_root() / "cost_tables")
+        name = search_config.space or default_space_name(base)
+        space = Space(base, budget.base_genotype, budget.skeleton, budget.layers, name, load_search_space(name).fingerprint(), budget.table, budget.target)
+    if base_ops(space.base_genotype, space.layers) is None:
+        raise ConfigError(f"select: the search space {space.space_name!r} lacks ops of base {space.base_name!r}: its baselines and score need them")
+    check_target(space.target, space.costs, unit=space.table.unit, where="select.target")
+    return space
 
 
 def check_memory(

@@ -15,6 +15,7 @@ def select_command(
                                       show_default=False),
     target: str = typer.Option(None, "--target", help="Budget of the searched layers: 84M, or 0.7x of the base's (default: the search's target; config select.target)."),
     base: str = options.BASE,
+    detector: str = options.DETECTOR,
     weights: str = typer.Option(
         None, "--weights", help="Base weights the candidates are remapped from: a .pth, 'imagenet' or 'none' (default on the demo: the demo base)."
     ),
@@ -33,6 +34,7 @@ def select_command(
     """Choose the network to train under a budget: baselines, the search's network and score-chosen candidates, narrowed
     by successive halving on held-out training images; write OUT/selection.json and OUT/genotype.yaml."""
     from netadapt import jobs
+    from netadapt.cost import format_cost
     from netadapt.engine.config import RemapConfig, SearchConfig, SelectConfig, TrainConfig
 
     source = jobs.Data(data, dataset)
@@ -41,7 +43,7 @@ def select_command(
         return source.config(kind, name, config_file=config_file, overrides=overrides or [])
 
     result = jobs.select(
-        search_dir, target=target, base=base, weights=weights, data=source, config=section(SelectConfig, "select"),
+        search_dir, target=target, base=base, detector=detector, weights=weights, data=source, config=section(SelectConfig, "select"),
         train_config=section(TrainConfig, "train"), search_config=section(SearchConfig, "search"), remap=section(RemapConfig, "remap"),
         out_dir=out, parallel=parallel, resume=resume, force=force, max_memory=max_memory,
         announce=(lambda m: None) if quiet and not json_ else (lambda m: stderr.print(m, markup=False)),
@@ -55,6 +57,6 @@ def select_command(
         print_json(summary)
         return
     stdout.print(
-        f"Selected {result.winner.name} ({result.winner.changed} layers changed, {result.winner.cost / 1e6:.2f}M) from a pool of "
+        f"Selected {result.winner.name} ({result.winner.changed} layers changed, {format_cost(result.winner.cost, result.unit)}) from a pool of "
         f"{len(result.pool)} in {result.seconds:.0f} s → {summary['genotype']}", markup=False,
     )

@@ -30,6 +30,7 @@ from typing import Any
 
 import torch
 
+from netadapt.cost import format_cost
 from netadapt.engine.config import RemapConfig, SelectConfig, TrainConfig
 from netadapt.engine.files import record_output, write_json_atomic
 from netadapt.errors import ConfigError, RunError
@@ -78,6 +79,7 @@ class SelectResult:
     winner_is_baseline: bool
     pool: list[Candidate]
     seconds: float
+    unit: str
 
 
 def resolve_select_target(value: str | float | int | None, *, space_table, base_ops_: list[str] | None, search_target: float | None) -> float:
@@ -138,6 +140,7 @@ class RungJob:
 
     name: str
     genotype: dict
+    detector: str
     out_dir: str
     data_root: str
     weights: str
@@ -160,7 +163,7 @@ def train_rung(job: RungJob) -> dict[str, Any]:
         torch.set_num_threads(job.threads)
     resume = job.resume and (out / "last.pth").is_file()
     result = jobs.train(
-        genotype_from_data(job.genotype), weights=job.weights, data=jobs.Data(root=job.data_root),
+        genotype_from_data(job.genotype), detector=job.detector, weights=job.weights, data=jobs.Data(root=job.data_root),
         config=TrainConfig(**job.train_config), remap=RemapConfig(mode=job.remap_mode), out_dir=out,
         resume=resume, force=not resume, progress=False, announce=lambda _: None,
     )
@@ -176,6 +179,7 @@ def train_rung(job: RungJob) -> dict[str, Any]:
 def run_select(
     *,
     space: Space,
+    detector: str = "ssdlite",
     weights_path: str,
     weights,
     train_annotations: Path,
@@ -209,7 +213,8 @@ def run_select(
     for candidate in pool:
         candidate.scores["remap_score"] = scores.score_of(candidate.ops)
         save_genotype(space.genotype(candidate.ops), out_dir / "pool" / f"{candidate.name}.yaml")
-    announce(f"Pool of {len(pool)} under {space.target / 1e6:.2f}M: " + ", ".join(f"{c.name} ({c.changed} changed)" for c in pool))
+    announce(f"Pool of {len(pool)} under {format_cost(space.target, space.table.unit)}: "
+             + ", ".join(f"{c.name} ({c.changed} changed)" for c in pool))
     rungs: dict[str, list[dict]] = {c.name: [] for c in pool}
     alive = list(pool)
     for number, epochs in enumerate(config.rung_epochs):
@@ -218,7 +223,7 @@ def run_select(
         warmup = min(train_config.warmup_iterations, max(1, iterations // 4))
         rung_config = dataclasses.asdict(dataclasses.replace(train_config, epochs=epochs, seed=config.seed, warmup_iterations=warmup))
         jobs_ = [
-            RungJob(c.name, space.genotype(c.ops).to_dict(), str(out_dir / "rungs" / f"{number}-{c.name}"), str(data_root),
+            RungJob(c.name, space.genotype(c.ops).to_dict(), detector, str(out_dir / "rungs" / f"{number}-{c.name}"), str(data_root),
                     weights_path, rung_config, remap.mode, resume, 1 if parallel > 1 else None)
             for c in alive
         ]
@@ -231,16 +236,18 @@ def run_select(
         order = ranked(alive, rung_scores, noise=config.noise)
         announce("  " + ", ".join(f"{c.name} {rung_scores[c.name]:.1f}" for c in order))
         if number + 1 < len(config.rung_epochs):
-            alive = order[: max(1, math.ceil(config.keep_fraction * len(order)))]
+            alive = order[: max(1, round(config.keep_fraction * len(order)))]
         else:
             alive = order
     winner = alive[0]
     genotype = space.genotype(winner.ops)
+    # Whether the winner scored below the base pruned by depth at the last rung both trained in (the tie rule may have
+    # let a candidate with fewer changes past it): adapt's report says so.
     pruned = next((c for c in pool if c.name == "base-pruned-depth"), None)
-    final = {c.name: rungs[c.name][-1]["map"] for c in pool if rungs[c.name]}
-    below_pruned = pruned is not None and winner is not pruned and rungs[pruned.name] and (
-        len(rungs[pruned.name]) == len(rungs[winner.name]) and final[winner.name] < final[pruned.name]
-    )
+    below_pruned = False
+    if pruned is not None and winner is not pruned and rungs[pruned.name]:
+        last = len(rungs[pruned.name]) - 1
+        below_pruned = rungs[winner.name][last]["map"] < rungs[pruned.name][last]["map"]
     selection = {
         "target": space.target, "unit": space.table.unit, "remap_mode": remap.mode, "config": dataclasses.asdict(config),
         "held_out_images": len(held_ids), "rung_training_images": len(kept_ids),
@@ -255,7 +262,7 @@ def run_select(
     }
     save_genotype(genotype, out_dir / "genotype.yaml")
     write_json_atomic(out_dir / "selection.json", selection)
-    return SelectResult(out_dir, winner, genotype, winner.origin == "baseline", pool, selection["seconds"])
+    return SelectResult(out_dir, winner, genotype, winner.origin == "baseline", pool, selection["seconds"], space.table.unit)
 
 
 def score_table(space: Space, weights, data_root: Path, config: SelectConfig, remap: RemapConfig,
