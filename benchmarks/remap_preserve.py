@@ -25,10 +25,11 @@ from netadapt.engine.config import SearchConfig, SelectConfig, load_run_config
 from netadapt.search.budget import base_ops
 from netadapt.select.pool import pruned_by_depth, pruned_by_width
 from netadapt.remap.base import remap_base
-from netadapt.select.score import IMAGE_MEAN, IMAGE_STD
+from netadapt.select.score import IMAGE_MEAN, IMAGE_STD, Taps
 from netadapt.weights import read_weights
 
 
+@torch.no_grad()
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=64)
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     weights = read_weights(pretrained_demo_base("mobilenetv2"), base_name="mobilenetv2")
     base_network = remap_base(space.base_genotype, base_name="mobilenetv2", weights=weights).network
     reference = _taps(base_network, eval_images)
-    reestimate_batchnorm(_TapsModule(base_network), bn_images)
+    reestimate_batchnorm(Taps(base_network, 0), bn_images)
     reference_reestimated = _taps(base_network, eval_images)  # what a re-estimated network is compared with
     print(f"relative tap error against the base ({args.images} images, {args.input_size}²): stride32 [stride16]")
     for label, ops in genotypes.items():
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         for mode in ("fna", "preserve"):
             network = remap_base(genotype, base_name="mobilenetv2", weights=weights, mode=mode).network
             raw = _error(_taps(network, eval_images), reference)
-            reestimate_batchnorm(_TapsModule(network), bn_images)
+            reestimate_batchnorm(Taps(network, 0), bn_images)
             row.append(f"{mode}: {raw}; both re-estimated {_error(_taps(network, eval_images), reference_reestimated)}")
         print(f"{label}\n  " + "\n  ".join(row))
     return 0
@@ -79,15 +80,6 @@ def _taps(network, batches) -> dict[str, torch.Tensor]:
 def _error(taps: dict[str, torch.Tensor], reference: dict[str, torch.Tensor]) -> str:
     values = [f"{float((taps[n] - r).norm() / r.norm()):.3f}" if taps[n].shape == r.shape else "—" for n, r in reference.items()]
     return f"{values[-1]} [{values[0]}]"
-
-
-class _TapsModule(torch.nn.Module):
-    def __init__(self, network) -> None:
-        super().__init__()
-        self.network = network
-
-    def forward(self, x):
-        return self.network.forward_taps(x)
 
 
 if __name__ == "__main__":

@@ -395,9 +395,10 @@ def _weights_file(weights: str | Path, *, base: str, out_dir: Path) -> str:
         return str(Path(weights).resolve())
     path = out_dir / "base-random.pth"
     if not path.is_file():
-        torch.manual_seed(0)
-        base_network = plugins.bases().get(base)
-        save_torch_atomic(base_network.build(base_network.base_genotype()).state_dict(), path)
+        with torch.random.fork_rng():  # the caller's random state is left as it was
+            torch.manual_seed(0)
+            base_network = plugins.bases().get(base)
+            save_torch_atomic(base_network.build(base_network.base_genotype()).state_dict(), path)
     return str(path.resolve())
 
 

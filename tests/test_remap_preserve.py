@@ -120,3 +120,15 @@ def test_remap_command_takes_the_mode(tmp_path) -> None:
     assert torch.count_nonzero(copied["features.4.conv.3.weight"]) > 0
     bad = runner.invoke(app, ["remap", str(genotype), "--weights", str(weights), "--mode", "keep", "--out", str(tmp_path / "x.pth")])
     assert bad.exit_code != 0 and "keep" in bad.output
+
+
+def test_identity_insertion_counts_real_layers_when_the_target_stage_has_skips() -> None:
+    """Eq. 1 counts a stage's real blocks: [k3_e6, skip, k3_e6, k5_e6] over the base's two layers inserts one layer."""
+    stages = [[stage.to_list()[0], [op.name for op in stage.ops], stage.stride] for stage in BASE.stages]
+    stages[1][1] = ["k3_e6", "skip", "k3_e6", "k5_e6"]
+    source = _trained_like_base(seed=2)
+    target, report = _remapped(source, _with_stages(stages), "preserve")
+    assert len(report.identity) == 1
+    images = torch.randn(2, 3, 96, 96)
+    with torch.no_grad():
+        assert torch.equal(target(images), source(images))

@@ -136,8 +136,10 @@ class RemapConfig:
     )
 
     def validate(self, source: str) -> None:
-        if self.mode not in ("fna", "preserve"):
-            raise ConfigError(f"{source}: remap.mode must be one of fna, preserve, got {self.mode!r}")
+        from netadapt.remap.preserve import REMAP_MODES
+
+        if self.mode not in REMAP_MODES:
+            raise ConfigError(f"{source}: remap.mode must be one of {', '.join(REMAP_MODES)}, got {self.mode!r}")
 
 
 @dataclasses.dataclass

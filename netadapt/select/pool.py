@@ -42,6 +42,16 @@ def changed_layers(ops: Sequence[str], base: Sequence[str]) -> int:
     return sum(a != b for a, b in zip(ops, base, strict=True))
 
 
+def cost_of(ops: Sequence[str], names: list[list[str]], costs: list[list[float]]) -> float:
+    """Σ of the chosen ops' table entries."""
+    return math.fsum(layer[row.index(op)] for layer, row, op in zip(costs, names, ops, strict=True))
+
+
+def within(cost: float, target: float) -> bool:
+    """``cost ≤ target`` up to float summation (the constrained choice's own sum may differ in the last bit)."""
+    return cost <= target * (1 + 1e-9)
+
+
 def _choose(names: list[list[str]], scores: list[list[float]], costs: list[list[float]], target: float) -> list[str] | None:
     try:
         chosen = constrained_choice(scores, costs, target)
@@ -92,8 +102,8 @@ def build_pool(
     def add(name: str, origin: str, ops: list[str] | None) -> None:
         if ops is None or any(c.ops == ops for c in pool):
             return
-        cost = math.fsum(layer[row.index(op)] for layer, row, op in zip(costs, names, ops))
-        if cost > target:
+        cost = cost_of(ops, names, costs)
+        if not within(cost, target):
             return
         pool.append(Candidate(name, origin, ops, cost, changed_layers(ops, base)))
 
@@ -117,7 +127,7 @@ def random_under(names: list[list[str]], costs: list[list[float]], target: float
     architectures within the budget (Li & Talwalkar's random search; ``benchmarks/search_vs_random.py``'s draws)."""
     for _ in range(1_000_000):
         ops = [rng.choice(row) for row in names]
-        if math.fsum(layer[row.index(op)] for layer, row, op in zip(costs, names, ops)) <= target:
+        if cost_of(ops, names, costs) <= target:
             return ops
     raise ValueError(f"no uniform draw met the target {target} in a million tries")
 
@@ -130,6 +140,5 @@ def random_pool(*, names: list[list[str]], base: list[str], costs: list[list[flo
     pool = []
     for number in range(count):
         ops = random_under(names, costs, target, rng)
-        cost = math.fsum(layer[row.index(op)] for layer, row, op in zip(costs, names, ops))
-        pool.append(Candidate(f"random-{number}", "random", ops, cost, changed_layers(ops, base)))
+        pool.append(Candidate(f"random-{number}", "random", ops, cost_of(ops, names, costs), changed_layers(ops, base)))
     return pool

@@ -19,7 +19,7 @@ import hashlib
 import inspect
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,7 +92,6 @@ def remap_aware_scores(
     key: str,
     cache_dir: Path | None = None,
     batch_size: int = 32,
-    progress: Callable[[int, int], None] | None = None,
 ) -> ScoreTable:
     """The :class:`ScoreTable` of every op of ``layers`` (read from ``cache_dir`` when it holds ``key``).
 
@@ -119,8 +118,6 @@ def remap_aware_scores(
     base_genotype_, base_network = network_of(keep)
     prefix = _PrefixInputs.of(base_network, bn_batches, eval_batches)
     reference = prefix.reference if prefix is not None else _taps_of(base_network, bn_batches, eval_batches, start=0)
-    total = sum(len(layer.candidates) - 1 for layer in layers)
-    done = 0
     distortion: list[dict[str, float]] = []
     for index, layer in enumerate(layers):
         row: dict[str, float] = {}
@@ -139,9 +136,6 @@ def remap_aware_scores(
             else:
                 features = _taps_of(network, bn_batches, eval_batches, start=0)
             row[op.name] = math.fsum(tap_distortion(f, r) for f, r in zip(features, reference)) / len(reference)
-            done += 1
-            if progress is not None:
-                progress(done, total)
         distortion.append(row)
     table = ScoreTable(distortion, mode, key)
     if cached is not None:
@@ -163,7 +157,7 @@ def _common_prefix(a: list, b: list) -> int:
 def _taps_of(network: nn.Module, bn_batches: list[torch.Tensor], eval_batches: list[torch.Tensor], *, start: int) -> list[dict[str, torch.Tensor]]:
     """``network``'s BatchNorm statistics re-estimated on ``bn_batches``, then its taps on ``eval_batches`` (both the
     inputs of ``features[start]`` when ``start > 0``)."""
-    taps = _Taps(network, start)
+    taps = Taps(network, start)
     reestimate_batchnorm(taps, bn_batches)
     network.eval()
     return [taps(batch) for batch in eval_batches]
@@ -188,7 +182,7 @@ class _PrefixInputs:
         def keep(index: int, x: torch.Tensor) -> None:
             seen[index].append(x)
 
-        reestimate_batchnorm(_Taps(network, 0, before=keep), bn_batches)
+        reestimate_batchnorm(Taps(network, 0, before=keep), bn_batches)
         bn_inputs = [list(inputs) for inputs in seen]
         for inputs in seen:
             inputs.clear()
@@ -201,7 +195,7 @@ def _normalise(images: torch.Tensor) -> torch.Tensor:
     return (images - IMAGE_MEAN) / IMAGE_STD
 
 
-class _Taps(nn.Module):
+class Taps(nn.Module):
     """A network whose forward is its detector taps from ``features[start]`` on (what BatchNorm re-estimation runs)."""
 
     def __init__(self, network: nn.Module, start: int, before=None) -> None:
