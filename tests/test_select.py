@@ -90,7 +90,7 @@ def test_select_runs_end_to_end_through_the_cli(tiny_run) -> None:
     names = [c["name"] for c in selection["pool"]]
     assert names[:2] == ["base-pruned-depth", "base-pruned-width"] and any(n.startswith("score-") for n in names)
     first, second = ([c for c in selection["pool"] if len(c["rungs"]) >= k] for k in (1, 2))
-    assert len(first) == len(names) and len(second) == max(1, round(len(names) / 2))  # every candidate, then the best half
+    assert len(first) == len(names) and len(second) == -(-len(names) // 2)  # every candidate, then the best half
     assert selection["winner"] == summary["winner"] and selection["winner"] in [c["name"] for c in second]
     assert selection["winner_is_baseline"] == selection["winner"].startswith("base")
     assert all(c["cost"] <= selection["target"] for c in selection["pool"])

@@ -161,7 +161,7 @@ class SelectConfig:
     )
     alpha_weight: float = setting(0.01, "weight of log softmax(α) added to the score in the candidates with α (with a search)")
     rung_epochs: list[int] = setting([3, 9], "epochs of each rung's trainings (successive halving: one rung per value)", unit="epochs")
-    keep_fraction: float = setting(0.33, "share of a rung's candidates kept for the next rung (rounded, at least one)")
+    keep_fraction: float = setting(0.33, "share of a rung's candidates kept for the next rung (rounded up: 0.33 keeps 2 of 4 or 6, 3 of 9)")
     noise: float = setting(
         1.0, "held-out mAP within which two candidates tie; of tied candidates the one changing fewer layers ranks first", unit="mAP points"
     )

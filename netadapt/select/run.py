@@ -236,7 +236,7 @@ def run_select(
         order = ranked(alive, rung_scores, noise=config.noise)
         announce("  " + ", ".join(f"{c.name} {rung_scores[c.name]:.1f}" for c in order))
         if number + 1 < len(config.rung_epochs):
-            alive = order[: max(1, round(config.keep_fraction * len(order)))]
+            alive = order[: max(1, math.ceil(config.keep_fraction * len(order)))]  # a third of 4 or 6 keeps 2, of 9 keeps 3
         else:
             alive = order
     winner = alive[0]
