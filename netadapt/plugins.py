@@ -173,6 +173,10 @@ class CheckedBase:
     def __repr__(self) -> str:
         return repr(self._base)
 
+    @property
+    def __class__(self) -> type:  # isinstance(registry.get(name), ThePluginsClass) holds, as before the wrapper
+        return type(self._base)
+
     def build(self, genotype: Any, **options: Any) -> Any:
         from torch import nn
 

@@ -49,6 +49,7 @@ from netadapt.engine.loop import make_optimizer
 from netadapt.engine.memory import MIN_BATCH, Budget, MemoryLine, PeakMemory, check_memory, format_bytes, memory_budget, process_status
 from netadapt.engine.precision import Precision
 from netadapt.engine.throughput import prepare_device, to_memory_format
+from netadapt import errors
 from netadapt.errors import MemoryBudgetError, RunError
 from netadapt.genotype import Genotype
 
@@ -112,6 +113,9 @@ def measure_step(spec: StepSpec, batch: int, *, device: torch.device | str, cap:
             f"the {spec.phase} at batch {batch} does not fit in {format_bytes(cap)} on {device} ({answer['over']}); "
             f"give it more with --max-memory"
         )
+    if "netadapt_error" in answer:  # a config or plugin error the step met: the user's to fix, said as it was
+        kind, message = answer["netadapt_error"]
+        raise getattr(errors, kind, errors.NetadaptError)(message)
     if "error" in answer:
         raise RunError(f"measuring the {spec.phase} at batch {batch}: {answer['error']}")
     return Measurement(batch, answer["seconds"], answer["peak"], answer["rest"])
@@ -141,6 +145,8 @@ def _worker(send, spec: StepSpec, batch: int, device_name: str, cap: int, steps:
         send.send({"seconds": seconds[1:], "peak": (memory.peak() or 0) + unmapped, "rest": rest + unmapped})
     except (torch.OutOfMemoryError, MemoryError) as error:
         send.send({"over": _first_line(error)})
+    except errors.NetadaptError as error:
+        send.send({"netadapt_error": (type(error).__name__, str(error))})
     except BaseException as error:  # noqa: BLE001 — the parent reports it; a worker never raises past its pipe
         if isinstance(error, RuntimeError) and ("can't allocate memory" in str(error) or "out of memory" in str(error).lower()):
             send.send({"over": _first_line(error)})  # CPU's allocator under the cap; CUDA's before torch 2.5
