@@ -17,6 +17,16 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
+# The smallest network of the MobileNetV2 family a run trains fast: one k3_e3 layer per stage (the reliability tests').
+STAGES = [
+    [[32, 16], ["k3_e1"], 1],
+    [[16, 24], ["k3_e3"], 2],
+    [[24, 32], ["k3_e3"], 2],
+    [[32, 64], ["k3_e3"], 2],
+    [[64, 96], ["k3_e3"], 1],
+    [[96, 160], ["k3_e3"], 2],
+    [[160, 320], ["k3_e3"], 1],
+]
 
 
 @pytest.fixture

@@ -36,19 +36,11 @@ from netadapt.engine.runlog import RunLog
 from netadapt.engine.sampling import ResumableBatchSampler
 from netadapt.errors import ConfigError, DataError, NetadaptWarning, RunError, WeightsError
 from netadapt.genotype import genotype_from_data
+from tests.conftest import STAGES
 
 NETADAPT = shutil.which("netadapt")
 pytestmark = pytest.mark.skipif(NETADAPT is None, reason="the netadapt script is not installed")
 
-STAGES = [
-    [[32, 16], ["k3_e1"], 1],
-    [[16, 24], ["k3_e3"], 2],
-    [[24, 32], ["k3_e3"], 2],
-    [[32, 64], ["k3_e3"], 2],
-    [[64, 96], ["k3_e3"], 1],
-    [[96, 160], ["k3_e3"], 2],
-    [[160, 320], ["k3_e3"], 1],
-]
 # 9 training images with batch 4: 4 + 4 + a last batch of one, which is dropped (item 6).
 TRAIN = ["--weights", "none", "--batch-size", "4", "--set", "train.input_size=64", "--set", "train.workers=2",
          "--set", "train.warmup_iterations=1", "--set", "train.log_every=1", "--set", "train.eval_batch_size=4", "--quiet"]

@@ -26,19 +26,11 @@ from netadapt.engine.files import (
 )
 from netadapt.engine.rundir import LOCK_NAME, run_directory
 from netadapt.errors import OutputError
+from tests.conftest import STAGES
 
 NETADAPT = shutil.which("netadapt")
 needs_script = pytest.mark.skipif(NETADAPT is None, reason="the netadapt script is not installed")
 
-STAGES = [
-    [[32, 16], ["k3_e1"], 1],
-    [[16, 24], ["k3_e3"], 2],
-    [[24, 32], ["k3_e3"], 2],
-    [[32, 64], ["k3_e3"], 2],
-    [[64, 96], ["k3_e3"], 1],
-    [[96, 160], ["k3_e3"], 2],
-    [[160, 320], ["k3_e3"], 1],
-]
 
 
 def netadapt(*args: str, **kwargs) -> subprocess.CompletedProcess:
