@@ -27,6 +27,7 @@ from netadapt.engine.files import (
 from netadapt.engine.rundir import LOCK_NAME, run_directory
 from netadapt.errors import OutputError
 from tests.conftest import STAGES
+from tests.test_reliability import one_error_line
 
 NETADAPT = shutil.which("netadapt")
 needs_script = pytest.mark.skipif(NETADAPT is None, reason="the netadapt script is not installed")
@@ -45,16 +46,6 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 
     result = CliRunner().invoke(app, list(args), env={"COLUMNS": "300"})
     return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
-
-
-def one_error_line(result: subprocess.CompletedProcess, *fragments: str, code: int = 2) -> str:
-    """The command failed with ``code`` and said so in exactly one stderr line holding every fragment."""
-    assert result.returncode == code, (result.returncode, result.stderr[-3000:])
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr[-3000:]
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
 
 
 @pytest.fixture
