@@ -22,11 +22,13 @@ images):
   trained (Li & Talwalkar's control); ``base-T``: the base at 1.0x;
 - ``--preserve``: the pruned-by-width base and the first selection's winner trained again with ``remap.mode:
   preserve`` (paired with their ``fna`` trainings, same seed);
-- ``--long``: the pruned base, the first winner, the base with 3× the epochs, seed 0.
+- ``--long``: the pruned base, the first winner, the random draw that trained best, the base with 3× the epochs,
+  seed 0.
 
 Every step is a ``netadapt`` subprocess (1 thread each, ``--parallel`` side by side) whose result is kept
 (``OUT/STEP/result.json``): a stopped run continues where it stopped. The steps run in the order that makes an early
-stop most useful: the first selection, then the paired trainings seed by seed, then the rest. ``--summary`` prints
+stop most useful: the selections, then the paired trainings seed by seed, width, random, preserve, the random pool's
+halving, the base, the long trainings. ``--summary`` prints
 what has finished. Tests: selected − pruned paired by seed (exact sign-flip over 2ⁿ sign patterns: smallest p 2⁻ⁿ),
 selected vs random (exact Mann-Whitney over all C(n+m, n) splits: 6 vs 6 reaches 1/924), Holm over the two: with two
 tests the smaller p is doubled, so 5 pairs (smallest p 1/32 → 1/16) can never reach 0.05 and 6 (1/64 → 1/32) can.
@@ -99,13 +101,17 @@ def main(argv: list[str] | None = None) -> int:
     genotypes = _fixed_genotypes(args)
     env = os.environ | {"OMP_NUM_THREADS": "1"}
 
+    locks: dict[str, threading.Lock] = collections.defaultdict(threading.Lock)  # one run per step at a time
+
     def select(seed: int, extra: list[str] = (), name: str | None = None) -> dict:
         step = args.out / (name or f"select-{seed}")
+        with locks[step.name]:  # selected-T waits for the selection that select-S runs beside it
+            return _select_step(step, seed, extra)
+
+    def _select_step(step: Path, seed: int, extra: list[str]) -> dict:
         return _step(step, [NETADAPT, "select", "--target", args.target, *common, "--set", f"select.seed={seed}", *extra,
                             "--out", str(step / "run"), "--json", "--resume" if (step / "run" / "rungs").exists() else "--quiet"], env,
                      lambda summary: {**summary, "genotype": str(step / "run" / "genotype.yaml")})
-
-    locks: dict[str, threading.Lock] = collections.defaultdict(threading.Lock)  # one training per step at a time
 
     def train(name: str, genotype: Path, seed: int, extra: list[str] = ()) -> dict:
         with locks[name]:  # selected-T trains pruned-T itself when the winner is the pruned base
@@ -116,38 +122,47 @@ def main(argv: list[str] | None = None) -> int:
         finished = step / "run" / "metrics.json"  # a training that ended after this script was stopped
         if not (step / "result.json").is_file() and finished.is_file() and (step / "run" / "model.pth").is_file():
             (step / "result.json").write_text(json.dumps(_record(name, genotype, seed, {"metrics": json.loads(finished.read_text())})))
+        restart = "--resume" if (step / "run" / "last.pth").is_file() else "--force"  # a training stopped mid-way goes on
         return _step(step, [NETADAPT, "train", str(genotype), *common, "--set", f"train.seed={seed}", *extra, "--quiet", "--json",
-                            "--out", str(step / "run"), "--force"], env, lambda summary: _record(name, genotype, seed, summary))
+                            "--out", str(step / "run"), restart], env, lambda summary: _record(name, genotype, seed, summary))
 
     def selected(seed: int) -> dict:
         """The winner of selection ``seed mod selections`` trained with ``seed``; the pruned base's training itself when
         the winner is the pruned base (same genotype, same seed: the same run), recorded under ``selected-SEED`` too."""
         step = args.out / f"selected-{seed}"
-        if (step / "result.json").is_file():
-            return json.loads((step / "result.json").read_text())
         winner = select(seed % args.selections)
-        same = load_genotype(winner["genotype"]).stages == load_genotype(genotypes["pruned"]).stages
+        stages = load_genotype(winner["genotype"]).stages
+        if (step / "result.json").is_file():
+            result = json.loads((step / "result.json").read_text())
+            if load_genotype(result["genotype"]).stages == stages:  # kept while it trained this selection's winner
+                return result
+            # Trained under another --selections (another selection's winner): that training no longer pairs.
+            (step / "result.json").rename(step / f"superseded-{time.strftime('%Y%m%d%H%M%S')}.json")
+            shutil.rmtree(step / "run", ignore_errors=True)
+        same = stages == load_genotype(genotypes["pruned"]).stages
         result = train(f"pruned-{seed}", genotypes["pruned"], seed) if same else train(f"selected-{seed}", Path(winner["genotype"]), seed)
-        result = {**result, "name": f"selected-{seed}", "winner": winner["winner"], "same_run_as": f"pruned-{seed}" if same else None}
+        result = {**result, "name": f"selected-{seed}", "winner": winner["winner"], "selection": f"select-{seed % args.selections}",
+                  "same_run_as": f"pruned-{seed}" if same else None}
         step.mkdir(parents=True, exist_ok=True)
         (step / "result.json").write_text(json.dumps(result, indent=2))
         return result
 
-    plan: list = []
+    plan: list = [lambda s=s: select(s) for s in range(args.selections)]  # every selection seed before its trainings
     for seed in range(args.seeds):  # the paired arms first, seed by seed
         plan += [lambda s=seed: train(f"pruned-{s}", genotypes["pruned"], s), lambda s=seed: selected(s)]
     plan += [lambda s=seed: train(f"width-{s}", genotypes["width"], s) for seed in range(min(args.seeds, 3))]
     plan += [lambda n=n: train(f"random-{n}", genotypes[f"random-{n}"], 0) for n in range(args.random)]
-    plan.append(lambda: train("random-sh", Path(select(0, ["--set", f"select.random_pool={args.random}"], "select-random")["genotype"]), 0))
-    plan += [lambda s=seed: train(f"base-{s}", ROOT / "examples" / "genotypes" / "mobilenetv2.yaml", s) for seed in range(args.base_seeds)]
     if args.preserve:
         plan.append(lambda: train("width-0-preserve", genotypes["width"], 0, ["--set", "remap.mode=preserve"]))
         plan.append(lambda: train("selected-0-preserve", Path(select(0)["genotype"]), 0, ["--set", "remap.mode=preserve"]))
+    plan.append(lambda: train("random-sh", Path(select(0, ["--set", f"select.random_pool={args.random}"], "select-random")["genotype"]), 0))
+    plan += [lambda s=seed: train(f"base-{s}", ROOT / "examples" / "genotypes" / "mobilenetv2.yaml", s) for seed in range(args.base_seeds)]
     if args.long:
         epochs = 3 * (args.epochs or 12)
         longer = ["--set", f"train.epochs={epochs}"]
         plan.append(lambda: train("pruned-0-long", genotypes["pruned"], 0, longer))
         plan.append(lambda: train("selected-0-long", Path(select(0)["genotype"]), 0, longer))
+        plan.append(lambda: train("random-best-long", _best_random(args, genotypes), 0, longer))
         plan.append(lambda: train("base-0-long", ROOT / "examples" / "genotypes" / "mobilenetv2.yaml", 0, longer))
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=args.parallel) as pool:
@@ -158,6 +173,15 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"step failed: {error}", file=sys.stderr)
     print(f"all steps finished in {(time.perf_counter() - started) / 60:.0f} min")
     return _report(args)
+
+
+def _best_random(args, genotypes: dict[str, Path]) -> Path:
+    """The random draw that trained best (the long arm's "best random one"); the random arms must have finished."""
+    trained = {n: json.loads((args.out / f"random-{n}" / "result.json").read_text())["map"]
+               for n in range(args.random) if (args.out / f"random-{n}" / "result.json").is_file()}
+    if len(trained) < args.random:
+        raise RuntimeError(f"random-best-long: {args.random - len(trained)} random draws have not finished training")
+    return genotypes[f"random-{max(trained, key=trained.get)}"]
 
 
 def _record(name: str, genotype: Path, seed: int, summary: dict) -> dict:
@@ -211,7 +235,7 @@ def _report(args) -> int:
         if values:
             v = list(values.values())
             summary["arms"][label] = {"n": len(v), "mean": statistics.fmean(v), "std": statistics.stdev(v) if len(v) > 1 else 0.0, "values": values}
-    for name in ("random-sh", "width-0-preserve", "selected-0-preserve", "pruned-0-long", "selected-0-long", "base-0-long"):
+    for name in ("random-sh", "width-0-preserve", "selected-0-preserve", "pruned-0-long", "selected-0-long", "random-best-long", "base-0-long"):
         if name in trained:
             summary["arms"][name] = {"n": 1, "mean": trained[name]["map"], "std": 0.0}
     selections = {name: r for name, r in results.items() if name.startswith("select-")}
