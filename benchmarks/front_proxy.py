@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
               "--out", str(args.out / "front"), "--json"], args.out / "front.log", env)
     front = json.loads(front_file.read_text())
 
-    from netadapt.bases.pretrain import pretrained_demo_base
+    from netadapt.jobs.pretrain import pretrained_demo_base
 
     weights = pretrained_demo_base(front["base_network"], announce=None)
     architectures: dict[tuple[str, ...], dict] = {}  # ops → the first point that has them, and its targets

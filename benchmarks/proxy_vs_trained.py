@@ -28,7 +28,7 @@ from benchmarks.common import kendall_tau, spearman_rho  # noqa: E402
 from search_vs_random import DEMO_CONFIG, _uniform_under
 
 from netadapt.cache import cache_root
-from netadapt.engine.config import SearchConfig, load_run_config
+from netadapt.config import SearchConfig, load_run_config
 from netadapt.genotype import load_genotype
 from netadapt.jobs import resolve_splits
 from netadapt.search.front import InheritedScorer, load_search

@@ -19,12 +19,12 @@ from pathlib import Path
 import torch
 
 from netadapt import jobs
-from netadapt.bases.pretrain import pretrained_demo_base
+from netadapt.config import SearchConfig, SelectConfig, load_run_config
 from netadapt.engine.batchnorm import reestimate_batchnorm
-from netadapt.engine.config import SearchConfig, SelectConfig, load_run_config
+from netadapt.jobs.pretrain import pretrained_demo_base
+from netadapt.remap.base import remap_base
 from netadapt.search.budget import base_ops
 from netadapt.select.pool import pruned_by_depth, pruned_by_width
-from netadapt.remap.base import remap_base
 from netadapt.select.score import IMAGE_MEAN, IMAGE_STD, Taps
 from netadapt.weights import read_weights
 

@@ -8,7 +8,7 @@ seeds, their means and standard deviations, and the ratio — all measured in th
     python benchmarks/remap_vs_random.py                       # defaults: 3 seeds, demo data
     python benchmarks/remap_vs_random.py --genotype runs/search/genotype.yaml --epochs 12 --json out.json
 
-Without ``--weights`` the base is the demo's pretrained classifier (``netadapt.bases.pretrain``,
+Without ``--weights`` the base is the demo's pretrained classifier (``netadapt.jobs.pretrain``,
 cached); ``--weights imagenet`` or a file uses those instead.
 """
 
@@ -21,12 +21,12 @@ import sys
 import time
 from pathlib import Path
 
-from netadapt.bases.pretrain import pretrained_demo_base
+from netadapt.config import TrainConfig
 from netadapt.data.sources import CocoSource, DemoSource
 from netadapt.detectors.model import DetectorSpec, init_backbone
-from netadapt.engine.config import TrainConfig
 from netadapt.engine.train import train_detector
 from netadapt.genotype import load_genotype
+from netadapt.jobs.pretrain import pretrained_demo_base
 from netadapt.weights import read_weights
 
 ROOT = Path(__file__).resolve().parents[1]

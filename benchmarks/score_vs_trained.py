@@ -24,10 +24,10 @@ import sys
 from pathlib import Path
 
 from netadapt import jobs
-from netadapt.bases.pretrain import pretrained_demo_base
 from netadapt.cache import cache_root
+from netadapt.config import RemapConfig, SearchConfig, SelectConfig, load_run_config
 from netadapt.data.demo import generate_demo_dataset
-from netadapt.engine.config import RemapConfig, SearchConfig, SelectConfig, load_run_config
+from netadapt.jobs.pretrain import pretrained_demo_base
 from netadapt.search.budget import base_ops
 from netadapt.select.pool import changed_layers, pruned_by_depth, random_under
 from netadapt.select.run import held_out_split, score_table

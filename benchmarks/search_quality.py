@@ -20,7 +20,7 @@ closest to that of ``darts``. The searches' own seconds are printed beside the r
 them, not only the budget.
 
 Without ``--weights`` the base is the demo's classification-pretrained network
-(``netadapt.bases.pretrain``, cached; about 3 min the first time); ``--weights none`` starts from
+(``netadapt.jobs.pretrain``, cached; about 3 min the first time); ``--weights none`` starts from
 random initialisation.
 """
 
@@ -36,14 +36,14 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from netadapt.bases.pretrain import pretrained_demo_base
+from netadapt.config import SearchConfig, TrainConfig
 from netadapt.data.demo import cache_root
 from netadapt.data.sources import CocoSource, DemoSource
 from netadapt.detectors.cost import detector_cost
 from netadapt.detectors.model import DetectorSpec, build_detector, init_backbone
-from netadapt.engine.config import SearchConfig, TrainConfig
 from netadapt.engine.train import train_detector
 from netadapt.genotype import Genotype
+from netadapt.jobs.pretrain import pretrained_demo_base
 from netadapt.search.loop import run_search, split_halves
 from netadapt.weights import read_weights
 

@@ -390,7 +390,7 @@ class _Bench:
         import torch
 
         from netadapt import plugins
-        from netadapt.engine.config import SearchConfig
+        from netadapt.config import SearchConfig
         from netadapt.engine.precision import Precision
         from netadapt.engine.throughput import prepare_device
         from netadapt.engine.train import batch_to_device
@@ -440,8 +440,8 @@ class _Bench:
 
     def _prepare(self, body) -> None:
         from netadapt.detectors.model import build_detector_on, options_from_config
-        from netadapt.engine.throughput import to_memory_format
         from netadapt.engine.loop import make_optimizer
+        from netadapt.engine.throughput import to_memory_format
 
         self.model = self.optimizer = None  # the previous network goes before the next is built
         model = build_detector_on(body, "ssdlite", num_classes=self.num_classes, input_size=self.search.input_size, options=options_from_config("ssdlite", self.search))

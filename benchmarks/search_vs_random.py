@@ -43,11 +43,11 @@ from pathlib import Path
 
 import torch
 
-from netadapt.bases.pretrain import pretrained_demo_base
 from netadapt.cache import cache_root
+from netadapt.config import SearchConfig, load_run_config
 from netadapt.data.demo import generate_demo_dataset
-from netadapt.engine.config import SearchConfig, load_run_config
 from netadapt.genotype import Genotype, genotype_from_data, save_genotype
+from netadapt.jobs.pretrain import pretrained_demo_base
 from netadapt.search.budget import base_ops, constrained_choice
 from netadapt.search.cost_table import CostTable
 from netadapt.search.derive import choose_ops, derive_genotype

@@ -57,10 +57,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from netadapt import jobs
-from netadapt.bases.pretrain import pretrained_demo_base
+from netadapt.config import SearchConfig, SelectConfig, load_run_config
 from netadapt.data.demo import generate_demo_dataset
-from netadapt.engine.config import SearchConfig, SelectConfig, load_run_config
 from netadapt.genotype import load_genotype, save_genotype
+from netadapt.jobs.pretrain import pretrained_demo_base
 from netadapt.search.budget import base_ops
 from netadapt.select.pool import pruned_by_depth, pruned_by_width, random_under
 

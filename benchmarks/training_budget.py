@@ -27,7 +27,7 @@ from pathlib import Path
 
 from search_vs_random import DEMO_CONFIG, _train
 
-from netadapt.bases.pretrain import pretrained_demo_base
+from netadapt.jobs.pretrain import pretrained_demo_base
 
 
 def main(argv: list[str] | None = None) -> int:

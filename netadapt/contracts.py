@@ -11,24 +11,65 @@ where the core first reads it (:func:`check_network`), since registration has no
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import dataclass, field
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from netadapt.errors import PluginError
 
-if TYPE_CHECKING:  # annotations only: importing the contracts (hookspecs does) imports no torch
+if TYPE_CHECKING:  # annotations only: importing the contracts (hookspecs does) imports no torch; nothing above the floor
     import torch
     from torch import nn
 
-    from netadapt.cost import Cost
-    from netadapt.data.sources import DataSplit
-    from netadapt.export import Probe
     from netadapt.genotype import Genotype, Op
-    from netadapt.search.supernet import ArchitectureParameters
 
 GUIDE = "docs/writing-a-plugin.md"
 T = TypeVar("T")
+
+
+@dataclass
+class Cost:
+    """A measurement: ``total`` and the share of every module path (``""`` is the whole network).
+
+    ``left_out`` names what the model saw but did not count (operator → occurrences or amount),
+    so that a report can say so.
+    """
+
+    total: float
+    by_module: dict[str, float]
+    left_out: dict[str, str] = field(default_factory=dict)
+
+    def of(self, path: str) -> float:
+        return self.by_module.get(path, 0.0)
+
+# What the contracts read of objects that higher floors make (docs/architecture.md: the contracts import nothing
+# above the ground floor, not even for type checking): netadapt.data.sources.DataSplit, netadapt.export.Probe and
+# netadapt.search.supernet.ArchitectureParameters satisfy these.
+class SplitFiles(Protocol):
+    """One COCO-format split: its image folder and its annotation file (``netadapt.data.sources.DataSplit``)."""
+
+    images: Path
+    annotations: Path
+
+
+class DetectorProbe(Protocol):
+    """What one forward pass shows of a detector (``netadapt.export.Probe``)."""
+
+    output_names: list[str]  # the head's, in CoreForward's order
+    anchors: torch.Tensor  # [A, 4]
+    anchors_per_level: list[int]  # per feature map: its locations × anchors per location
+
+
+class OpWeights(Protocol):
+    """α of a search, one vector per searched layer (``netadapt.search.supernet.ArchitectureParameters``)."""
+
+    candidate_names: list[list[str]]
+
+    def probabilities(self, *, temperature: float = 1.0) -> list[torch.Tensor]:
+        """softmax(α / T) per layer."""
+        ...
+
 
 # A layer of a genotype in its network: a module path, several paths when the layer is several
 # modules in the network's layout (torchvision's MNASNet: conv, BN, ReLU, ... side by side), or
@@ -157,7 +198,7 @@ class ExportRule(Protocol):
     (``netadapt export``, :mod:`netadapt.export`): what the detector does after its head, for a runtime
     that has only the exported graph's outputs."""
 
-    def postprocess_settings(self, model: nn.Module, probe: Probe) -> dict[str, Any]:
+    def postprocess_settings(self, model: nn.Module, probe: DetectorProbe) -> dict[str, Any]:
         """The numbers of ``model``'s post-processing, JSON-able: the export's metadata holds them as
         ``postprocess``. ``probe`` is what a forward pass shows of the model (output names, anchors per level)."""
         ...
@@ -199,11 +240,11 @@ class Strategy(Protocol):
 
     name: str
 
-    def weight_step_weights(self, arch: ArchitectureParameters, *, temperature: float, generator: torch.Generator) -> list[torch.Tensor]:
+    def weight_step_weights(self, arch: OpWeights, *, temperature: float, generator: torch.Generator) -> list[torch.Tensor]:
         """One weight vector per searched layer, no gradient to α."""
         ...
 
-    def alpha_step_weights(self, arch: ArchitectureParameters, *, temperature: float, generator: torch.Generator) -> list[torch.Tensor]:
+    def alpha_step_weights(self, arch: OpWeights, *, temperature: float, generator: torch.Generator) -> list[torch.Tensor]:
         """One weight vector per searched layer, differentiable in α."""
         ...
 
@@ -224,7 +265,7 @@ class Dataset(Protocol):
 
     name: str
 
-    def splits(self, root: str | Path | None = None) -> dict[str, DataSplit]:
+    def splits(self, root: str | Path | None = None) -> dict[str, SplitFiles]:
         """COCO-format splits by name (``train``, ``val``); ``DataError`` when ``root`` holds none."""
         ...
 

@@ -71,3 +71,12 @@ def describe(error: BaseException) -> str:
 
 class NetadaptWarning(UserWarning):
     """Something the user should know that does not stop the command (the CLI prints it as one line)."""
+
+
+def loader_worker_died(error: BaseException) -> bool:
+    """Whether ``error`` is torch's for a DataLoader worker that died (SIGKILL from the out-of-memory killer, a crash):
+    raised where the main process reads a batch, or by torch's SIGCHLD handler wherever it happens to be."""
+    message = str(error)
+    return isinstance(error, RuntimeError) and "DataLoader worker (pid" in message and (
+        "killed by signal" in message or "exited unexpectedly" in message
+    )

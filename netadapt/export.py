@@ -80,8 +80,8 @@ from torchvision.transforms.v2 import functional as F
 
 from netadapt import contracts, plugins
 from netadapt.detectors.cost import CoreForward
-from netadapt.engine.files import atomic_path
 from netadapt.errors import ExportError, describe
+from netadapt.files import atomic_path
 
 if TYPE_CHECKING:
     from netadapt.detectors.model import DetectorSpec

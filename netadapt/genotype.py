@@ -312,7 +312,7 @@ def load_genotype(path: str | Path) -> Genotype:
 
 def save_genotype(genotype: Genotype, path: str | Path) -> None:
     """Write a genotype as YAML atomically."""
-    from netadapt.engine.files import write_text_atomic
+    from netadapt.files import write_text_atomic
 
     write_text_atomic(path, genotype.to_yaml())
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 
-from netadapt.engine.files import atomic_path
+from netadapt.files import atomic_path
 from netadapt.genotype import Genotype
 
 KERNEL_COLOURS = {1: "#cccccc", 3: "#7fb3e6", 5: "#f2b35e", 7: "#e2725b", 9: "#9b6fc9"}

@@ -15,17 +15,17 @@ from typing import Any
 
 from netadapt import genotype as genotype_module
 from netadapt import plugins
+from netadapt.config import RemapConfig, SearchConfig, SelectConfig, TrainConfig
 from netadapt.contracts import optional
-from netadapt.engine.config import RemapConfig, SearchConfig, SelectConfig, TrainConfig
 from netadapt.errors import ConfigError
 from netadapt.search import space as space_module
 
 # Section → (what file it is, where the keys are defined).
 SECTIONS: dict[str, tuple[str, str]] = {
-    "train": ("`train:` of a run config (`--config FILE`, `--set train.KEY=VALUE`): `netadapt train`, `adapt`", "netadapt.engine.config.TrainConfig"),
-    "search": ("`search:` of a run config (`--set search.KEY=VALUE`): `netadapt search`, `adapt`", "netadapt.engine.config.SearchConfig"),
-    "remap": ("`remap:` of a run config (`--set remap.KEY=VALUE`): `netadapt train`, `select`, `adapt`", "netadapt.engine.config.RemapConfig"),
-    "select": ("`select:` of a run config (`--set select.KEY=VALUE`): `netadapt select`, `adapt`", "netadapt.engine.config.SelectConfig"),
+    "train": ("`train:` of a run config (`--config FILE`, `--set train.KEY=VALUE`): `netadapt train`, `adapt`", "netadapt.config.TrainConfig"),
+    "search": ("`search:` of a run config (`--set search.KEY=VALUE`): `netadapt search`, `adapt`", "netadapt.config.SearchConfig"),
+    "remap": ("`remap:` of a run config (`--set remap.KEY=VALUE`): `netadapt train`, `select`, `adapt`", "netadapt.config.RemapConfig"),
+    "select": ("`select:` of a run config (`--set select.KEY=VALUE`): `netadapt select`, `adapt`", "netadapt.config.SelectConfig"),
     "genotype": ("a genotype file (`netadapt show`, `cost`, `remap`, `train GENOTYPE`)", "netadapt.genotype.FIELDS"),
     "space": ("a search-space file (`--space FILE`, `search.space`)", "netadapt.search.space.FIELDS"),
 }

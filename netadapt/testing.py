@@ -33,9 +33,9 @@ import torch
 from torch import nn
 
 from netadapt import plugins
+from netadapt.config import SearchConfig, TrainConfig
 from netadapt.contracts import BaseNetwork
 from netadapt.cost.breakdown import CostBreakdown, genotype_cost
-from netadapt.engine.config import SearchConfig, TrainConfig
 from netadapt.genotype import SKIP, Genotype, Op
 from netadapt.remap import RemapReport, remap_network
 

@@ -29,8 +29,8 @@ import torch
 from torch import nn
 
 from netadapt import plugins
-from netadapt.engine.files import load_torch_file, save_torch_atomic
 from netadapt.errors import WeightsError
+from netadapt.files import load_torch_file, save_torch_atomic
 from netadapt.genotype import Genotype, genotype_from_data
 
 CHECKPOINT_FORMAT = "netadapt-model"

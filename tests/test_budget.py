@@ -79,7 +79,7 @@ def test_a_target_outside_the_space_is_refused_naming_the_bounds() -> None:
 def test_the_search_budget_derives_on_the_super_networks_depths(tmp_path) -> None:
     """What the benchmarks draw random architectures from: ops chosen in layers deeper than the base must reach
     the genotype, and a relative target is relative to the base's own ops in the table."""
-    from netadapt.engine.config import SearchConfig
+    from netadapt.config import SearchConfig
     from netadapt.search.budget import base_ops
     from netadapt.search.derive import derive_genotype
     from netadapt.search.loop import search_budget

@@ -9,13 +9,13 @@ import pytest
 import torch
 
 from netadapt import plugins
-from netadapt.adapt import AdaptReport
+from netadapt.config import SearchConfig, section_config
 from netadapt.cost import Cost, cost_model_for, format_cost
 from netadapt.cost.breakdown import genotype_cost
-from netadapt.engine.config import SearchConfig, section_config
 from netadapt.errors import ConfigError
 from netadapt.genotype import load_genotype
 from netadapt.hookspecs import hookimpl
+from netadapt.jobs.adapt import AdaptReport
 from netadapt.search.cost_table import build_cost_table, derived_cost
 from netadapt.search.derive import derive_genotype
 from netadapt.search.space import SearchSpace

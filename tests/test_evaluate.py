@@ -22,8 +22,8 @@ from netadapt.engine.evaluate import (
     merge_rank_results,
     run_evaluation,
 )
-from netadapt.engine.files import atomic_path, write_json_atomic
 from netadapt.errors import DataError, OutputError
+from netadapt.files import atomic_path, write_json_atomic
 
 # Small (area < 32²), medium and large (area > 96²) boxes over three categories and four images.
 GT_BOXES = {

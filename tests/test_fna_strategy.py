@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 
+from netadapt.config import SearchConfig
 from netadapt.data.demo import generate_demo_dataset
 from netadapt.data.sources import DataSplit
-from netadapt.engine.config import SearchConfig
 from netadapt.errors import ConfigError
+from netadapt.genotype import parse_op
 from netadapt.search.fna import FnaStrategy
 from netadapt.search.loop import run_search, strategy_for
 from netadapt.search.supernet import ArchitectureParameters, SearchedLayer
-from netadapt.genotype import parse_op
 
 
 def _arch(values: list[list[float]]) -> ArchitectureParameters:

@@ -17,11 +17,11 @@ from typer.testing import CliRunner
 
 from netadapt import plugins
 from netadapt.cli.main import app
+from netadapt.config import SearchConfig
 from netadapt.data.demo import generate_demo_dataset
 from netadapt.detectors.model import DetectorSpec, build_detector
-from netadapt.engine.config import SearchConfig
-from netadapt.jobs import resolve_splits
 from netadapt.genotype import load_genotype, save_genotype
+from netadapt.jobs import resolve_splits
 from netadapt.search.budget import cost_range
 from netadapt.search.front import compute_front, load_search, resolve_targets, write_front
 from netadapt.search.loop import run_search

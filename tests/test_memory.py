@@ -16,11 +16,11 @@ from typer.testing import CliRunner
 
 from netadapt import jobs
 from netadapt.cli.main import app
-from netadapt.engine.config import SearchConfig, TrainConfig
+from netadapt.config import SearchConfig, TrainConfig
 from netadapt.engine.loop import Loop
 from netadapt.engine.memory import MemoryLine, check_memory, memory_budget, parse_memory
 from netadapt.errors import ConfigError, MemoryBudgetError, OutOfMemory
-from netadapt.preflight import StepSpec, measure_step, preflight_memory, save_line
+from netadapt.jobs.preflight import StepSpec, measure_step, preflight_memory, save_line
 
 MiB = 2**20
 
@@ -164,7 +164,7 @@ def test_estimate_never_measures_past_its_budget() -> None:
 
 
 def test_a_measured_search_is_refused_naming_the_batch_its_line_gives(tmp_path: Path, kept_lines) -> None:
-    from netadapt.preflight import project_line
+    from netadapt.jobs.preflight import project_line
 
     config, classes = _demo_search_config()
     config.input_size = 64

@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 
 from netadapt import contracts, hookspecs, plugins
 from netadapt.bases.mobilenetv2 import MobileNetV2Base
-from netadapt.cost.models import MAddsModel
 from netadapt.cli.main import app
+from netadapt.cost.models import MAddsModel
 from netadapt.errors import PluginError
 from netadapt.hookspecs import hookimpl
 

@@ -15,10 +15,10 @@ import pytest
 import torch
 
 from netadapt import plugins
+from netadapt.config import SearchConfig, TrainConfig, section_config
 from netadapt.data.demo import generate_demo_dataset
 from netadapt.data.sources import DataSplit
 from netadapt.detectors.model import DetectorSpec, build_detector_on
-from netadapt.engine.config import SearchConfig, TrainConfig, section_config
 from netadapt.engine.precision import Precision, resolve_amp
 from netadapt.engine.train import batch_to_device, train_detector
 from netadapt.errors import ConfigError

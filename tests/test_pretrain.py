@@ -10,10 +10,10 @@ import pytest
 import torch
 from torchvision.models import mobilenet_v2
 
-from netadapt.bases import pretrain
 from netadapt.bases.mobilenetv2 import MobileNetV2Base
-from netadapt.bases.pretrain import PretrainSettings, pretrain_base_classifier, pretrained_demo_base, pretrained_demo_path
 from netadapt.data.demo import DEMO_CLASSES
+from netadapt.jobs import pretrain
+from netadapt.jobs.pretrain import PretrainSettings, pretrain_base_classifier, pretrained_demo_base, pretrained_demo_path
 from netadapt.weights import build_with_weights, read_weights
 
 # Small enough for seconds on 2 CPU cores; width 0.35 keeps MobileNetV2's layout and key names.

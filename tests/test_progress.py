@@ -32,7 +32,7 @@ def test_a_quiet_bar_draws_nothing() -> None:
 
 def test_quiet_reaches_the_demo_base_pretraining(monkeypatch: pytest.MonkeyPatch) -> None:
     from netadapt import jobs
-    from netadapt.bases import pretrain
+    from netadapt.jobs import pretrain
 
     seen = []
     monkeypatch.setattr(pretrain, "pretrained_demo_base", lambda base, *, announce, progress: seen.append(progress) or "demo.pth")

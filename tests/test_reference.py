@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from netadapt import genotype, reference
 from netadapt.cli.main import app
-from netadapt.engine.config import PACKAGED_CONFIGS, SearchConfig, TrainConfig
+from netadapt.config import PACKAGED_CONFIGS, SearchConfig, TrainConfig
 from netadapt.search import space
 from netadapt.testing import run_netadapt
 

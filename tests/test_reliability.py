@@ -24,17 +24,17 @@ import yaml
 
 from netadapt import plugins
 from netadapt.bases.imagenet import torchvision_weights
+from netadapt.config import SearchConfig, TrainConfig, apply_overrides, read_config_file, section_config
 from netadapt.data.demo import generate_demo_dataset
 from netadapt.detectors.model import DetectorSpec, build_detector, save_detector
-from netadapt.engine.config import SearchConfig, TrainConfig, apply_overrides, read_config_file, section_config
 from netadapt.engine.evaluate import evaluate_coco
-from netadapt.engine.files import load_torch_file, record_output
 from netadapt.engine.predict import output_names
 from netadapt.engine.resume import check_finite_loss
 from netadapt.engine.rundir import LOCK_NAME, run_directory
 from netadapt.engine.runlog import RunLog
 from netadapt.engine.sampling import ResumableBatchSampler
 from netadapt.errors import ConfigError, DataError, NetadaptWarning, RunError, WeightsError
+from netadapt.files import load_torch_file, record_output
 from netadapt.genotype import genotype_from_data
 from tests.conftest import STAGES
 
@@ -525,7 +525,7 @@ def test_a_large_annotation_file_is_announced(tmp_path: Path, monkeypatch: pytes
 
 def test_numbers_with_an_exponent_and_no_dot_are_numbers_in_set() -> None:
     """YAML 1.1 reads ``1e-5`` as a string; ``--set train.lr=1e-5`` means a number."""
-    from netadapt.engine.config import load_run_config
+    from netadapt.config import load_run_config
 
     config = load_run_config(TrainConfig, "train", config_file=None, overrides=["train.lr=1e-5", "train.weight_decay=4E+0"], demo=False)
     assert (config.lr, config.weight_decay) == (1e-5, 4.0)

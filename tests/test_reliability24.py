@@ -21,7 +21,7 @@ import torch
 import yaml
 
 from netadapt.data.demo import DEMO_MARKER, STAGING_LOCK, demo_dataset_dir, generate_demo_dataset
-from netadapt.engine.files import (
+from netadapt.files import (
     MANIFEST_NAME, atomic_path, check_outputs, save_torch_atomic, write_text_atomic,
 )
 from netadapt.engine.rundir import LOCK_NAME, run_directory
@@ -266,7 +266,7 @@ BILLION_LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, 
     "".join(f"s{i}: &s{i} x\n" for i in range(101)) + "".join(f"t{i}: *s{i}\n" for i in range(101)),
 ], ids=["billion-laughs", "notes-alias", "many-aliases"])
 def test_yaml_aliases_are_bounded_everywhere(text: str, tmp_path: Path) -> None:
-    from netadapt.engine.config import read_config_file
+    from netadapt.config import read_config_file
     from netadapt.errors import ConfigError, GenotypeError
     from netadapt.genotype import load_genotype
 
@@ -673,7 +673,7 @@ def test_sigterm_during_the_final_evaluation_is_one_line_and_resume_finishes(gen
 
 
 def test_remove_outputs_deletes_only_what_netadapt_wrote_and_never_follows_a_link(tmp_path: Path) -> None:
-    from netadapt.engine.files import record_output, remove_outputs
+    from netadapt.files import record_output, remove_outputs
 
     images = tmp_path / "my-images"
     images.mkdir()

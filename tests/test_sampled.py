@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from netadapt import plugins
+from netadapt.config import SearchConfig, section_config
 from netadapt.data.demo import generate_demo_dataset
-from netadapt.engine.config import SearchConfig, section_config
 from netadapt.errors import ConfigError, NetadaptWarning
 from netadapt.search.cost_table import expected_cost
 from netadapt.search.darts import DartsStrategy

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from netadapt import plugins
+from netadapt.config import SearchConfig
 from netadapt.data.demo import generate_demo_dataset
 from netadapt.data.sources import DataSplit
-from netadapt.engine.config import SearchConfig
 from netadapt.errors import ConfigError
 from netadapt.genotype import load_genotype
 from netadapt.hookspecs import hookimpl

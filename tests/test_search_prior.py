@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from netadapt import plugins
-from netadapt.engine.config import SearchConfig, section_config
+from netadapt.config import SearchConfig, section_config
 from netadapt.errors import ConfigError
 from netadapt.genotype import parse_op
 from netadapt.search.prior import apply_base_prior, prior_ops

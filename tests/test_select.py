@@ -15,8 +15,8 @@ import torch
 import yaml
 
 from netadapt.bases.mobilenetv2 import MobileNetV2
+from netadapt.config import SearchConfig
 from netadapt.data.demo import generate_demo_dataset
-from netadapt.engine.config import SearchConfig
 from netadapt.genotype import load_genotype
 from netadapt.search.budget import base_ops
 from netadapt.search.loop import search_budget

@@ -16,12 +16,12 @@ from typer.testing import CliRunner
 from netadapt import plugins
 from netadapt.bases.mobilenetv2 import MobileNetV2Base
 from netadapt.cli.main import app
+from netadapt.config import SearchConfig, TrainConfig, section_config
 from netadapt.data.demo import generate_demo_dataset
 from netadapt.detectors import Detector
 from netadapt.detectors import ssdlite
 from netadapt.detectors.cost import detector_cost
 from netadapt.detectors.model import DetectorSpec, build_detector, options_from_config
-from netadapt.engine.config import SearchConfig, TrainConfig, section_config
 from netadapt.errors import ConfigError, NetadaptWarning
 from netadapt.genotype import genotype_from_data, load_genotype
 from netadapt.hookspecs import hookimpl

@@ -11,8 +11,8 @@ import torch
 
 from netadapt import plugins
 from netadapt.bases.mobilenetv2 import MobileNetV2Base
+from netadapt.config import PACKAGED_CONFIGS, SearchConfig, read_config_file, section_config
 from netadapt.errors import ConfigError
-from netadapt.engine.config import PACKAGED_CONFIGS, SearchConfig, read_config_file, section_config
 from netadapt.genotype import SKIP, Op
 from netadapt.hookspecs import hookimpl
 from netadapt.remap import remap_network

@@ -15,8 +15,8 @@ import torchvision
 from netadapt import plugins
 from netadapt.bases.mobilenet import DepthwiseConv2d
 from netadapt.bases.mobilenetv2 import MobileNetV2Base
-from netadapt.remap.rules import remap_depthwise_conv
 from netadapt.errors import WeightsError
+from netadapt.remap.rules import remap_depthwise_conv
 from netadapt.testing import assert_costs, assert_detector_works, assert_remaps, assert_same_network, registered
 
 pytest_plugins = ["pytester"]

@@ -221,7 +221,7 @@ def test_bad_data_is_one_clear_error_and_writes_nothing(kind: str, tmp_path: Pat
 
 
 def test_learning_rate_warm_up_and_step_decay_at_1_based_epochs() -> None:
-    from netadapt.engine.config import TrainConfig
+    from netadapt.config import TrainConfig
     from netadapt.engine.loop import lr_factor
 
     config = TrainConfig(lr_schedule="step", lr_milestones=[3], lr_gamma=0.1, warmup_iterations=10, warmup_factor=0.0, epochs=4)
@@ -248,9 +248,9 @@ def test_batchnorm_too_slow_for_the_run_is_reestimated_after_training(tiny_data:
     """A base whose BatchNorm momentum is tiny (3e-4, as some torchvision networks use) would end detection training
     with the statistics it started with; ``train.bn_reestimate: auto`` re-estimates them on training images, and
     says so in the log. With ``off`` they stay where they started, which is what the trainer did before."""
+    from netadapt.config import TrainConfig
     from netadapt.detectors.model import DetectorSpec
     from netadapt.engine.batchnorm import BATCH_NORMS, stale_batchnorm
-    from netadapt.engine.config import TrainConfig
     from netadapt.engine.train import train_detector
 
     split = DataSplit(tiny_data / "images" / "train", tiny_data / "train.json")

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from netadapt.engine.files import load_torch_file
 from netadapt.errors import WeightsError
+from netadapt.files import load_torch_file
 
 if TYPE_CHECKING:
     from torchvision.models import WeightsEnum

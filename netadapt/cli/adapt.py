@@ -36,7 +36,7 @@ def adapt_command(
 ) -> None:
     """Search, derive, remap and train an adapted detector backbone; compare it with the base; write OUT/report.md."""
     from netadapt import jobs
-    from netadapt.engine.config import RemapConfig, SearchConfig, SelectConfig, TrainConfig
+    from netadapt.config import RemapConfig, SearchConfig, SelectConfig, TrainConfig
 
     source = jobs.Data(data, dataset)
 

@@ -19,8 +19,8 @@ def cost_command(
     json_: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Count parameters and multiply-adds (fvcore) of a genotype's network, per stage and in total."""
+    from netadapt.config import check_input_size
     from netadapt.cost.breakdown import genotype_cost
-    from netadapt.engine.config import check_input_size
     from netadapt.errors import ConfigError
     from netadapt.genotype import load_genotype
 

@@ -35,9 +35,9 @@ def estimate_command(
     import torch
 
     from netadapt import jobs
-    from netadapt.engine.config import SearchConfig, TrainConfig, load_run_config
-    from netadapt.estimate import dataset_sizes, estimate_job, format_table
+    from netadapt.config import SearchConfig, TrainConfig, load_run_config
     from netadapt.errors import ConfigError
+    from netadapt.jobs.estimate import dataset_sizes, estimate_job, format_table
 
     if data is not None and images is not None:
         raise ConfigError("give --data or --images, not both")

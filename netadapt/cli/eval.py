@@ -40,10 +40,10 @@ def eval_command(
     json_: bool = options.JSON,
 ) -> None:
     """Evaluate a detector (or a detections file) with COCO's 12 bbox metrics; write them as JSON."""
-    from netadapt.engine.evaluate import evaluate_coco
-    from netadapt.engine.files import check_output_dir, check_outputs, write_json_atomic
     from netadapt import jobs
+    from netadapt.engine.evaluate import evaluate_coco
     from netadapt.errors import ConfigError, DataError
+    from netadapt.files import check_output_dir, check_outputs, write_json_atomic
 
     if (checkpoint is None) == (detections is None):
         raise ConfigError("give either a CHECKPOINT to run or --detections FILE to score")

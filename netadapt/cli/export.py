@@ -44,11 +44,11 @@ def export_command(
 
     Nothing is written if the check fails (one error line, exit code 2).
     """
+    from netadapt.data.demo import demo_image
     from netadapt.data.images import read_rgb
     from netadapt.detectors.model import load_detector
-    from netadapt.data.demo import demo_image
-    from netadapt.engine.files import check_output_file
     from netadapt.export import export_detector, export_rule, require_format
+    from netadapt.files import check_output_file
 
     require_format(format)  # a missing package is reported before the checkpoint is read
     out = check_output_file(out or checkpoint.with_name(checkpoint.stem + SUFFIXES[format]), inputs=[checkpoint, image])

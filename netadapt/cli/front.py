@@ -36,7 +36,7 @@ def front_command(
 
     from netadapt.cost import format_cost
     from netadapt.engine.distributed import setup
-    from netadapt.engine.files import check_outputs, output_folder
+    from netadapt.files import check_outputs, output_folder
     from netadapt.jobs import check_memory, resolve_splits
     from netadapt.search.front import compute_front, front_outputs, load_search, resolve_targets, write_front
 

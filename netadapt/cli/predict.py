@@ -22,9 +22,9 @@ def predict_command(
     import torch
 
     from netadapt.data.images import read_rgb
-    from netadapt.engine.files import check_outputs, output_folder
     from netadapt.detectors.model import load_detector
     from netadapt.engine.predict import detect, draw_detections, output_names, write_png
+    from netadapt.files import check_outputs, output_folder
 
     pictures = [read_rgb(path) for path in images]  # every file is checked before anything is written or loaded
     names = output_names(images)

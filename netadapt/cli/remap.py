@@ -25,8 +25,8 @@ def remap_command(
     json_: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Remap a base network's weights into GENOTYPE and write a netadapt checkpoint."""
-    from netadapt.engine.files import check_output_file
     from netadapt.errors import GenotypeError
+    from netadapt.files import check_output_file
     from netadapt.genotype import load_genotype
     from netadapt.remap.base import remap_base
     from netadapt.remap.preserve import check_mode

@@ -39,8 +39,8 @@ def search_command(
 ) -> None:
     """Search an architecture for the detector, starting from the base network's weights; write OUT/genotype.yaml."""
     from netadapt import jobs
+    from netadapt.config import SearchConfig
     from netadapt.cost import format_cost
-    from netadapt.engine.config import SearchConfig
 
     source = jobs.Data(data, dataset)
     flags = {"epochs": epochs, "space": space, "strategy": strategy, "cost_model": cost, "cost_table": str(cost_table) if cost_table else None,

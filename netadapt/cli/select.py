@@ -34,8 +34,8 @@ def select_command(
     """Choose the network to train under a budget: baselines, the search's network and score-chosen candidates, narrowed
     by successive halving on held-out training images; write OUT/selection.json and OUT/genotype.yaml."""
     from netadapt import jobs
+    from netadapt.config import RemapConfig, SearchConfig, SelectConfig, TrainConfig
     from netadapt.cost import format_cost
-    from netadapt.engine.config import RemapConfig, SearchConfig, SelectConfig, TrainConfig
 
     source = jobs.Data(data, dataset)
 

@@ -16,9 +16,9 @@ def show_command(
     png: Path = typer.Option(None, "--png", help="Also draw the architecture into this PNG file."),
 ) -> None:
     """Print every layer (stage, layer, op, channels, stride, params, MAdds); draw it with --png."""
+    from netadapt.config import check_input_size
     from netadapt.cost.breakdown import genotype_cost
-    from netadapt.engine.config import check_input_size
-    from netadapt.engine.files import check_output_file
+    from netadapt.files import check_output_file
     from netadapt.genotype import load_genotype
 
     genotype = load_genotype(genotype_file)

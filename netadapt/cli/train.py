@@ -34,7 +34,7 @@ def train_command(
 ) -> None:
     """Train a detector on a COCO-format dataset (default: the embedded demo) and evaluate it."""
     from netadapt import jobs
-    from netadapt.engine.config import RemapConfig, TrainConfig
+    from netadapt.config import RemapConfig, TrainConfig
     from netadapt.genotype import load_genotype
 
     source = jobs.Data(data, dataset)

@@ -57,8 +57,8 @@ from PIL import Image, ImageDraw
 
 from netadapt.cache import cache_root  # re-exported: plugins import it from here
 from netadapt.cost.footprint import check_memory
-from netadapt.engine.files import output_error
 from netadapt.errors import DataError
+from netadapt.files import output_error
 
 __all__ = [
     "DEMO_CLASSES",

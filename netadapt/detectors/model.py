@@ -18,8 +18,8 @@ from torch import nn
 
 from netadapt import plugins
 from netadapt.cost.footprint import check_memory, genotype_footprint
-from netadapt.engine.files import load_torch_file, save_torch_atomic
 from netadapt.errors import ConfigError, WeightsError
+from netadapt.files import load_torch_file, save_torch_atomic
 from netadapt.genotype import Genotype, genotype_from_data
 from netadapt.remap.base import remap_base
 from netadapt.weights import Weights, load_state_dict_strict

@@ -52,7 +52,7 @@ from netadapt.detectors.postprocess import best_detections, box_settings, decode
 from netadapt.hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from netadapt.export import Probe
+    from netadapt.contracts import DetectorProbe
 
 NAME = "ssdlite"
 
@@ -258,7 +258,7 @@ class SSDExportRule:
     4. NMS per class (IoU ``nms_thresh``) over all kept boxes, then the ``detections_per_img`` best.
     """
 
-    def postprocess_settings(self, model: nn.Module, probe: Probe) -> dict[str, Any]:
+    def postprocess_settings(self, model: nn.Module, probe: DetectorProbe) -> dict[str, Any]:
         return {"scores": "softmax", **box_settings(model)}
 
     def postprocess(self, outputs: dict[str, torch.Tensor], info: dict[str, Any]) -> list[dict[str, torch.Tensor]]:

@@ -33,7 +33,7 @@ def reestimate_batchnorm(network: nn.Module, batches: Iterable[torch.Tensor]) ->
     The statistics are reset, then ``network`` runs each batch in train mode with ``momentum=None``
     (BN's cumulative average instead of its exponential one); each layer's momentum and the
     network's mode are restored afterwards. Used where training's exponential average does not
-    reflect the final weights (a small momentum, few steps: :mod:`netadapt.bases.pretrain`), or to
+    reflect the final weights (a small momentum, few steps: :mod:`netadapt.jobs.pretrain`), or to
     give a random network the statistics of real inputs (tests, benchmarks).
     """
     norms = [module for module in network.modules() if isinstance(module, BATCH_NORMS)]

@@ -6,7 +6,7 @@
   to COCO results (XYWH boxes, category ids).
 - :func:`evaluate_coco` runs ``COCOeval`` and names its ``stats`` (:data:`METRIC_NAMES`).
 
-Results and metrics are saved with :func:`netadapt.engine.files.write_json_atomic`.
+Results and metrics are saved with :func:`netadapt.files.write_json_atomic`.
 """
 
 from __future__ import annotations
@@ -274,7 +274,7 @@ def evaluate_detector(
 
     from netadapt.data.coco import collate_detection
     from netadapt.engine.distributed import Context
-    from netadapt.engine.files import write_json_atomic
+    from netadapt.files import write_json_atomic
 
     check_evaluable(dataset.coco, str(getattr(dataset, "annotation_file", "the ground truth")))  # before the model runs
     context = context or Context()

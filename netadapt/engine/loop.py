@@ -20,7 +20,7 @@ rest, the same way for every caller:
 
 What differs between callers lives in their step: the detector's step (:mod:`netadapt.engine.train`),
 the search's weight and α steps (:mod:`netadapt.search.loop`), the classifier's step
-(:mod:`netadapt.bases.pretrain`). Seeding, the model, its DDP wrapper, the optimisers and their
+(:mod:`netadapt.jobs.pretrain`). Seeding, the model, its DDP wrapper, the optimisers and their
 schedule are built by the caller (:func:`make_optimizer`, :func:`make_schedule`, :func:`wrap_ddp`), so
 that the loop never draws a random number: a resumed run on CPU ends bit for bit where an
 uninterrupted one does.
@@ -40,8 +40,8 @@ from torch import nn
 from netadapt.engine import distributed
 from netadapt.engine.progress import TrainingProgress
 from netadapt.engine.runlog import RunLog
-from netadapt.engine.signals import interruptible, loader_worker_died
-from netadapt.errors import OutOfMemory, describe
+from netadapt.engine.signals import interruptible
+from netadapt.errors import OutOfMemory, describe, loader_worker_died
 
 
 @dataclass(frozen=True)

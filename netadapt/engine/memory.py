@@ -6,7 +6,7 @@ process with its libraries, weights, gradients, optimiser state, workspace) plus
 through peaks measured at one or two small batches; it projects the peak at the configured batch and
 gives the largest batch that fits. With a single point the line runs from the memory at rest (before the
 step) at batch 0 through that point: close to the line through two batches, not a bound of it (the allocator
-keeps part of a step's memory, so the true line starts below the memory at rest: :mod:`netadapt.preflight`
+keeps part of a step's memory, so the true line starts below the memory at rest: :mod:`netadapt.jobs.preflight`
 decides on one point only with a margin).
 
 Where memory comes from (:func:`available_memory`): on CPU ``MemAvailable`` of ``/proc/meminfo`` (what
@@ -16,7 +16,7 @@ measurement may allocate, leaving the rest of a shared machine alone.
 
 :func:`check_memory` compares a projected peak with what may be used and refuses with one line (projected
 peak, available, the largest batch that fits), or under ``auto_batch`` returns that batch. Building the
-steps and measuring them is :mod:`netadapt.preflight`'s and :mod:`netadapt.estimate`'s.
+steps and measuring them is :mod:`netadapt.jobs.preflight`'s and :mod:`netadapt.jobs.estimate`'s.
 """
 
 from __future__ import annotations
@@ -163,7 +163,7 @@ def check_memory(
 class PeakMemory:
     """The peak memory of this process on ``device`` since it started (CUDA: since the last reset): the caching
     allocator's reserved bytes on CUDA, the resident set's high-water mark on CPU (``VmHWM``; elsewhere
-    ``ru_maxrss``). Both only grow, which is why a measurement runs in a fresh process (:mod:`netadapt.preflight`)."""
+    ``ru_maxrss``). Both only grow, which is why a measurement runs in a fresh process (:mod:`netadapt.jobs.preflight`)."""
 
     def __init__(self, device: torch.device) -> None:
         self.device = device

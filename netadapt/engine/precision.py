@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from netadapt.engine.config import AMP_MODES
+from netadapt.config import AMP_MODES
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 

@@ -9,7 +9,7 @@ from PIL import Image
 from torchvision.transforms.v2 import functional as F
 from torchvision.utils import draw_bounding_boxes
 
-from netadapt.engine.files import atomic_path
+from netadapt.files import atomic_path
 
 
 @torch.inference_mode()

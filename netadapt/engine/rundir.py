@@ -9,9 +9,9 @@
   releases when the owner dies), keeps a second run out while the first writes; a lock file left
   by a dead process is taken over with a warning;
 - the directory is netadapt's: an existing folder holding files that its manifest
-  (``.netadapt-manifest``, :mod:`netadapt.engine.files`) does not list is refused, so a run never
+  (``.netadapt-manifest``, :mod:`netadapt.files`) does not list is refused, so a run never
   replaces a user's ``genotype.yaml`` or ``log.jsonl``; what the run writes there is listed as the run's
-  (other commands do not replace it: :func:`~netadapt.engine.files.check_outputs`). A run directory
+  (other commands do not replace it: :func:`~netadapt.files.check_outputs`). A run directory
   written before manifests existed (no manifest, a ``last.pth`` that is a netadapt run's checkpoint)
   is adopted with a warning (:func:`adopt_unlisted_run`);
 - temporary files that an atomic write of a killed run left (``.last.pth.*.tmp``) are removed, and
@@ -32,7 +32,7 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
-from netadapt.engine.files import (
+from netadapt.files import (
     MANIFEST_NAME, RESUME_KEYS, check_output_dir, holding_run, load_torch_file, output_error, remove_if_unused, temporaries,
     written_by_netadapt,
 )

@@ -13,8 +13,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from netadapt.engine.files import output_error, record_output, write_text_atomic
 from netadapt.errors import NetadaptWarning, RunError
+from netadapt.files import output_error, record_output, write_text_atomic
 
 
 def _records(path: Path) -> list[str]:

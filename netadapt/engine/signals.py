@@ -92,15 +92,6 @@ def interruptible() -> Iterator[Interruption]:
             signal.signal(number, handler)
 
 
-def loader_worker_died(error: BaseException) -> bool:
-    """Whether ``error`` is torch's for a DataLoader worker that died (SIGKILL from the out-of-memory killer, a crash):
-    raised where the main process reads a batch, or by torch's SIGCHLD handler wherever it happens to be."""
-    message = str(error)
-    return isinstance(error, RuntimeError) and "DataLoader worker (pid" in message and (
-        "killed by signal" in message or "exited unexpectedly" in message
-    )
-
-
 def ignore_interrupts_in_worker() -> None:
     """In a DataLoader worker: leave Ctrl-C and SIGTERM sent to the job's whole process group (a shell, ``timeout``, a
     job manager) to the main process, which stops the run at the end of an iteration and then shuts its workers down;

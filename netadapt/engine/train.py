@@ -23,23 +23,23 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from netadapt import plugins
+from netadapt.config import TrainConfig
 from netadapt.contracts import optional
 from netadapt.data.coco import CocoDetection, collate_detection
 from netadapt.detectors.model import DetectorSpec, build_detector, detector_checkpoint, save_detector, unwrap
 from netadapt.engine import distributed
 from netadapt.engine.batchnorm import STALE_WINDOW_SHARE, reestimate_batchnorm, stale_batchnorm
-from netadapt.engine.config import TrainConfig
 from netadapt.engine.evaluate import check_evaluable, evaluate_detector
-from netadapt.engine.files import load_resume_state, save_torch_atomic
+from netadapt.engine.loop import Loop, Position, make_optimizer, make_schedule, wrap_ddp
 from netadapt.engine.precision import Precision
 from netadapt.engine.resume import check_finite_loss, check_same_classes, check_same_config
 from netadapt.engine.rundir import run_directory
-from netadapt.engine.loop import Loop, Position, make_optimizer, make_schedule, wrap_ddp
 from netadapt.engine.runlog import RunLog
+from netadapt.engine.sampling import ResumableBatchSampler, SeededSamples
 from netadapt.engine.signals import after_last_iteration
 from netadapt.engine.throughput import loader_options, prepare_device, to_memory_format
 from netadapt.errors import ConfigError
-from netadapt.engine.sampling import ResumableBatchSampler, SeededSamples
+from netadapt.files import load_resume_state, save_torch_atomic
 
 TRAIN_FORMAT = "netadapt-train"
 

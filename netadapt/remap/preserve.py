@@ -29,10 +29,10 @@ import copy
 import torch
 from torch import nn
 
+from netadapt.config import REMAP_MODES
 from netadapt.contracts import module_paths
 from netadapt.errors import ConfigError
 
-REMAP_MODES = ("fna", "preserve")
 
 
 def check_mode(mode: str) -> str:

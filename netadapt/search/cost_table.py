@@ -28,8 +28,8 @@ import torch
 from netadapt import __version__, plugins
 from netadapt.contracts import optional
 from netadapt.cost import CostModel
-from netadapt.engine.files import write_json_atomic
 from netadapt.errors import NetadaptWarning
+from netadapt.files import write_json_atomic
 from netadapt.genotype import Genotype
 from netadapt.search.space import SearchSpace
 from netadapt.search.supernet import SuperNetwork

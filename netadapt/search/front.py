@@ -42,10 +42,10 @@ import torch
 from torch import nn
 
 from netadapt import plugins
+from netadapt.config import SearchConfig, section_config
 from netadapt.cost import cost_model_for, format_cost
 from netadapt.data.sources import DataSplit
-from netadapt.engine.config import SearchConfig, section_config
-from netadapt.engine.files import (
+from netadapt.files import (
     atomic_path, check_output_dir, load_torch_file, remove_outputs, write_json_atomic, write_text_atomic,
 )
 from netadapt.engine.train import DetectorOnBatch
@@ -346,8 +346,8 @@ class InheritedScorer:
         from torch.utils.data import DataLoader, Subset
 
         from netadapt.data.coco import collate_detection
-        from netadapt.engine.sampling import SeededSamples
         from netadapt.engine.loop import Loop, Position, make_optimizer
+        from netadapt.engine.sampling import SeededSamples
 
         samples = SeededSamples(Subset(self.finetune_set, self.bn_indices), seed=self.config.seed)
         generator = torch.Generator().manual_seed(self.config.seed)

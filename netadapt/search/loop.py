@@ -39,23 +39,23 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 
 from netadapt import plugins
+from netadapt.config import SearchConfig
 from netadapt.contracts import optional
 from netadapt.cost import cost_model_for, format_cost, parse_target
 from netadapt.data.coco import collate_detection
 from netadapt.data.sources import DataSplit
 from netadapt.detectors.model import build_detector_on, check_training_memory, options_from_config
 from netadapt.engine import distributed
-from netadapt.engine.config import SearchConfig
-from netadapt.engine.files import load_resume_state, save_torch_atomic, write_json_atomic, write_text_atomic
+from netadapt.engine.loop import Loop, Position, make_optimizer, make_schedule, wrap_ddp
 from netadapt.engine.precision import Precision
 from netadapt.engine.resume import check_finite_loss, check_same_config, check_same_shapes
-from netadapt.engine.sampling import ResumableBatchSampler, SeededSamples
 from netadapt.engine.runlog import RunLog
+from netadapt.engine.sampling import ResumableBatchSampler, SeededSamples
 from netadapt.engine.signals import after_last_iteration
 from netadapt.engine.throughput import loader_options, prepare_device, to_memory_format
-from netadapt.engine.loop import Loop, Position, make_optimizer, make_schedule, wrap_ddp
 from netadapt.engine.train import batch_to_device
 from netadapt.errors import ConfigError
+from netadapt.files import load_resume_state, save_torch_atomic, write_json_atomic, write_text_atomic
 from netadapt.genotype import Genotype, save_genotype
 from netadapt.search.budget import base_ops, check_target, resolve_target
 from netadapt.search.cost_table import CostTable, DerivedCost, build_cost_table, derived_cost, expected_cost, searched_cost

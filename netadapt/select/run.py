@@ -30,10 +30,10 @@ from typing import Any
 
 import torch
 
+from netadapt.config import RemapConfig, SelectConfig, TrainConfig
 from netadapt.cost import format_cost
-from netadapt.engine.config import RemapConfig, SelectConfig, TrainConfig
-from netadapt.engine.files import record_output, write_json_atomic
 from netadapt.errors import ConfigError, RunError
+from netadapt.files import record_output, write_json_atomic
 from netadapt.genotype import Genotype, save_genotype
 from netadapt.search.budget import base_ops, resolve_target
 from netadapt.search.derive import derive_genotype

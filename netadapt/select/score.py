@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from netadapt.engine.batchnorm import reestimate_batchnorm
-from netadapt.engine.files import write_json_atomic
+from netadapt.files import write_json_atomic
 from netadapt.remap.base import remap_base
 from netadapt.search.budget import base_ops
 from netadapt.search.derive import derive_genotype

@@ -15,7 +15,7 @@ anew otherwise; a table from elsewhere is read whatever its settings. The table 
 cache folder (``$NETADAPT_CACHE`` or ``~/.cache/netadapt``) as
 ``latency/<device>-torch<version>.json``; a table measured elsewhere (on the phone or the board
 the network is meant for) has the same format and is only read. Writes are atomic
-(:func:`netadapt.engine.files.write_json_atomic`) and merge what another process added meanwhile.
+(:func:`netadapt.files.write_json_atomic`) and merge what another process added meanwhile.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from netadapt.engine.files import write_json_atomic
 from netadapt.errors import ConfigError
+from netadapt.files import write_json_atomic
 
 FORMAT = "netadapt-latency-table"
 VERSION = 1

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 import torch
 from netadapt import plugins
-from netadapt.adapt import AdaptReport
 from netadapt.bases.mobilenetv2 import InvertedResidual
 from netadapt.cli.main import app
+from netadapt.config import SearchConfig
 from netadapt.cost import cost_model_for
-from netadapt.engine.config import SearchConfig
 from netadapt.errors import ConfigError
 from netadapt.genotype import load_genotype
+from netadapt.jobs.adapt import AdaptReport
 from netadapt.search.cost_table import build_cost_table, searched_chains
 from netadapt.search.space import load_search_space
 from netadapt.search.supernet import build_supernet

@@ -101,7 +101,7 @@ def test_default_demo_pretraining_classifies_held_out_crops(tmp_path: Path) -> N
     """MobileNetV3's BN momentum (0.01) leaves stale running statistics after the demo's 224 steps;
     the pretraining re-estimates them, so that the eval-mode network classifies held-out crops
     (it was at chance, 1/6, before)."""
-    from netadapt.bases.pretrain import pretrain_base_classifier
+    from netadapt.jobs.pretrain import pretrain_base_classifier
 
     result = pretrain_base_classifier("mobilenetv3", out=tmp_path / "mbv3.pth", progress=False)
     assert result.val_accuracy > 0.9, result

@@ -10,7 +10,7 @@ import torch
 import torchvision
 
 from netadapt import plugins
-from netadapt.engine.config import SearchConfig, TrainConfig
+from netadapt.config import SearchConfig, TrainConfig
 from netadapt.genotype import load_genotype
 from netadapt.testing import TINY_SEARCH, TINY_TRAIN, config_flags, run_netadapt
 from netadapt_resnet import GENOTYPES

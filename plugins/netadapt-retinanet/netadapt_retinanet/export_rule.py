@@ -18,7 +18,7 @@ from netadapt.detectors.postprocess import best_detections, box_settings, decode
 from netadapt_retinanet.retinanet import mask_background
 
 if TYPE_CHECKING:
-    from netadapt.export import Probe
+    from netadapt.contracts import DetectorProbe
 
 
 class RetinaNetExportRule:
@@ -34,7 +34,7 @@ class RetinaNetExportRule:
     3. over all levels: NMS per class (IoU ``nms_thresh``), then the ``detections_per_img`` best.
     """
 
-    def postprocess_settings(self, model: nn.Module, probe: Probe) -> dict[str, Any]:
+    def postprocess_settings(self, model: nn.Module, probe: DetectorProbe) -> dict[str, Any]:
         return {"scores": "sigmoid", **box_settings(model), "anchors_per_level": list(probe.anchors_per_level)}
 
     def postprocess(self, outputs: dict[str, torch.Tensor], info: dict[str, Any]) -> list[dict[str, torch.Tensor]]:

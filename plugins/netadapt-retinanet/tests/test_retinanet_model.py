@@ -13,10 +13,10 @@ from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.retinanet import RetinaNet
 
 from netadapt import plugins
+from netadapt.config import SearchConfig, TrainConfig
 from netadapt.detectors import Detector
 from netadapt.detectors.cost import CoreForward, detector_cost
 from netadapt.detectors.model import DetectorSpec, build_detector, init_backbone, options_from_config
-from netadapt.engine.config import SearchConfig, TrainConfig
 from netadapt.errors import ConfigError
 from netadapt.genotype import genotype_from_data, load_genotype
 from netadapt.remap.base import remap_base

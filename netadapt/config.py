@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import yaml
 
 from netadapt.errors import ConfigError, NetadaptWarning
+from netadapt.units import parse_target
 from netadapt.yamlio import safe_load
 
 C = TypeVar("C")
@@ -125,6 +126,9 @@ class TrainConfig:
         check_common(self, source, "train")
 
 
+REMAP_MODES = ("fna", "preserve")  # remap.mode: the paper's rules, or netadapt.remap.preserve's
+
+
 @dataclasses.dataclass
 class RemapConfig:
     """How base weights move into another architecture wherever a job remaps them (``train``, ``select``, ``adapt``)."""
@@ -136,8 +140,6 @@ class RemapConfig:
     )
 
     def validate(self, source: str) -> None:
-        from netadapt.remap.preserve import REMAP_MODES
-
         if self.mode not in REMAP_MODES:
             raise ConfigError(f"{source}: remap.mode must be one of {', '.join(REMAP_MODES)}, got {self.mode!r}")
 
@@ -183,8 +185,6 @@ class SelectConfig:
         if self.noise < 0 or self.alpha_weight < 0 or self.random_pool < 0 or any(p < 0 for p in self.change_penalties):
             raise ConfigError(f"{source}: select.noise, alpha_weight, random_pool and change_penalties must not be negative")
         if self.target is not None:
-            from netadapt.cost import parse_target
-
             parse_target(self.target, where=f"{source}: select.target")
 
 
@@ -405,8 +405,6 @@ class SearchConfig:
         if not isinstance(self.strategy_options, Mapping):
             raise ConfigError(f"{source}: search.strategy_options must be a mapping, got {self.strategy_options!r}")
         if self.target is not None:
-            from netadapt.cost import parse_target
-
             parse_target(self.target, where=f"{source}: search.target")
         if self.alpha_temperature_end is not None and not (math.isfinite(self.alpha_temperature_end) and self.alpha_temperature_end > 0):
             raise ConfigError(f"{source}: search.alpha_temperature_end must be positive, got {self.alpha_temperature_end}")

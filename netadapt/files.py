@@ -147,8 +147,7 @@ def atomic_path(path: str | Path, *, listed: bool = True) -> Iterator[Path]:
     or an interruption raised by the caller's writing passes through unchanged. ``listed=False`` (the
     caches under ``NETADAPT_CACHE``, which are netadapt's alone) writes no manifest line.
     """
-    from netadapt.engine.signals import loader_worker_died
-    from netadapt.errors import NetadaptError
+    from netadapt.errors import NetadaptError, loader_worker_died
 
     path = Path(path)
     made_manifest = False

@@ -30,9 +30,9 @@ from netadapt import plugins
 from netadapt.cache import cache_root
 from netadapt.data.demo import DEMO_CLASSES, GENERATOR_VERSION, render_object_crops
 from netadapt.engine.batchnorm import reestimate_batchnorm
-from netadapt.engine.files import load_torch_file, save_torch_atomic, write_json_atomic
 from netadapt.engine.loop import Loop, Position
 from netadapt.errors import NetadaptWarning, WeightsError
+from netadapt.files import load_torch_file, save_torch_atomic, write_json_atomic
 
 __all__ = [
     "DEFAULT_SETTINGS",

@@ -14,7 +14,7 @@ The defaults:
 - **config**: a section of the given config file, else of the demo's packaged one on the demo, else the
   paper's defaults, with ``overrides`` (``section.key=value``) on top (:func:`Data.config`);
 - **base weights** (:func:`base_weights`): a file, ``imagenet`` or ``none``; when not given, the demo's
-  classifier-pretrained base on the demo (pretrained once, cached: :mod:`netadapt.bases.pretrain`), else
+  classifier-pretrained base on the demo (pretrained once, cached: :mod:`netadapt.jobs.pretrain`), else
   random initialisation with a warning.
 
 Every job checks what it can before it trains (a search's infeasible target, then whether its step's projected
@@ -37,15 +37,15 @@ from typing import Any, TypeVar
 
 from netadapt import plugins
 from netadapt.cache import cache_root
+from netadapt.config import RemapConfig, SearchConfig, SelectConfig, TrainConfig, load_run_config
 from netadapt.data.sources import DataSplit
 from netadapt.detectors.model import DetectorSpec, check_training_memory, init_backbone, load_detector, options_from_config
 from netadapt.engine import distributed
-from netadapt.engine.config import RemapConfig, SearchConfig, SelectConfig, TrainConfig, load_run_config
 from netadapt.engine.evaluate import evaluate_detector
-from netadapt.engine.files import check_outputs, output_folder, remove_outputs, save_torch_atomic
 from netadapt.engine.rundir import check_resumable, run_directory
 from netadapt.engine.train import TrainResult, train_detector
 from netadapt.errors import ConfigError, DataError, NetadaptWarning, OutputError, RunError
+from netadapt.files import check_outputs, output_folder, remove_outputs, save_torch_atomic
 from netadapt.genotype import Genotype
 from netadapt.weights import Weights, read_weights
 
@@ -105,7 +105,7 @@ def base_weights(weights: str | Weights | None, *, base: str, data: Data, progre
 
 def pretrain(base: str = "mobilenetv2", *, progress: bool = True, announce: Announce | None = print) -> Path:
     """The demo's classifier-pretrained ``base`` (pretrained once on demo object crops, cached); its path."""
-    from netadapt.bases.pretrain import pretrained_demo_base
+    from netadapt.jobs.pretrain import pretrained_demo_base
 
     return pretrained_demo_base(base, announce=announce, progress=progress)
 
@@ -273,13 +273,13 @@ def adapt(
     max_memory: str | int | None = None,
     auto_batch: bool = False,
 ):
-    """The whole method (:func:`netadapt.adapt.run_adapt`): search, derive, remap, train, and the base for comparison;
+    """The whole method (:func:`netadapt.jobs.adapt.run_adapt`): search, derive, remap, train, and the base for comparison;
     ``report.md`` / ``report.json`` in ``out_dir``. The demo base's pretraining, when it runs, is timed apart. The search
     step and the training step (on the base network: the derived one is not known yet) are checked for memory first.
     Under a target (``search.target`` or ``select.target``) and with ``select_stage``, the selection stage
     (:func:`select`) runs between search and training in ``out_dir/select`` and its winner is trained."""
-    from netadapt.adapt import run_adapt
-    from netadapt.bases.pretrain import pretrained_demo_path
+    from netadapt.jobs.adapt import run_adapt
+    from netadapt.jobs.pretrain import pretrained_demo_path
     from netadapt.search.loop import preflight_search
 
     search_config = search_config or data.config(SearchConfig, "search")
@@ -366,7 +366,7 @@ def select(
     with run_directory(out_dir, resume=True):
         if force and not resume:
             for stale in ("rungs", "pool", "selection.json", "genotype.yaml", "scores.json"):
-                left = remove_outputs(out_dir / stale)  # only what netadapt wrote there (engine/files.py)
+                left = remove_outputs(out_dir / stale)  # only what netadapt wrote there (netadapt/files.py)
                 if left:
                     raise OutputError(f"{left[0]}: netadapt did not write it; --force does not delete it: move it and run again")
         weights = _weights_file(weights, base=space.base_name, out_dir=out_dir)
@@ -443,11 +443,11 @@ def check_memory(
     phase: str | None = None,
 ) -> C:
     """``config`` when ``job``'s step (a ``SearchConfig``: the search iteration; a ``TrainConfig``: a training step of
-    ``genotype``; or ``phase``, one of :data:`netadapt.preflight.PHASES`) fits the device at its batch; under ``auto_batch`` at the largest batch that fits with the lr scaled (said through
-    ``announce``); else one-line :class:`~netadapt.errors.MemoryBudgetError` (:func:`netadapt.preflight.preflight_memory`,
+    ``genotype``; or ``phase``, one of :data:`netadapt.jobs.preflight.PHASES`) fits the device at its batch; under ``auto_batch`` at the largest batch that fits with the lr scaled (said through
+    ``announce``); else one-line :class:`~netadapt.errors.MemoryBudgetError` (:func:`netadapt.jobs.preflight.preflight_memory`,
     whose lines are cached per device and config: measured once, in the job's first seconds, or by ``netadapt estimate``)."""
     from netadapt.engine.distributed import pick_device
-    from netadapt.preflight import preflight_memory
+    from netadapt.jobs.preflight import preflight_memory
 
     return preflight_memory(
         job, config, base=base, detector=detector, num_classes=num_classes(splits), genotype=genotype, device=pick_device(device),
@@ -459,7 +459,7 @@ def num_classes(splits: Mapping[str, DataSplit]) -> int:
     """Classes of the training split with the background, from its annotations (the datasets are not opened); COCO's 81
     for a file of COCO's size, which parses for minutes, where the classes change the head's memory by little."""
     from netadapt.data.coco import read_json
-    from netadapt.estimate import COCO_CLASSES
+    from netadapt.jobs.estimate import COCO_CLASSES
 
     path = Path(splits["train"].annotations)
     if path.is_file() and path.stat().st_size > LARGE_ANNOTATIONS_BYTES:

@@ -22,15 +22,15 @@ from typing import Any
 import torch
 
 from netadapt import plugins
+from netadapt.config import SearchConfig, TrainConfig
 from netadapt.cost import format_cost
 from netadapt.data.sources import DataSplit
 from netadapt.detectors.cost import detector_cost
 from netadapt.detectors.model import DetectorSpec, build_detector, init_backbone, options_from_config
 from netadapt.engine import distributed
-from netadapt.engine.config import SearchConfig, TrainConfig
-from netadapt.engine.files import write_json_atomic, write_text_atomic
 from netadapt.engine.rundir import run_directory
 from netadapt.engine.train import train_detector
+from netadapt.files import write_json_atomic, write_text_atomic
 from netadapt.genotype import Genotype, load_genotype
 from netadapt.search.loop import run_search
 from netadapt.weights import Weights

@@ -4,7 +4,7 @@ small batches within a memory budget, the rest projected.
 :func:`estimate_job` builds what ``netadapt search`` and ``netadapt train`` build (the super network with the
 configured strategy, the base network's detector), in the configured precision, and measures on the present
 device, with synthetic images and boxes (the data loader is not timed: ``benchmarks/input_pipeline.py``
-measures whether it keeps up), the phases of :mod:`netadapt.preflight`:
+measures whether it keeps up), the phases of :mod:`netadapt.jobs.preflight`:
 
 - a search **weight step** and an **α step** as :mod:`netadapt.search.loop` takes them (the α step after two weight
   steps, whose gradients and optimiser state stay alive under it as in the search: its peak is the iteration's);
@@ -14,13 +14,13 @@ measures whether it keeps up), the phases of :mod:`netadapt.preflight`:
 
 **Memory.** Nothing is allocated past the budget: ``--max-memory``, else half of ``MemAvailable`` on CPU (90 % of the
 free memory on CUDA; :func:`~netadapt.engine.memory.memory_budget`). Each (phase, batch) runs in a fresh process
-capped at the budget (:func:`~netadapt.preflight.measure_step`), whose peak is the process's own: the resident set's
+capped at the budget (:func:`~netadapt.jobs.preflight.measure_step`), whose peak is the process's own: the resident set's
 high-water mark on CPU (libraries, model, optimiser state, activations: what ``/usr/bin/time`` reports of a run), the
 caching allocator's reserved peak on CUDA. A phase is measured at batch 2 (``--measure-batch``) and twice that, the
 peak's line in the batch fitted through both (:class:`~netadapt.engine.memory.MemoryLine`) and projected to the
 configured batch; then measured again at the configured batch if the line puts it within the budget and (on CPU)
 its steps take at most 90 s. A batch that does not fit the budget is not measured: the line, or the error that
-says so, stands instead. The lines are cached for the jobs' own check (:func:`~netadapt.preflight.preflight_memory`).
+says so, stands instead. The lines are cached for the jobs' own check (:func:`~netadapt.jobs.preflight.preflight_memory`).
 
 **Time.** Each measurement is one warm-up step and ``steps`` timed ones (the median counts), projected to the
 configured batch along the line through the two small batches' medians where it was not measured there (CPU time
@@ -42,11 +42,11 @@ from typing import Any
 
 import torch
 
-from netadapt.engine.config import SearchConfig, TrainConfig
+from netadapt.config import SearchConfig, TrainConfig
 from netadapt.engine.memory import MIN_BATCH, Budget, format_bytes, memory_budget
 from netadapt.engine.precision import Precision
 from netadapt.errors import MemoryBudgetError
-from netadapt.preflight import Measurement, StepSpec, fit_line, measure_step, save_line, seconds_at
+from netadapt.jobs.preflight import Measurement, StepSpec, fit_line, measure_step, save_line, seconds_at
 
 CPU_FULL_BATCH_BUDGET_S = 90.0  # on CPU, a phase is measured again at the configured batch when that takes at most this long
 

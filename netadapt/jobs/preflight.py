@@ -41,16 +41,16 @@ from typing import Any
 import torch
 
 from netadapt import plugins
+from netadapt import errors
 from netadapt.cache import cache_root
+from netadapt.config import SearchConfig, TrainConfig
 from netadapt.detectors.model import build_detector_on, options_from_config
-from netadapt.engine.config import SearchConfig, TrainConfig
-from netadapt.engine.files import write_json_atomic
 from netadapt.engine.loop import make_optimizer
 from netadapt.engine.memory import MIN_BATCH, Budget, MemoryLine, PeakMemory, check_memory, format_bytes, memory_budget, process_status
 from netadapt.engine.precision import Precision
 from netadapt.engine.throughput import prepare_device, to_memory_format
-from netadapt import errors
 from netadapt.errors import MemoryBudgetError, RunError
+from netadapt.files import write_json_atomic
 from netadapt.genotype import Genotype
 
 CHECK_ENV = "NETADAPT_MEMORY_CHECK"
