@@ -20,9 +20,7 @@ def adapt_command(
         "--no-select trains the search's network (the paper's pipeline)."
     ),
     parallel: int = typer.Option(1, "--parallel", help="Selection candidates trained side by side."),
-    network: options.Network = None,
-    source: options.Source = None,
-    machine: options.Machine = None,
+    network: options.Network = None, source: options.Source = None, machine: options.Machine = None,  # the blocks above
 ) -> None:
     """Search, derive, remap and train an adapted detector backbone; compare it with the base; write OUT/report.md."""
     from netadapt import jobs

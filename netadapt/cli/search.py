@@ -23,9 +23,7 @@ def search_command(
     out: Path = typer.Option(Path("runs/search"), "--out", help="Run directory."),
     resume: bool = options.RESUME,
     force: bool = options.FORCE,
-    network: options.Network = None,
-    source: options.Source = None,
-    machine: options.Machine = None,
+    network: options.Network = None, source: options.Source = None, machine: options.Machine = None,  # the blocks above
 ) -> None:
     """Search an architecture for the detector, starting from the base network's weights; write OUT/genotype.yaml."""
     from netadapt import jobs

@@ -20,9 +20,7 @@ def train_command(
     out: Path = typer.Option(Path("runs/train"), "--out", help="Run directory (checkpoints, logs, metrics)."),
     resume: bool = options.RESUME,
     force: bool = options.FORCE,
-    network: options.Network = None,
-    source: options.Source = None,
-    machine: options.Machine = None,
+    network: options.Network = None, source: options.Source = None, machine: options.Machine = None,  # the blocks above
 ) -> None:
     """Train a detector on a COCO-format dataset (default: the embedded demo) and evaluate it."""
     from netadapt import jobs
