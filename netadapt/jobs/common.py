@@ -19,7 +19,7 @@ from netadapt import plugins
 from netadapt.config import RemapConfig, SearchConfig, SelectConfig, TrainConfig, check_input_size, load_run_config
 from netadapt.data.sources import DataSplit
 from netadapt.engine import distributed
-from netadapt.errors import NetadaptWarning
+from netadapt.errors import DataError, NetadaptWarning
 from netadapt.genotype import Genotype
 from netadapt.units import format_cost
 from netadapt.weights import Weights, read_weights
@@ -67,8 +67,6 @@ def resolve_splits(dataset: str | None, root: str | Path | None) -> dict[str, Da
 
 def split_of(data: Data, split: str) -> DataSplit:
     """Split ``split`` of ``data``; a missing one is a one-line error naming those it has."""
-    from netadapt.errors import DataError
-
     splits = data.splits()
     if split not in splits:
         raise DataError(f"dataset has no split {split!r}; it has: {', '.join(splits)}")

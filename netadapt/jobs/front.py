@@ -6,17 +6,21 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from netadapt.files import check_outputs, output_folder
 from netadapt.jobs.common import Announce, Data, check_memory, distributed_run
 from netadapt.search.front import compute_front, front_outputs, load_search, resolve_targets, write_front
+
+if TYPE_CHECKING:
+    from netadapt.search.front import Front, FrontPoint
 
 
 @dataclasses.dataclass(frozen=True)
 class FrontResult:
     """The front (:class:`netadapt.search.front.Front`), the folder it was written to and the files written there."""
 
-    front: object
+    front: Front
     out_dir: Path
     written: list[Path]
     unit: str
@@ -25,7 +29,7 @@ class FrontResult:
 def front(
     search_dir: Path, *, targets: list[str] | None = None, points: int | None = None, evaluate_on: str = "alpha", bn_images: int = 256,
     finetune_steps: int = 0, data: Data = Data(), out_dir: Path | None = None, device: str | None = None, max_memory: str | int | None = None,
-    auto_batch: bool = False, announce: Announce = print, on_point: Callable[[object, str], None] | None = None,
+    auto_batch: bool = False, announce: Announce = print, on_point: Callable[[FrontPoint, str], None] | None = None,
 ) -> FrontResult:
     """Derive the best architecture under each budget (``targets``, or ``points`` evenly spaced) from the search in
     ``search_dir`` and score each with the super network's weights on ``evaluate_on`` (``alpha``: the α half of the
