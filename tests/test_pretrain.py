@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
+
 import torch
 from torchvision.models import mobilenet_v2
 
 from netadapt.bases.mobilenetv2 import MobileNetV2Base
 from netadapt.data.demo import DEMO_CLASSES
-from netadapt.jobs import pretrain
 from netadapt.jobs.pretrain import PretrainSettings, pretrain_base_classifier, pretrained_demo_base, pretrained_demo_path
 from netadapt.weights import build_with_weights, read_weights
+
+pretrain = importlib.import_module("netadapt.jobs.pretrain")  # the module: ``netadapt.jobs.pretrain`` is the job
 
 # Small enough for seconds on 2 CPU cores; width 0.35 keeps MobileNetV2's layout and key names.
 TINY = PretrainSettings(width_mult=0.35, crop_size=32, num_per_class=4, num_val_per_class=2, epochs=2, batch_size=8)

@@ -31,11 +31,14 @@ def test_a_quiet_bar_draws_nothing() -> None:
 
 
 def test_quiet_reaches_the_demo_base_pretraining(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
     from netadapt import jobs
-    from netadapt.jobs import pretrain
+    from netadapt.jobs import common
 
     seen = []
+    pretrain = importlib.import_module("netadapt.jobs.pretrain")  # the module: ``jobs.pretrain`` is the job
     monkeypatch.setattr(pretrain, "pretrained_demo_base", lambda base, *, announce, progress: seen.append(progress) or "demo.pth")
-    monkeypatch.setattr(jobs, "read_weights", lambda path, *, base_name: path)
+    monkeypatch.setattr(common, "read_weights", lambda path, *, base_name: path)
     assert jobs.base_weights(None, base="mobilenetv2", data=jobs.Data(), progress=False) == "demo.pth"
     assert seen == [False]

@@ -11,9 +11,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from netadapt import genotype, reference
+from netadapt import genotype
 from netadapt.cli.main import app
 from netadapt.config import PACKAGED_CONFIGS, SearchConfig, TrainConfig
+from netadapt.jobs import reference
 from netadapt.search import space
 from netadapt.testing import run_netadapt
 

@@ -10,17 +10,9 @@ from netadapt.cli import options
 from netadapt.cli.console import print_json, stderr, stdout
 
 
+@options.with_options(network=options.network, source=options.source, machine=options.machine)
 def adapt_command(
-    base: str = options.BASE,
-    detector: str = options.DETECTOR,
-    weights: str = options.BASE_WEIGHTS,
-    data: Path = options.DATA,
-    dataset: str = options.DATASET,
-    config_file: Path = options.CONFIG,
-    overrides: list[str] = options.SET,
-    target: str = typer.Option(
-        None, "--target", help="Hard budget of the searched layers in the cost model's unit: 250M, 0.25B, or ms for latency [config: search.target]."
-    ),
+    target: str = options.TARGET,
     out: Path = typer.Option(Path("runs/adapt"), "--out", help="Run directory (search/, adapted/, base/, report.md)."),
     resume: bool = typer.Option(False, "--resume", help="Keep finished stages, continue the interrupted one."),
     select: bool = typer.Option(
@@ -28,29 +20,19 @@ def adapt_command(
         "--no-select trains the search's network (the paper's pipeline)."
     ),
     parallel: int = typer.Option(1, "--parallel", help="Selection candidates trained side by side."),
-    device: str = options.DEVICE,
-    max_memory: str = options.MAX_MEMORY,
-    auto_batch: bool = options.AUTO_BATCH,
-    quiet: bool = options.QUIET,
-    json_: bool = options.JSON,
+    network: options.Network = None, source: options.Source = None, machine: options.Machine = None,  # the blocks above
 ) -> None:
     """Search, derive, remap and train an adapted detector backbone; compare it with the base; write OUT/report.md."""
     from netadapt import jobs
-    from netadapt.config import RemapConfig, SearchConfig, SelectConfig, TrainConfig
-
-    source = jobs.Data(data, dataset)
-
-    def section(kind, name, flags=None):
-        return source.config(kind, name, config_file=config_file, overrides=overrides or [], flags=flags)
 
     report = jobs.adapt(
-        base=base, detector=detector, weights=weights, data=source,
-        search_config=section(SearchConfig, "search", {"target": target}), train_config=section(TrainConfig, "train"),
-        select_stage=select, select_config=section(SelectConfig, "select"), remap=section(RemapConfig, "remap"), parallel=parallel,
-        out_dir=out, resume=resume, device=device, progress=not quiet, max_memory=max_memory, auto_batch=auto_batch,
-        announce=lambda m: (stderr if json_ else stdout).print(m, markup=False),  # --json: stdout is JSON only
+        base=network.base, detector=network.detector, weights=network.weights, data=source.data,
+        search_config=source.config(jobs.SearchConfig, "search", {"target": target}), train_config=source.config(jobs.TrainConfig, "train"),
+        select_stage=select, select_config=source.config(jobs.SelectConfig, "select"), remap=source.config(jobs.RemapConfig, "remap"),
+        parallel=parallel, out_dir=out, resume=resume, **machine.job_options(),
+        announce=lambda m: (stderr if machine.json else stdout).print(m, markup=False),  # --json: stdout is JSON only
     )
-    if json_:
+    if machine.json:
         print_json(report.to_dict())
         return
     stdout.print(report.to_markdown(), markup=False)

@@ -21,11 +21,11 @@ def demo_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing dataset."),
 ) -> None:
     """Write the embedded demo detection dataset (COCO format, deterministic from the seed)."""
-    from netadapt.data.demo import generate_demo_dataset
+    from netadapt import jobs
     from netadapt.errors import NetadaptError
 
     try:
-        path = generate_demo_dataset(out, seed=seed, num_train=train, num_val=val, image_size=image_size, overwrite=overwrite)
+        path = jobs.demo_dataset(out, seed=seed, train=train, val=val, image_size=image_size, overwrite=overwrite)
     except NetadaptError:
         raise
     except ValueError as error:

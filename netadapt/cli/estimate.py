@@ -32,25 +32,12 @@ def estimate_command(
 ) -> None:
     """Time a few steps of every phase of the job on this device within a memory budget and project the whole schedule (search,
     training, evaluation): hours, device-days and the peak memory of every phase."""
-    import torch
-
     from netadapt import jobs
-    from netadapt.config import SearchConfig, TrainConfig, load_run_config
-    from netadapt.errors import ConfigError
-    from netadapt.jobs.estimate import dataset_sizes, estimate_job, format_table
+    from netadapt.jobs.estimate import format_table
 
-    if data is not None and images is not None:
-        raise ConfigError("give --data or --images, not both")
-    if world_size < 1 or steps < 1 or (images is not None and images < 2) or (measure_batch is not None and measure_batch < 2):
-        raise ConfigError("--world-size and --steps must be at least 1, --images and --measure-batch at least 2")
-    is_demo = jobs.Data(data, dataset).is_demo and images is None
-    search = load_run_config(SearchConfig, "search", config_file=config_file, overrides=overrides or [], demo=is_demo)
-    train = load_run_config(TrainConfig, "train", config_file=config_file, overrides=overrides or [], demo=is_demo)
-    train_images, val_images, classes = dataset_sizes(dataset, data, images=images)
-    result = estimate_job(
-        search, train, base=base, detector=detector, train_images=train_images, val_images=val_images, num_classes=classes,
-        world_size=world_size, device=device or ("cuda" if torch.cuda.is_available() else "cpu"), steps=steps, measure_batch=measure_batch,
-        max_memory=max_memory,
+    result = jobs.estimate(
+        base=base, detector=detector, data=data, dataset=dataset, images=images, config_file=config_file, overrides=overrides or [],
+        world_size=world_size, steps=steps, measure_batch=measure_batch, device=device, max_memory=max_memory,
     )
     if json_:
         print_json(result.to_dict())

@@ -41,45 +41,19 @@ def eval_command(
 ) -> None:
     """Evaluate a detector (or a detections file) with COCO's 12 bbox metrics; write them as JSON."""
     from netadapt import jobs
-    from netadapt.engine.evaluate import evaluate_coco
-    from netadapt.errors import ConfigError, DataError
-    from netadapt.files import check_output_dir, check_outputs, write_json_atomic
 
-    if (checkpoint is None) == (detections is None):
-        raise ConfigError("give either a CHECKPOINT to run or --detections FILE to score")
-    if checkpoint is not None and annotations is not None:
-        raise ConfigError(
-            "--annotations is the ground truth of --detections; a CHECKPOINT is evaluated on a dataset split "
-            "(--data DIR --split NAME), whose images it needs"
-        )
-    if batch_size < 1 or workers < 0:
-        raise ConfigError(f"--batch-size must be at least 1 and --workers at least 0, got {batch_size} and {workers}")
-    if detections is not None and annotations is not None:
-        ground_truth = annotations
-    else:
-        splits = jobs.Data(data, dataset).splits()
-        if split not in splits:
-            raise DataError(f"dataset has no split {split!r}; it has: {', '.join(splits)}")
-        ground_truth = splits[split].annotations
-    if detections is not None:
-        out = out or detections.parent
-        check_outputs([out / "metrics.json"], inputs=[detections, ground_truth])
-        out = check_output_dir(out)
-        metrics = evaluate_coco(ground_truth, detections)
-        write_json_atomic(out / "metrics.json", metrics)
-        written = [out / "metrics.json"]
-    else:
-        out = out or checkpoint.parent / "eval"
-        metrics, _ = jobs.evaluate(checkpoint, data=jobs.Data(data, dataset), split=split, out_dir=out, batch_size=batch_size, workers=workers, device=device)
-        written = [out / "detections.json", out / "metrics.json"]
+    result = jobs.evaluation(
+        checkpoint, detections=detections, annotations=annotations, data=jobs.Data(data, dataset), split=split, out_dir=out,
+        batch_size=batch_size, workers=workers, device=device,
+    )
     if json_:
-        print_json(metrics)
+        print_json(result.metrics)
         return
-    table = Table(title=f"COCO bbox metrics of {checkpoint or detections} on {ground_truth}")
+    table = Table(title=f"COCO bbox metrics of {checkpoint or detections} on {result.ground_truth}")
     table.add_column("metric")
     table.add_column("", style="dim")
     table.add_column("value", justify="right")
-    for name, value in metrics.items():
+    for name, value in result.metrics.items():
         table.add_row(name, METRIC_DESCRIPTIONS[name], f"{value:.3f}")
     stdout.print(table)
-    stdout.print("Wrote " + " and ".join(str(path) for path in written), markup=False)
+    stdout.print("Wrote " + " and ".join(str(path) for path in result.written), markup=False)

@@ -10,8 +10,6 @@ from rich.markup import escape
 from netadapt.cli import options
 from netadapt.cli.console import print_json, stdout
 
-SUFFIXES = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
-
 
 def export_command(
     checkpoint: Path = typer.Argument(..., help="Detector checkpoint (model.pth or last.pth of `netadapt train`/`adapt`).", show_default=False),
@@ -44,20 +42,9 @@ def export_command(
 
     Nothing is written if the check fails (one error line, exit code 2).
     """
-    from netadapt.data.demo import demo_image
-    from netadapt.data.images import read_rgb
-    from netadapt.detectors.model import load_detector
-    from netadapt.export import export_detector, export_rule, require_format
-    from netadapt.files import check_output_file
+    from netadapt import jobs
 
-    require_format(format)  # a missing package is reported before the checkpoint is read
-    out = check_output_file(out or checkpoint.with_name(checkpoint.stem + SUFFIXES[format]), inputs=[checkpoint, image])
-    model, spec = load_detector(checkpoint)
-    export_rule(spec.detector, model)  # a detector without one is reported before the image is read (or the demo made)
-    image = image or demo_image()
-    picture = read_rgb(image)
-    report = export_detector(model, spec, out, format=format, image=picture, tolerance=tolerance, dynamic_batch=dynamic_batch, checkpoint=checkpoint)
-    report["checkpoint"], report["image"] = str(checkpoint), str(image)
+    report = jobs.export(checkpoint, format=format, out=out, image=image, tolerance=tolerance, dynamic_batch=dynamic_batch)
     if json_:
         print_json(report)
         return

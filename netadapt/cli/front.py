@@ -10,6 +10,7 @@ from netadapt.cli import options
 from netadapt.cli.console import print_json, stderr, stdout
 
 
+@options.with_options(machine=options.machine)
 def front_command(
     search_dir: Path = typer.Argument(..., help="A finished `netadapt search` run directory (its supernet.pth, split.json)."),
     targets: str = typer.Option(
@@ -25,36 +26,14 @@ def front_command(
     data: Path = options.DATA,
     dataset: str = options.DATASET,
     out: Path = typer.Option(None, "--out", help="Output folder [default: SEARCH_DIR/front]."),
-    device: str = options.DEVICE,
-    max_memory: str = options.MAX_MEMORY,
-    auto_batch: bool = options.AUTO_BATCH,
-    quiet: bool = options.QUIET,
-    json_: bool = options.JSON,
+    machine: options.Machine = None,
 ) -> None:
     """Derive the best architecture under each budget from one search and score each with the super network's weights."""
-    import dataclasses
+    from netadapt import jobs
+    from netadapt.jobs.common import format_cost
 
-    from netadapt.cost import format_cost
-    from netadapt.engine.distributed import setup
-    from netadapt.files import check_outputs, output_folder
-    from netadapt.jobs import check_memory, resolve_splits
-    from netadapt.search.front import compute_front, front_outputs, load_search, resolve_targets, write_front
-
-    search = load_search(search_dir)
-    given = [target.strip() for target in targets.split(",") if target.strip()] if targets else None
-    resolved = resolve_targets(search, given, points)
-    splits = resolve_splits(dataset, data)
-    unit = search.table.unit
-    # The front's steps run one path at the search's batch: BatchNorm passes, evaluation, fine-tuning steps; the search's
-    # weight step (one path under fna and sampled, all of them under darts) bounds them.
-    config = check_memory(
-        "front", search.config, base=search.base, detector=search.detector, splits=splits, device=device, max_memory=max_memory,
-        auto_batch=auto_batch, announce=lambda m: stderr.print(m, markup=False), phase="search weight step",
-    )
-    search = dataclasses.replace(search, config=config)
-
-    def announce(point) -> None:
-        if quiet or json_:
+    def on_point(point, unit: str) -> None:
+        if machine.quiet or machine.json:
             return
         measured = format_cost(point.measured, unit) if point.measured is not None else "not measured"
         target = f"target {point.target_given} = {format_cost(point.target, unit)}" if point.target is not None else "base network"
@@ -64,18 +43,19 @@ def front_command(
             markup=False,
         )
 
-    out = out or search.directory / "front"
-    check_outputs(front_outputs(out, len(resolved), base=search.base_ops is not None))  # before any point is computed
-    with output_folder(out):
-        front = compute_front(search, resolved, splits, evaluate_on=evaluate_on, bn_images=bn_images, device=setup(device).device,
-            finetune_steps=finetune_steps, announce=announce)
-        written = write_front(front, out)
-    if json_:
-        print_json(front.to_dict() | {"out": str(out)})
+    result = jobs.front(
+        search_dir, targets=[target.strip() for target in targets.split(",") if target.strip()] if targets else None, points=points,
+        evaluate_on=evaluate_on, bn_images=bn_images, finetune_steps=finetune_steps, data=jobs.Data(data, dataset), out_dir=out,
+        device=machine.device, max_memory=machine.max_memory, auto_batch=machine.auto_batch,
+        announce=lambda m: stderr.print(m, markup=False), on_point=on_point,
+    )
+    out, written = result.out_dir, result.written
+    if machine.json:
+        print_json(result.front.to_dict() | {"out": str(out)})
         return
     stdout.print(
-        f"Proxy mAP: {front.to_dict()['proxy']['how']}, on {front.evaluated_on}.\n"
-        f"Costs: {front.scope}. Wrote {', '.join(str(path) for path in written[:3])} and {len(written) - 3} genotype.yaml files "
+        f"Proxy mAP: {result.front.to_dict()['proxy']['how']}, on {result.front.evaluated_on}.\n"
+        f"Costs: {result.front.scope}. Wrote {', '.join(str(path) for path in written[:3])} and {len(written) - 3} genotype.yaml files "
         f"(train one: netadapt train {out / 'point-1' / 'genotype.yaml'}).",
         markup=False,
     )

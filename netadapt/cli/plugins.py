@@ -14,9 +14,9 @@ def plugins_command(
 ) -> None:
     """List plugins (entry-point group 'netadapt'): name, version, distribution, hooks, and the names each
     overrides (override=True), registers again (a conflict) or registers without a required member."""
-    from netadapt.plugins import plugin_infos
+    from netadapt import jobs
 
-    infos = plugin_infos(include_builtins=all_)
+    infos = jobs.installed_plugins(include_builtins=all_)
     if json_:
         print_json([info.__dict__ | {"hooks": list(info.hooks), "notes": list(info.notes)} for info in infos])
         return

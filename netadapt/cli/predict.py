@@ -19,28 +19,9 @@ def predict_command(
     json_: bool = options.JSON,
 ) -> None:
     """Detect objects in images and draw them into PNG files (one per image)."""
-    import torch
+    from netadapt import jobs
 
-    from netadapt.data.images import read_rgb
-    from netadapt.detectors.model import load_detector
-    from netadapt.engine.predict import detect, draw_detections, output_names, write_png
-    from netadapt.files import check_outputs, output_folder
-
-    pictures = [read_rgb(path) for path in images]  # every file is checked before anything is written or loaded
-    names = output_names(images)
-    check_outputs([out / name for name in names], inputs=[*images, checkpoint])  # never draws over an input picture
-    written = []
-    with output_folder(out):
-        model, spec = load_detector(checkpoint)
-        target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        model.to(target)
-        for path, picture, name in zip(images, pictures, names):
-            detections = detect(model, picture, input_size=spec.input_size, device=target)
-            drawn = draw_detections(picture, detections, class_names=spec.class_names, score_threshold=score)
-            destination = out / name
-            write_png(drawn, destination)
-            kept = int((detections["scores"] >= score).sum())
-            written.append({"image": str(path), "out": str(destination), "detections": kept})
+    written = jobs.predict(images, checkpoint=checkpoint, out_dir=out, score=score, device=device)
     if json_:
         print_json(written)
         return

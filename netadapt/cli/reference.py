@@ -11,7 +11,7 @@ def config_command(
 ) -> None:
     """Every key of the YAML files netadapt reads: section, type, default, unit, who reads it (the core or a plugin:
     the installed plugins' options are listed), what it does."""
-    from netadapt.reference import config_json, config_markdown
+    from netadapt.jobs.reference import config_json, config_markdown
 
     typer.echo(config_json(section) if json_ else config_markdown(section), nl=json_)
 
@@ -20,6 +20,6 @@ def spaces_command(
     json_: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """The registered search spaces: depths, searched stages, candidates, what makes a base fit."""
-    from netadapt.reference import spaces_json, spaces_markdown
+    from netadapt.jobs.reference import spaces_json, spaces_markdown
 
     typer.echo(spaces_json() if json_ else spaces_markdown(), nl=json_)

@@ -10,46 +10,31 @@ from netadapt.cli import options
 from netadapt.cli.console import print_json, stderr, stdout
 
 
+@options.with_options(network=options.network, source=options.source, machine=options.machine)
 def search_command(
-    base: str = options.BASE,
-    detector: str = options.DETECTOR,
-    weights: str = options.BASE_WEIGHTS,
     space: str = typer.Option(None, "--space", help="Search space: a registered name (fna) or a YAML file [config: search.space]."),
     strategy: str = typer.Option(None, "--strategy", help="Search strategy plugin [config: search.strategy]."),
     cost: str = typer.Option(None, "--cost", help="Cost model of the cost term: madds, params, or one a plugin registers [config: search.cost_model]."),
     cost_table: Path = typer.Option(
         None, "--cost-table", help="A cost table measured elsewhere (e.g. on the target device), read instead of measuring [config: search.cost_table]."
     ),
-    target: str = typer.Option(
-        None, "--target", help="Hard budget of the searched layers in the cost model's unit: 250M, 0.25B, or ms for latency [config: search.target]."
-    ),
-    data: Path = options.DATA,
-    dataset: str = options.DATASET,
-    config_file: Path = options.CONFIG,
-    overrides: list[str] = options.SET,
+    target: str = options.TARGET,
     epochs: int = typer.Option(None, "--epochs", help="Override search.epochs."),
     out: Path = typer.Option(Path("runs/search"), "--out", help="Run directory."),
-    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last.pth."),
-    force: bool = typer.Option(False, "--force", help="Start over in an OUT that holds a resumable run (its last.pth is deleted)."),
-    device: str = options.DEVICE,
-    max_memory: str = options.MAX_MEMORY,
-    auto_batch: bool = options.AUTO_BATCH,
-    quiet: bool = options.QUIET,
-    json_: bool = options.JSON,
+    resume: bool = options.RESUME,
+    force: bool = options.FORCE,
+    network: options.Network = None, source: options.Source = None, machine: options.Machine = None,  # the blocks above
 ) -> None:
     """Search an architecture for the detector, starting from the base network's weights; write OUT/genotype.yaml."""
     from netadapt import jobs
-    from netadapt.config import SearchConfig
-    from netadapt.cost import format_cost
+    from netadapt.jobs.common import format_cost
 
-    source = jobs.Data(data, dataset)
     flags = {"epochs": epochs, "space": space, "strategy": strategy, "cost_model": cost, "cost_table": str(cost_table) if cost_table else None,
              "target": target}
-    config = source.config(SearchConfig, "search", config_file=config_file, overrides=overrides or [], flags=flags)
     result = jobs.search(
-        base=base, detector=detector, weights=weights, data=source, config=config, out_dir=out, resume=resume, force=force,
-        device=device, progress=not quiet, announce=lambda message: stderr.print(message, markup=False), max_memory=max_memory,
-        auto_batch=auto_batch,
+        base=network.base, detector=network.detector, weights=network.weights, data=source.data,
+        config=source.config(jobs.SearchConfig, "search", flags), out_dir=out, resume=resume, force=force, **machine.job_options(),
+        announce=lambda message: stderr.print(message, markup=False),
     )
     summary = {
         "out": str(result.out_dir),
@@ -68,7 +53,7 @@ def search_command(
         "alpha_gap_mean": round(result.decision["gap_mean"], 4),
         "alpha_top1_mean_at_final_temperature": round(result.decision["top1_mean_at_final_temperature"], 4),
     }
-    if json_:
+    if machine.json:
         print_json(summary)
         return
     stdout.print(result.genotype.to_yaml().split("stages:")[1].strip(), markup=False)

@@ -10,6 +10,7 @@ from netadapt.cli import options
 from netadapt.cli.console import print_json, stderr, stdout
 
 
+@options.with_options(source=options.source)
 def select_command(
     search_dir: Path = typer.Argument(None, help="A finished search (its α, table, network and target); without one, the pool is the baselines and the score's choices.",
                                       show_default=False),
@@ -19,10 +20,6 @@ def select_command(
     weights: str = typer.Option(
         None, "--weights", help="Base weights the candidates are remapped from: a .pth, 'imagenet' or 'none' (default on the demo: the demo base)."
     ),
-    data: Path = options.DATA,
-    dataset: str = options.DATASET,
-    config_file: Path = options.CONFIG,
-    overrides: list[str] = options.SET,
     out: Path = typer.Option(Path("runs/select"), "--out", help="Selection directory."),
     parallel: int = typer.Option(1, "--parallel", help="Candidates trained side by side (worker processes of one thread each)."),
     resume: bool = typer.Option(False, "--resume", help="Continue a stopped selection in OUT (finished trainings are kept)."),
@@ -30,22 +27,17 @@ def select_command(
     max_memory: str = options.MAX_MEMORY,
     quiet: bool = options.QUIET,
     json_: bool = options.JSON,
+    source: options.Source = None,
 ) -> None:
     """Choose the network to train under a budget: baselines, the search's network and score-chosen candidates, narrowed
     by successive halving on held-out training images; write OUT/selection.json and OUT/genotype.yaml."""
     from netadapt import jobs
-    from netadapt.config import RemapConfig, SearchConfig, SelectConfig, TrainConfig
-    from netadapt.cost import format_cost
-
-    source = jobs.Data(data, dataset)
-
-    def section(kind, name):
-        return source.config(kind, name, config_file=config_file, overrides=overrides or [])
+    from netadapt.jobs.common import format_cost
 
     result = jobs.select(
-        search_dir, target=target, base=base, detector=detector, weights=weights, data=source, config=section(SelectConfig, "select"),
-        train_config=section(TrainConfig, "train"), search_config=section(SearchConfig, "search"), remap=section(RemapConfig, "remap"),
-        out_dir=out, parallel=parallel, resume=resume, force=force, max_memory=max_memory,
+        search_dir, target=target, base=base, detector=detector, weights=weights, data=source.data, config=source.config(jobs.SelectConfig, "select"),
+        train_config=source.config(jobs.TrainConfig, "train"), search_config=source.config(jobs.SearchConfig, "search"),
+        remap=source.config(jobs.RemapConfig, "remap"), out_dir=out, parallel=parallel, resume=resume, force=force, max_memory=max_memory,
         announce=(lambda m: None) if quiet and not json_ else (lambda m: stderr.print(m, markup=False)),
     )
     summary = {

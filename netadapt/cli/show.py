@@ -16,17 +16,10 @@ def show_command(
     png: Path = typer.Option(None, "--png", help="Also draw the architecture into this PNG file."),
 ) -> None:
     """Print every layer (stage, layer, op, channels, stride, params, MAdds); draw it with --png."""
-    from netadapt.config import check_input_size
-    from netadapt.cost.breakdown import genotype_cost
-    from netadapt.files import check_output_file
-    from netadapt.genotype import load_genotype
+    from netadapt import jobs
 
-    genotype = load_genotype(genotype_file)
-    if input_size is not None:
-        check_input_size(input_size, "--input-size")
-    if png is not None:
-        check_output_file(png, inputs=[genotype_file])
-    breakdown = genotype_cost(genotype, input_size=input_size, where=str(genotype_file))
+    shown = jobs.show(genotype_file, input_size=input_size, png=png)
+    genotype, breakdown = shown.genotype, shown.breakdown
     table = Table(title=f"{genotype_file} ({genotype.base}, width ×{genotype.width_mult:g})")
     for column in ("stage", "layer", "op", "channels", "stride"):
         table.add_column(column)
@@ -44,7 +37,4 @@ def show_command(
     if genotype.width_mult != 1:
         stdout.print(f"Channels as built at width ×{genotype.width_mult:g}; the genotype's are nominal (width 1).")
     if png is not None:
-        from netadapt.plots import draw_architecture
-
-        draw_architecture(genotype, png, title=genotype_file.stem)
         stdout.print(f"Wrote {png}", markup=False)

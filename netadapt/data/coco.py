@@ -38,6 +38,7 @@ from netadapt.errors import DataError, NetadaptWarning
 
 REQUIRED_KEYS = ("images", "annotations", "categories")
 BACKGROUND = "__background__"
+COCO_VAL_IMAGES, COCO_CLASSES = 5000, 81  # COCO 2017: val2017's images; 80 categories and the background
 MAX_IMAGE_SIDE = 1 << 20  # pixels; a larger side is a typo or a crafted file, not an image PIL would open
 
 Sample = tuple[tv_tensors.Image, dict[str, Any]]

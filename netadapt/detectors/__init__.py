@@ -8,7 +8,7 @@ The model is a torchvision-style detection model: ``model(images, targets)`` in 
 a dict of losses, ``model(images)`` in eval mode a list of ``{"boxes", "scores", "labels"}``
 (labels 1..C-1, never the background 0). Its ``backbone`` holds the base network as
 ``backbone.body`` (state-dict keys ``backbone.body.<base key>``, which
-:func:`netadapt.detectors.model.init_backbone` fills with remapped base weights), any further
+:func:`netadapt.jobs.train.init_backbone` fills with remapped base weights), any further
 layers as other children of ``backbone`` (``extras``, ``fpn``, ...), and ``head`` maps the list of
 ``backbone(x)``'s feature maps to a dict of tensors (:class:`netadapt.detectors.cost.CoreForward`).
 

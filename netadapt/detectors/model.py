@@ -21,8 +21,7 @@ from netadapt.cost.footprint import check_memory, genotype_footprint
 from netadapt.errors import ConfigError, WeightsError
 from netadapt.files import load_torch_file, save_torch_atomic
 from netadapt.genotype import Genotype, genotype_from_data
-from netadapt.remap.base import remap_base
-from netadapt.weights import Weights, load_state_dict_strict
+from netadapt.weights import load_state_dict_strict
 
 DETECTOR_FORMAT = "netadapt-detector"
 DETECTOR_VERSION = 1
@@ -101,20 +100,6 @@ def build_detector(spec: DetectorSpec, *, where: str = "detector") -> nn.Module:
     check_detector_memory(spec.genotype, input_size=spec.input_size, num_classes=spec.num_classes, where=where)
     body = plugins.bases().get(spec.base).build(spec.genotype)
     return build_detector_on(body, spec.detector, num_classes=spec.num_classes, input_size=spec.input_size, options=spec.options)
-
-
-def init_backbone(model: nn.Module, spec: DetectorSpec, weights: Weights, *, mode: str = "fna") -> int:
-    """Remap base ``weights`` into the detector's backbone (Section 2.1; ``mode``: ``fna`` or ``preserve``); returns
-    the layers remapped.
-
-    The base's classifier is not part of a detector, so its keys are left out.
-    """
-    result = remap_base(spec.genotype, base_name=spec.base, weights=weights, mode=mode)
-    body = model.backbone.body
-    wanted = body.state_dict()
-    state = {key: value for key, value in result.network.state_dict().items() if key in wanted}
-    load_state_dict_strict(body, state, source=weights.source)
-    return len(result.report.copied)
 
 
 def detector_checkpoint(spec: DetectorSpec, model: nn.Module) -> dict[str, Any]:

@@ -19,20 +19,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from netadapt import plugins
-from netadapt.config import SearchConfig, TrainConfig
+from netadapt.cache import cache_root
 from netadapt.cost import format_cost
-from netadapt.data.sources import DataSplit
 from netadapt.detectors.cost import detector_cost
-from netadapt.detectors.model import DetectorSpec, build_detector, init_backbone, options_from_config
-from netadapt.engine import distributed
-from netadapt.engine.rundir import run_directory
-from netadapt.engine.train import train_detector
+from netadapt.detectors.model import DetectorSpec, build_detector, options_from_config
+from netadapt.errors import ConfigError
 from netadapt.files import write_json_atomic, write_text_atomic
 from netadapt.genotype import Genotype, load_genotype
-from netadapt.search.loop import run_search
+from netadapt.jobs.common import (
+    Announce, Data, RemapConfig, SearchConfig, SelectConfig, TrainConfig, base_weights, check_memory, distributed_run, num_classes, pretrain,
+)
+from netadapt.jobs.pretrain import pretrained_demo_path
+from netadapt.jobs.search import search
+from netadapt.jobs.select import selected_network
+from netadapt.jobs.train import train
+from netadapt.search.loop import preflight_search
 from netadapt.weights import Weights
 
 
@@ -153,36 +155,58 @@ def _stage_lines(genotype: dict[str, Any]) -> list[str]:
     return [f"[[{c_in}, {c_out}], [{', '.join(ops)}], {stride}]" for (c_in, c_out), ops, stride in genotype["stages"]]
 
 
-def run_adapt(
+def adapt(
     *,
-    base: str,
-    detector: str,
-    weights: Weights | None,
-    splits: dict[str, DataSplit],
-    dataset_name: str,
-    search_config: SearchConfig,
-    train_config: TrainConfig,
-    out_dir: str | Path,
+    base: str = "mobilenetv2",
+    detector: str = "ssdlite",
+    weights: str | Weights | None = None,
+    data: Data = Data(),
+    search_config: SearchConfig | None = None,
+    train_config: TrainConfig | None = None,
+    out_dir: str | Path = "runs/adapt",
     resume: bool = False,
     device: str | None = None,
     progress: bool = True,
-    cache_dir: Path | None = None,
-    announce=print,
-    extra_hours: dict[str, float] | None = None,
-    choose=None,
-    remap_mode: str = "fna",
+    announce: Announce = print,
+    select_stage: bool = True,
+    select_config: SelectConfig | None = None,
+    remap: RemapConfig | None = None,
+    parallel: int = 1,
+    max_memory: str | int | None = None,
+    auto_batch: bool = False,
 ) -> AdaptReport:
-    """Run the pipeline (see the module docstring); ``extra_hours`` adds stages timed by the caller (demo pretraining).
-    ``choose(search_dir) -> (genotype, selection)``, when given, is the selection stage between search and training
-    (``netadapt select``): the network it returns is the one trained, and its decision goes into the report."""
+    """The whole method (module docstring) into ``out_dir``: the search job, the selection job (under a target —
+    ``search.target`` or ``select.target`` — and with ``select_stage``: in ``out_dir/select``, its winner is trained),
+    then the train job on the adapted network and on the base for comparison; ``report.md`` / ``report.json``.
+
+    Before anything trains: the search's target and prior, a bad training option (on the base network: the derived one
+    is not known yet), and the memory of the search step and the training step. The demo base's pretraining, when it
+    runs, is timed apart. With ``resume``, finished stages are kept and an interrupted one continues."""
+    search_config = search_config or data.config(SearchConfig, "search")
+    train_config = train_config or data.config(TrainConfig, "train")
+    splits = data.splits()
+    preflight_search(base, search_config, cache_dir=cache_root() / "cost_tables")  # before any training
+    memory = {"base": base, "detector": detector, "splits": splits, "device": device, "max_memory": max_memory, "auto_batch": auto_batch,
+              "announce": announce}
+    search_config = check_memory("search", search_config, **memory)
+    train_config = check_memory("train", train_config, **memory)
+    base_genotype = plugins.bases().get(base).base_genotype()
+    # The training options are checked now, on the base network: a bad one must not wait for the search to end.
+    classes = ["__background__"] + [str(label) for label in range(1, num_classes(splits))]
+    train_options = options_from_config(detector, train_config)
+    build_detector(DetectorSpec(detector, base, base_genotype, classes, train_config.input_size, train_options))
+    started = time.perf_counter()
+    pretraining = data.is_demo and weights is None and not pretrained_demo_path(base).is_file()
+    source = base_weights(weights, base=base, data=data, progress=progress, announce=announce)
+    extra_hours = {"base pretraining on demo crops": (time.perf_counter() - started) / 3600} if pretraining else {}
+    select_config = select_config or data.config(SelectConfig, "select")
+    remap = remap or data.config(RemapConfig, "remap")
+    if select_stage and (search_config.target is not None or select_config.target is not None) and isinstance(weights, Weights):
+        raise ConfigError("adapt: the selection stage trains candidates in worker processes: give the weights as a file, 'imagenet' or 'none'")
+    jobs = {"base": base, "detector": detector, "weights": source if source is not None else "none", "data": data, "device": device,
+            "progress": progress, "announce": announce, "max_memory": max_memory, "auto_batch": auto_batch, "force_option": None}  # no --force
     out_dir = Path(out_dir)
-    context = distributed.setup(device)
-    try:
-        train_set = splits["train"].open(train=True, input_size=train_config.input_size)
-        base_genotype = plugins.bases().get(base).base_genotype()
-        train_options = options_from_config(detector, train_config)
-        # The training options are checked now, on the base network: a bad one must not wait for the search to end.
-        build_detector(DetectorSpec(detector, base, base_genotype, train_set.class_names, train_config.input_size, train_options))
+    with distributed_run(device) as context:
         hours: dict[str, float] = {}
         search_dir = out_dir / "search"
         started = time.perf_counter()
@@ -190,47 +214,43 @@ def run_adapt(
             announce(f"Search: done before, {search_dir / 'genotype.yaml'}")
         else:
             announce("Search: the base network remapped into the super network, α and weights trained alternately")
-            continuing = resume and (search_dir / "last.pth").is_file()
-            with run_directory(search_dir, resume=continuing, enabled=context.is_main, force_option=None):  # locked, not started over by mistake
-                run_search(
-                    base_name=base, detector_name=detector, weights=weights, config=search_config, train_split=splits["train"],
-                    out_dir=search_dir, resume=continuing, context=context, progress=progress, cache_dir=cache_dir,
-                )
-        hours["search"] = _hours_of(search_dir, "search", started, resume)
+            search(config=search_config, out_dir=search_dir, resume=resume and (search_dir / "last.pth").is_file(), **jobs)
+        hours["search"] = _hours_of(search_dir, "search", started, resume, context.is_main)
         genotype, selection = load_genotype(search_dir / "genotype.yaml"), None
-        if choose is not None:
+        if select_stage and (search_config.target is not None or select_config.target is not None):
             started = time.perf_counter()
-            genotype, selection = choose(search_dir)
-            hours["selection"] = _hours_of(out_dir / "select", "selection", started, resume)
+            weights_file = weights if weights is not None else (pretrain(base, progress=False, announce=None) if data.is_demo else "none")
+            genotype, selection = selected_network(
+                search_dir, base=base, detector=detector, weights=weights_file, data=data, config=select_config, train_config=train_config,
+                remap=remap, out_dir=out_dir / "select", parallel=parallel, resume=resume, force=not resume, max_memory=max_memory,
+                announce=announce,
+            )
+            hours["selection"] = _hours_of(out_dir / "select", "selection", started, resume, context.is_main)
         genotype = Genotype(**{**genotype.__dict__, "input_size": train_config.input_size})
 
-        val_set = splits["val"].open(train=False, input_size=train_config.input_size)
         networks = []
         for name, stage, architecture in (
             (f"adapted ({selection['winner']})" if selection else "adapted (searched)", "final training", genotype),
             (f"{base} (base)", "base training (for comparison)", base_genotype),
         ):
             run_dir = out_dir / ("adapted" if name.startswith("adapted") else "base")
-            spec = DetectorSpec(detector, base, architecture, train_set.class_names, train_config.input_size, train_options)
             started = time.perf_counter()
             if resume and (run_dir / "metrics.json").is_file():
                 metrics = json.loads((run_dir / "metrics.json").read_text())
             else:
                 announce(f"Training the {name} detector: backbone remapped from the base weights (Section 2.1)")
-                result = train_detector(
-                    spec, train_config, train_set=train_set, val_set=val_set, out_dir=run_dir,
-                    init=(lambda model, spec=spec: init_backbone(model, spec, weights, mode=remap_mode)) if weights is not None else None,
-                    resume=resume, context=context, progress=progress, force_option=None,  # adapt has no --force
-                )
-                metrics = result.metrics
-            hours[stage] = _hours_of(run_dir, stage, started, resume)
+                metrics = train(
+                    architecture, config=train_config, remap=remap, out_dir=run_dir, resume=resume and (run_dir / "last.pth").is_file(), **jobs,
+                ).metrics
+            hours[stage] = _hours_of(run_dir, stage, started, resume, context.is_main)
+            spec = DetectorSpec(detector, base, architecture, classes, train_config.input_size, train_options)
             cost = detector_cost(build_detector(spec), input_size=train_config.input_size)
             networks.append(NetworkRow(name, architecture.to_dict(), cost["params"], cost["madds"], metrics))
         hours["total"] = hours["search"] + hours.get("selection", 0.0) + hours["final training"]
-        hours.update(extra_hours or {})
+        hours.update(extra_hours)
         report = AdaptReport(
-            base=base, detector=detector, dataset=dataset_name, input_size=train_config.input_size,
-            device=context.device.type, world_size=context.world_size, weights=weights.source if weights else "random initialisation",
+            base=base, detector=detector, dataset=data.name, input_size=train_config.input_size,
+            device=context.device.type, world_size=context.world_size, weights=source.source if source else "random initialisation",
             networks=networks, hours=hours,
             search_cost=json.loads((search_dir / "cost.json").read_text()) if (search_dir / "cost.json").is_file() else None,
             selection=selection,
@@ -239,17 +259,15 @@ def run_adapt(
             write_json_atomic(out_dir / "report.json", report.to_dict())
             write_text_atomic(out_dir / "report.md", report.to_markdown())
         return report
-    finally:
-        distributed.teardown()
 
 
-def _hours_of(run_dir: Path, stage: str, started: float, resume: bool) -> float:
+def _hours_of(run_dir: Path, stage: str, started: float, resume: bool, is_main: bool) -> float:
     """Wall-clock hours of a stage; a stage finished in an earlier run keeps the time it recorded then."""
     record = run_dir / "stage_time.json"
     if resume and record.is_file():
         return json.loads(record.read_text())["hours"]
     hours = (time.perf_counter() - started) / 3600
-    if torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_rank() != 0:
+    if not is_main:
         return hours
     write_json_atomic(record, {"stage": stage, "hours": hours})
     return hours

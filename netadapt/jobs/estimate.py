@@ -36,13 +36,15 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from netadapt.config import SearchConfig, TrainConfig
+from netadapt.config import SearchConfig, TrainConfig, load_run_config
+from netadapt.data.coco import COCO_CLASSES, COCO_VAL_IMAGES
 from netadapt.engine.memory import MIN_BATCH, Budget, format_bytes, memory_budget
 from netadapt.engine.precision import Precision
 from netadapt.errors import MemoryBudgetError
@@ -230,17 +232,40 @@ def format_table(estimate: Estimate) -> list[str]:
     return lines
 
 
-COCO_VAL_IMAGES, COCO_CLASSES = 5000, 81  # val2017; 80 categories and the background
-
-
 def dataset_sizes(dataset: str | None, data: Path | None, *, images: int | None) -> tuple[int, int, int]:
     """(training images, val images, classes with the background): from the annotations of the dataset
     (the embedded demo without one), or ``images`` with COCO 2017's val size and classes."""
     if images is not None:
         return images, COCO_VAL_IMAGES, COCO_CLASSES
     from netadapt.data.coco import read_json
-    from netadapt.jobs import resolve_splits
+    from netadapt.jobs.common import resolve_splits
 
     splits = resolve_splits(dataset, data)
     train, val = (read_json(splits[name].annotations) for name in ("train", "val"))
     return len(train.get("images", [])), len(val.get("images", [])), len(train.get("categories", [])) + 1
+
+
+def estimate(
+    *, base: str = "mobilenetv2", detector: str = "ssdlite", data: Path | None = None, dataset: str | None = None, images: int | None = None,
+    config_file: Path | None = None, overrides: Sequence[str] = (), world_size: int = 1, steps: int = 2, measure_batch: int | None = None,
+    device: str | None = None, max_memory: str | int | None = None,
+) -> Estimate:
+    """``netadapt estimate``: :func:`estimate_job` of the search and training ``config_file`` and ``overrides`` configure
+    (the demo's packaged config on the demo), on the images of dataset ``dataset`` in ``data`` (the demo without either)
+    or on ``images`` training images of a COCO-sized dataset; ``device`` by default CUDA when there is one."""
+    from netadapt.errors import ConfigError
+    from netadapt.jobs.common import Data
+
+    if data is not None and images is not None:
+        raise ConfigError("give --data or --images, not both")
+    if world_size < 1 or steps < 1 or (images is not None and images < 2) or (measure_batch is not None and measure_batch < 2):
+        raise ConfigError("--world-size and --steps must be at least 1, --images and --measure-batch at least 2")
+    demo = Data(data, dataset).is_demo and images is None
+    search = load_run_config(SearchConfig, "search", config_file=config_file, overrides=overrides, demo=demo)
+    train = load_run_config(TrainConfig, "train", config_file=config_file, overrides=overrides, demo=demo)
+    train_images, val_images, classes = dataset_sizes(dataset, data, images=images)
+    return estimate_job(
+        search, train, base=base, detector=detector, train_images=train_images, val_images=val_images, num_classes=classes,
+        world_size=world_size, device=device or ("cuda" if torch.cuda.is_available() else "cpu"), steps=steps, measure_batch=measure_batch,
+        max_memory=max_memory,
+    )

@@ -17,6 +17,7 @@ unfinished one continues from its ``last.pth``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -41,6 +42,7 @@ from netadapt.select.pool import Candidate, build_pool, random_pool
 from netadapt.select.score import ScoreTable, remap_aware_scores, score_key
 
 Announce = Callable[[str], None]
+TrainCandidate = Callable[["RungJob"], Any]  # a job's training: its result has ``metrics``, ``seconds``, ``iterations``
 
 
 @dataclass
@@ -150,23 +152,16 @@ class RungJob:
     threads: int | None
 
 
-def train_rung(job: RungJob) -> dict[str, Any]:
-    """Train one candidate of a rung (``OUT/rungs/R-NAME/result.json`` when finished: kept, not trained again)."""
-    from netadapt import jobs
-    from netadapt.genotype import genotype_from_data
-
+def train_rung(job: RungJob, train_candidate: TrainCandidate) -> dict[str, Any]:
+    """Train one candidate of a rung with ``train_candidate`` (``OUT/rungs/R-NAME/result.json`` when finished: kept, not
+    trained again)."""
     out = Path(job.out_dir)
     done = out / "result.json"
     if done.is_file():
         return json.loads(done.read_text())
     if job.threads is not None:
         torch.set_num_threads(job.threads)
-    resume = job.resume and (out / "last.pth").is_file()
-    result = jobs.train(
-        genotype_from_data(job.genotype), detector=job.detector, weights=job.weights, data=jobs.Data(root=job.data_root),
-        config=TrainConfig(**job.train_config), remap=RemapConfig(mode=job.remap_mode), out_dir=out,
-        resume=resume, force=not resume, progress=False, announce=lambda _: None,
-    )
+    result = train_candidate(job)
     metrics = result.metrics or {}
     record = {"name": job.name, "map": 100 * metrics.get("AP", float("nan")), "map50": 100 * metrics.get("AP50", float("nan")),
               "seconds": round(result.seconds, 1), "iterations": result.iterations}
@@ -192,8 +187,11 @@ def run_select(
     resume: bool = False,
     cache_dir: Path | None = None,
     announce: Announce = print,
+    train_candidate: TrainCandidate,
 ) -> SelectResult:
-    """The selection (module docstring) into ``out_dir``."""
+    """The selection (module docstring) into ``out_dir``; ``train_candidate(job)`` trains a rung's candidate (the train
+    job's, :func:`netadapt.jobs.select.train_candidate`): a module's function, which the rungs' worker processes receive
+    by name."""
     started = time.perf_counter()
     out_dir = Path(out_dir)
     data_root, kept_ids, held_ids = held_out_split(
@@ -228,7 +226,7 @@ def run_select(
             for c in alive
         ]
         announce(f"Rung {number + 1}/{len(config.rung_epochs)}: {len(jobs_)} candidates × {epochs} epochs")
-        records = _run_all(jobs_, parallel)
+        records = _run_all(jobs_, parallel, train_candidate)
         rung_scores = {}
         for candidate, record in zip(alive, records):
             rungs[candidate.name].append({"rung": number, "epochs": epochs, **{k: record[k] for k in ("map", "map50", "seconds")}})
@@ -295,10 +293,11 @@ def score_table(space: Space, weights, data_root: Path, config: SelectConfig, re
     return table
 
 
-def _run_all(jobs_: list[RungJob], parallel: int) -> list[dict]:
+def _run_all(jobs_: list[RungJob], parallel: int, train_candidate: TrainCandidate) -> list[dict]:
     """Every job's record, in order: in this process, or in ``parallel`` worker processes of one thread each."""
+    train = functools.partial(train_rung, train_candidate=train_candidate)
     if parallel <= 1 or len(jobs_) <= 1:
-        return [train_rung(job) for job in jobs_]
+        return [train(job) for job in jobs_]
     with ProcessPoolExecutor(max_workers=min(parallel, len(jobs_)), mp_context=get_context("spawn")) as executor:
-        return list(executor.map(train_rung, jobs_))
+        return list(executor.map(train, jobs_))
 

@@ -16,9 +16,10 @@ from netadapt import plugins
 from netadapt.config import SearchConfig, TrainConfig
 from netadapt.detectors import Detector
 from netadapt.detectors.cost import CoreForward, detector_cost
-from netadapt.detectors.model import DetectorSpec, build_detector, init_backbone, options_from_config
+from netadapt.detectors.model import DetectorSpec, build_detector, options_from_config
 from netadapt.errors import ConfigError
 from netadapt.genotype import genotype_from_data, load_genotype
+from netadapt.jobs.train import init_backbone
 from netadapt.remap.base import remap_base
 from netadapt.search.space import load_search_space
 from netadapt.search.supernet import ArchitectureParameters, build_supernet
