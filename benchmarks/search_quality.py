@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", default=None, help="base weights: a file, 'imagenet' or 'none' (default: the demo's pretrained base)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--budget-s", type=float, default=150.0, help="wall-clock seconds of darts's search per seed (sampled gets what darts takes)")
-    parser.add_argument("--max-epochs", type=int, default=40)
+    parser.add_argument("--max-epochs", type=int, default=40, help="the most search epochs a strategy gets (1: no calibration)")
     parser.add_argument("--search-input-size", type=int, default=128)
     parser.add_argument("--search-batch-size", type=int, default=8)
     parser.add_argument("--sample-k", type=int, default=1, help="sampled's paths per step (search.strategy_options.k)")
@@ -87,6 +87,10 @@ def main(argv: list[str] | None = None) -> int:
 
     epochs, budget = {}, args.budget_s
     for strategy in STRATEGIES:  # darts first: its epochs are the coarse unit, sampled gets the time they take
+        if args.max_epochs == 1:  # one epoch each whatever the budget: nothing to calibrate
+            epochs[strategy] = 1
+            print(f"{strategy}: 1 epoch of {iterations_per_epoch} iterations (--max-epochs 1: not calibrated)", flush=True)
+            continue
         timing = calibrate(replace(search, strategy=strategy, strategy_options=options[strategy]), weights, splits["train"])
         epochs[strategy] = epochs_for(budget, timing, iterations_per_epoch, args.max_epochs)
         planned = estimate(epochs[strategy], timing, iterations_per_epoch)
