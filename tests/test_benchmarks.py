@@ -51,13 +51,6 @@ def random_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def tiny_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from netadapt.testing import demo_dataset
-
-    return demo_dataset(tmp_path_factory.mktemp("data") / "demo")
-
-
-@pytest.fixture(scope="module")
 def svr(tmp_path_factory: pytest.TempPathFactory, random_weights: Path) -> Path:
     """A finished ``search_vs_random.py`` run: one search (seed 0), one random draw, the base with seeds 0 and 1."""
     out = tmp_path_factory.mktemp("search_vs_random")
@@ -124,9 +117,9 @@ def test_training_budget(svr: Path, random_weights: Path, tmp_path: Path) -> Non
     assert max(record.get("epoch", 0) for record in records) == 1  # --epochs replaced the config's train.epochs
 
 
-def test_remap_vs_random(tiny_demo: Path, random_weights: Path, tmp_path: Path) -> None:
+def test_remap_vs_random(tiny_data: Path, random_weights: Path, tmp_path: Path) -> None:
     result = run_benchmark("remap_vs_random", "--seeds", "0", "--epochs", "1", "--input-size", "64", "--batch-size", "4", "--workers", "0",
-                           "--data", tiny_demo, "--weights", random_weights, "--out", tmp_path / "runs", "--json", tmp_path / "out.json")
+                           "--data", tiny_data, "--weights", random_weights, "--out", tmp_path / "runs", "--json", tmp_path / "out.json")
     summary = json.loads((tmp_path / "out.json").read_text())
     assert [len(summary["runs"][name]) for name in ("remapped", "random")] == [1, 1]
     assert all(0 <= run["AP"] <= 1 and math.isfinite(run["final_loss"]) for runs in summary["runs"].values() for run in runs)
@@ -134,9 +127,9 @@ def test_remap_vs_random(tiny_demo: Path, random_weights: Path, tmp_path: Path) 
     assert result.stdout.count("remapped from") == 1  # the remapped arm only: the random one starts from random initialisation
 
 
-def test_search_quality(tiny_demo: Path, random_weights: Path, tmp_path: Path) -> None:
+def test_search_quality(tiny_data: Path, random_weights: Path, tmp_path: Path) -> None:
     run_benchmark("search_quality", "--seeds", "0", "--max-epochs", "1", "--search-input-size", "64", "--search-batch-size", "2",
-                  "--train-input-size", "64", "--train-batch-size", "4", "--train-epochs", "1", "--workers", "0", "--data", tiny_demo,
+                  "--train-input-size", "64", "--train-batch-size", "4", "--train-epochs", "1", "--workers", "0", "--data", tiny_data,
                   "--weights", random_weights, "--out", tmp_path / "runs", "--json", tmp_path / "quality.json")
     summary = json.loads((tmp_path / "quality.json").read_text())
     assert summary["epochs"] == {"darts": 1, "sampled": 1}
@@ -147,16 +140,16 @@ def test_search_quality(tiny_demo: Path, random_weights: Path, tmp_path: Path) -
 
 
 @pytest.mark.slow
-def test_search_quality_calibrates(tiny_demo: Path, random_weights: Path, tmp_path: Path) -> None:
+def test_search_quality_calibrates(tiny_data: Path, random_weights: Path, tmp_path: Path) -> None:
     """With more than one epoch to choose from, each strategy's seconds per iteration are measured first (~1.5 min)."""
     result = run_benchmark("search_quality", "--seeds", "0", "--max-epochs", "2", "--budget-s", "1", "--search-input-size", "64",
                            "--search-batch-size", "2", "--train-input-size", "64", "--train-batch-size", "4", "--train-epochs", "1",
-                           "--workers", "0", "--data", tiny_demo, "--weights", random_weights, "--out", tmp_path / "runs")
+                           "--workers", "0", "--data", tiny_data, "--weights", random_weights, "--out", tmp_path / "runs")
     assert result.stdout.count("s per weight-only iteration") == 2
 
 
-def test_score_vs_trained(tiny_demo: Path, random_weights: Path, tmp_path: Path) -> None:
-    run_benchmark("score_vs_trained", "--data", tiny_demo, "--weights", random_weights, "--set", "select.score_images=2",
+def test_score_vs_trained(tiny_data: Path, random_weights: Path, tmp_path: Path) -> None:
+    run_benchmark("score_vs_trained", "--data", tiny_data, "--weights", random_weights, "--set", "select.score_images=2",
                   "--set", "select.score_bn_images=4", "--set", "search.input_size=64", "--out", tmp_path / "out", "--json", tmp_path / "score.json")
     result = json.loads((tmp_path / "score.json").read_text())
     rows = {row["name"]: row for row in result["networks"]}
@@ -179,8 +172,8 @@ def test_select_vs_baselines(random_weights: Path, tmp_path: Path) -> None:
     assert summary["selections"]["select-0"]["winner"]
 
 
-def test_remap_preserve(tiny_demo: Path, random_weights: Path, tmp_path: Path) -> None:
-    run_benchmark("remap_preserve", "--images", "4", "--input-size", "64", "--data", tiny_demo, "--weights", random_weights,
+def test_remap_preserve(tiny_data: Path, random_weights: Path, tmp_path: Path) -> None:
+    run_benchmark("remap_preserve", "--images", "4", "--input-size", "64", "--data", tiny_data, "--weights", random_weights,
                   "--json", tmp_path / "preserve.json")
     errors = json.loads((tmp_path / "preserve.json").read_text())["errors"]
     assert len(errors) == 6
