@@ -164,7 +164,7 @@ def test_select_vs_baselines(random_weights: Path, tmp_path: Path) -> None:
     run_benchmark(
         "select_vs_baselines", "--selections", "1", "--seeds", "1", "--random", "1", "--base-seeds", "1", "--no-preserve", "--no-long", "--no-equal",
         "--num-train", "8", "--num-val", "4", "--weights", random_weights, "--parallel", "2", "--out", out,
-        *set_flags([*TINY, "select.rung_epochs=[1]", "select.change_penalties=[0.0]", "select.score_images=2", "select.score_bn_images=4"]),
+        *set_flags([*TINY, "select.rung_epochs=[1]", "select.change_penalties=[]", "select.score_images=2", "select.score_bn_images=4"]),
     )
     summary = json.loads((out / "summary.json").read_text())
     assert {"selected", "base-pruned-depth", "base-pruned-width", "random", "base (1.0x)", "random-sh"} <= set(summary["arms"])
