@@ -25,9 +25,7 @@ params, proxy mAP and loss, trained mAP, and the rank correlations.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -35,14 +33,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from search_vs_random import _run  # a netadapt subprocess: its stderr logged, its --json output returned
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks.common, run as a script from anywhere
-from benchmarks.common import kendall_tau, spearman_rho  # noqa: E402,F401  (proxy_vs_trained, trained_vs_structure import them here too)
-
-ROOT = Path(__file__).resolve().parents[1]
-DEMO_CONFIG = ROOT / "netadapt" / "configs" / "demo.yaml"
-NETADAPT = shutil.which("netadapt") or "netadapt"
+if not __package__:  # run as ``python benchmarks/front_proxy.py``: the repository root on sys.path for benchmarks.common
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import DEMO_CONFIG, NETADAPT, base_weights, kendall_tau, one_thread, run_netadapt, set_flags, spearman_rho  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,29 +48,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, default=DEMO_CONFIG, help="its train: section is the training budget")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="passed to netadapt train (train.epochs=6)")
     parser.add_argument("--parallel", type=int, default=1, help="trainings side by side, 1 thread each")
+    parser.add_argument("--weights", default=None, help="base weights of the trainings: a file, 'imagenet' or 'none' (default: the demo-pretrained base)")
     parser.add_argument("--out", type=Path, default=Path("runs/front_proxy"))
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    env = one_thread()
     data = ["--data", str(args.data)] if args.data else []
 
     front_file = args.out / "front" / "front.json"
     if not front_file.is_file():
         budgets = ["--targets", args.targets] if args.targets else ["--points", str(args.points)]
-        _run([NETADAPT, "front", str(args.search_dir), *budgets, "--evaluate-on", args.evaluate_on, *data,
+        run_netadapt([NETADAPT, "front", str(args.search_dir), *budgets, "--evaluate-on", args.evaluate_on, *data,
               "--out", str(args.out / "front"), "--json"], args.out / "front.log", env)
     front = json.loads(front_file.read_text())
 
-    from netadapt.jobs.pretrain import pretrained_demo_base
-
-    weights = pretrained_demo_base(front["base_network"], announce=None)
+    weights = base_weights(args.weights, front["base_network"])
     architectures: dict[tuple[str, ...], dict] = {}  # ops → the first point that has them, and its targets
     for point in ([front["base"]] if front["base"] else []) + front["points"]:
         entry = architectures.setdefault(tuple(point["ops"]), point | {"targets": []})
         entry["targets"].append(point["target_given"] or "base")
-    common = ["--config", str(args.config), *data, *itertools.chain(*(("--set", o) for o in args.overrides)), "--quiet"]
+    common = ["--config", str(args.config), *data, *set_flags(args.overrides), "--quiet"]
     with ThreadPoolExecutor(max_workers=args.parallel) as pool:
         trained = list(pool.map(lambda point: _train(point, args, common, weights, env), architectures.values()))
 
@@ -88,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     results = {
         "search": str(args.search_dir), "front": str(front_file), "proxy": front["proxy"], "unit": front["unit"],
-        "training": {"config": str(args.config), "overrides": args.overrides, "weights": str(weights), "evaluated_on": "the val split"},
+        "training": {"config": str(args.config), "overrides": args.overrides, "weights": weights, "evaluated_on": "the val split"},
         "architectures": trained,
         "correlations_with_trained_map": correlations,  # proxy_loss: of minus the loss (lower loss, better)
         "seconds": round(time.perf_counter() - started, 1),
@@ -101,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _train(point: dict, args, common: list[str], weights: Path, env: dict) -> dict:
+def _train(point: dict, args, common: list[str], weights: str, env: dict) -> dict:
     """Train one architecture (resumed if interrupted); its val metrics are the run's ``metrics.json``, which
     ``netadapt train`` writes once, at the end (its ``--json`` stdout also holds the "Backbone: ... remapped" line)."""
     out = args.out / f"train-{point['name']}"
@@ -114,7 +106,7 @@ def _train(point: dict, args, common: list[str], weights: Path, env: dict) -> di
         resume = ["--resume"] if (out / "last.pth").is_file() else []
         if out.exists() and not resume:
             shutil.rmtree(out)
-        command = [NETADAPT, "train", str(genotype), "--weights", str(weights), "--out", str(out), *resume, *common]
+        command = [NETADAPT, "train", str(genotype), "--weights", weights, "--out", str(out), *resume, *common]
         with (args.out / f"train-{point['name']}.log").open("w") as log:
             finished = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env)
         if finished.returncode != 0:

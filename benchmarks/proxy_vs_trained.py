@@ -23,16 +23,15 @@ import random
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks.common, run as a script from anywhere
-from benchmarks.common import kendall_tau, spearman_rho  # noqa: E402
-from search_vs_random import DEMO_CONFIG, _uniform_under
+if not __package__:  # run as ``python benchmarks/proxy_vs_trained.py``: the repository root on sys.path for benchmarks.common
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import DEMO_CONFIG, kendall_tau, spearman_rho  # noqa: E402
 
-from netadapt.cache import cache_root
-from netadapt.config import SearchConfig, load_run_config
-from netadapt.genotype import load_genotype
-from netadapt.jobs import resolve_splits
-from netadapt.search.front import InheritedScorer, load_search
-from netadapt.search.loop import search_budget
+from netadapt import jobs  # noqa: E402
+from netadapt.config import SearchConfig, SelectConfig, load_run_config  # noqa: E402
+from netadapt.genotype import load_genotype  # noqa: E402
+from netadapt.search.front import InheritedScorer, load_search  # noqa: E402
+from netadapt.select.pool import random_under  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--search", default="search-0", help="the search whose super network scores every architecture")
     parser.add_argument("--target", default="0.7x", help="search_vs_random.py's --target")
     parser.add_argument("--config", type=Path, default=DEMO_CONFIG, help="search_vs_random.py's --config")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], help="search_vs_random.py's --set")
     args = parser.parse_args(argv)
 
     search = load_search(args.svr_dir / args.search)
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     if search.base_ops is not None:
         paths["base"] = search.base_ops
     trained = {result["name"]: result for result in (json.loads(p.read_text()) for p in sorted(args.svr_dir.glob("train-*/result.json")))}
-    scorer = InheritedScorer(search, resolve_splits(None, args.svr_dir / "data"), bn_images=256, batch_size=search.config.batch_size)
+    scorer = InheritedScorer(search, jobs.Data(root=args.svr_dir / "data").splits(), bn_images=256, batch_size=search.config.batch_size)
     rows = []
     for name, ops in paths.items():
         if name not in trained:
@@ -82,11 +82,11 @@ def _searched_ops(svr_dir: Path) -> dict[str, list[str]]:
 
 def _random_ops(args, search) -> dict[str, list[str]]:
     """The uniform draws of search_vs_random.py, drawn again (same table, target, seed, order), checked against the files."""
-    config = load_run_config(SearchConfig, "search", config_file=args.config, flags={"target": args.target}, demo=True)
-    budget = search_budget("mobilenetv2", config, cache_dir=cache_root() / "cost_tables")
+    config = load_run_config(SearchConfig, "search", config_file=args.config, overrides=args.overrides, flags={"target": args.target}, demo=True)
+    space = jobs.selection_space(None, base="mobilenetv2", config=SelectConfig(target=args.target), search_config=config)
     rng, drawn = random.Random(0), {}
     for number in range(len(list(args.svr_dir.glob("random-*.yaml")))):
-        ops = _uniform_under(budget.table, budget.layers, budget.target, rng)
+        ops = random_under(space.names, space.costs, space.target, rng)
         if search.genotype(ops).stages != load_genotype(args.svr_dir / f"random-{number}.yaml").stages:
             raise SystemExit(f"random-{number}: drawn again, its ops do not give {args.svr_dir / f'random-{number}.yaml'}")
         drawn[f"random-{number}"] = ops

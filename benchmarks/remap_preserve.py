@@ -13,6 +13,7 @@ score compares them).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -21,7 +22,6 @@ import torch
 from netadapt import jobs
 from netadapt.config import SearchConfig, SelectConfig, load_run_config
 from netadapt.engine.batchnorm import reestimate_batchnorm
-from netadapt.jobs.pretrain import pretrained_demo_base
 from netadapt.remap.base import remap_base
 from netadapt.search.budget import base_ops
 from netadapt.select.pool import pruned_by_depth, pruned_by_width
@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=64)
     parser.add_argument("--input-size", type=int, default=160)
     parser.add_argument("--data", type=Path, default=None, help="a COCO-format folder (default: the demo)")
+    parser.add_argument("--weights", default=None, help="base weights: a file or 'imagenet' (default: the demo-pretrained base)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the errors here")
     args = parser.parse_args(argv)
     data = jobs.Data(root=args.data)
     dataset = data.splits()["train"].open(train=False, input_size=args.input_size)
@@ -52,21 +54,26 @@ def main(argv: list[str] | None = None) -> int:
         "narrower only (base pruned by width, 0.7x)": pruned_by_width(names, base, costs, space.target),
         "dropped only (base pruned by depth, 0.7x)": pruned_by_depth(names, base, costs, space.target),
     }
-    weights = read_weights(pretrained_demo_base("mobilenetv2"), base_name="mobilenetv2")
+    weights = read_weights(args.weights or jobs.pretrain("mobilenetv2", progress=False, announce=None), base_name="mobilenetv2")
     base_network = remap_base(space.base_genotype, base_name="mobilenetv2", weights=weights).network
     reference = _taps(base_network, eval_images)
     reestimate_batchnorm(Taps(base_network, 0), bn_images)
     reference_reestimated = _taps(base_network, eval_images)  # what a re-estimated network is compared with
     print(f"relative tap error against the base ({args.images} images, {args.input_size}²): stride32 [stride16]")
+    results = {"images": args.images, "input_size": args.input_size, "weights": weights.source, "errors": {}}
     for label, ops in genotypes.items():
         genotype = space.genotype(ops)
         row = []
         for mode in ("fna", "preserve"):
             network = remap_base(genotype, base_name="mobilenetv2", weights=weights, mode=mode).network
-            raw = _error(_taps(network, eval_images), reference)
+            raw = _errors(_taps(network, eval_images), reference)
             reestimate_batchnorm(Taps(network, 0), bn_images)
-            row.append(f"{mode}: {raw}; both re-estimated {_error(_taps(network, eval_images), reference_reestimated)}")
+            reestimated = _errors(_taps(network, eval_images), reference_reestimated)
+            results["errors"][f"{label}, {mode}"] = {"as_remapped": raw, "both_reestimated": reestimated}
+            row.append(f"{mode}: {_text(raw)}; both re-estimated {_text(reestimated)}")
         print(f"{label}\n  " + "\n  ".join(row))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
     return 0
 
 
@@ -77,8 +84,13 @@ def _taps(network, batches) -> dict[str, torch.Tensor]:
     return {name: torch.cat([o[name] for o in outputs]) for name in outputs[0]}
 
 
-def _error(taps: dict[str, torch.Tensor], reference: dict[str, torch.Tensor]) -> str:
-    values = [f"{float((taps[n] - r).norm() / r.norm()):.3f}" if taps[n].shape == r.shape else "—" for n, r in reference.items()]
+def _errors(taps: dict[str, torch.Tensor], reference: dict[str, torch.Tensor]) -> dict[str, float | None]:
+    """‖f − f_base‖ / ‖f_base‖ per tap; ``None`` where the tap's shape differs from the base's."""
+    return {n: float((taps[n] - r).norm() / r.norm()) if taps[n].shape == r.shape else None for n, r in reference.items()}
+
+
+def _text(errors: dict[str, float | None]) -> str:
+    values = [f"{value:.3f}" if value is not None else "—" for value in errors.values()]
     return f"{values[-1]} [{values[0]}]"
 
 

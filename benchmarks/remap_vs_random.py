@@ -21,15 +21,13 @@ import sys
 import time
 from pathlib import Path
 
-from netadapt.config import TrainConfig
-from netadapt.data.sources import CocoSource, DemoSource
-from netadapt.detectors.model import DetectorSpec, init_backbone
-from netadapt.engine.train import train_detector
-from netadapt.genotype import load_genotype
-from netadapt.jobs.pretrain import pretrained_demo_base
-from netadapt.weights import read_weights
+if not __package__:  # run as ``python benchmarks/remap_vs_random.py``: the repository root on sys.path for benchmarks.common
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import ROOT, base_weights  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+from netadapt import jobs  # noqa: E402
+from netadapt.config import TrainConfig  # noqa: E402
+from netadapt.genotype import load_genotype  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,31 +40,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--input-size", type=int, default=224)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=0.002, help="AdamW learning rate (TrainConfig's default optimiser)")
+    parser.add_argument("--workers", type=int, default=None, help="loader processes per training (default: train.workers' auto)")
     parser.add_argument("--out", type=Path, default=Path("runs/remap_vs_random"))
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args(argv)
 
-    base = "mobilenetv2"
-    weights = read_weights(args.weights or pretrained_demo_base(base), base_name=base)
-    splits = (CocoSource() if args.data else DemoSource()).splits(args.data)
-    train_set = splits["train"].open(train=True, input_size=args.input_size)
-    val_set = splits["val"].open(train=False, input_size=args.input_size)
+    weights = base_weights(args.weights)
+    data = jobs.Data(root=args.data)
     genotype = load_genotype(args.genotype)
-    spec = DetectorSpec("ssdlite", base, genotype, train_set.class_names, args.input_size, {"anchors": "fna"})
     results: dict[str, list[dict[str, float]]] = {"remapped": [], "random": []}
     started = time.perf_counter()
     for seed in args.seeds:
         config = TrainConfig(
             input_size=args.input_size, batch_size=args.batch_size, epochs=args.epochs, lr=args.lr, seed=seed,
-            warmup_iterations=50, checkpoint_every=10_000, log_every=10,
-        )
+            warmup_iterations=50, checkpoint_every=10_000, log_every=10, **({"workers": args.workers} if args.workers is not None else {}),
+        )  # the anchors: SSDLite's default, FNA's
         for name in ("remapped", "random"):
-            init = (lambda model: init_backbone(model, spec, weights)) if name == "remapped" else None
-            result = train_detector(spec, config, train_set=train_set, val_set=val_set, out_dir=args.out / f"{name}-seed{seed}", init=init, progress=False)
+            result = jobs.train(genotype, weights=weights if name == "remapped" else "none", data=data, config=config,
+                                out_dir=args.out / f"{name}-seed{seed}", progress=False)
             results[name].append({"seed": seed, "AP": result.metrics["AP"], "AP50": result.metrics["AP50"], "final_loss": result.final_loss})
             print(f"seed {seed} {name:9s} mAP {100 * result.metrics['AP']:5.1f}  mAP@0.5 {100 * result.metrics['AP50']:5.1f}  loss {result.final_loss:.3f}", flush=True)
 
-    summary = {"genotype": str(args.genotype), "weights": weights.source, "epochs": args.epochs, "input_size": args.input_size,
+    summary = {"genotype": str(args.genotype), "weights": weights, "epochs": args.epochs, "input_size": args.input_size,
                "seconds": round(time.perf_counter() - started), "runs": results}
     print(f"\n{'init':10s} {'mAP mean ± sd':>16s} {'mAP@0.5 mean ± sd':>20s}")
     for name, runs in results.items():

@@ -27,16 +27,15 @@ from netadapt import jobs
 from netadapt.cache import cache_root
 from netadapt.config import RemapConfig, SearchConfig, SelectConfig, load_run_config
 from netadapt.data.demo import generate_demo_dataset
-from netadapt.jobs.pretrain import pretrained_demo_base
 from netadapt.search.budget import base_ops
 from netadapt.select.pool import changed_layers, pruned_by_depth, random_under
 from netadapt.select.run import held_out_split, score_table
 from netadapt.weights import read_weights
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks.common, run as a script from anywhere
-from benchmarks.common import kendall_tau, permutation_p, spearman_rho  # noqa: E402
+if not __package__:  # run as ``python benchmarks/score_vs_trained.py``: the repository root on sys.path for benchmarks.common
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import DEMO_CONFIG, base_weights, kendall_tau, permutation_p, spearman_rho  # noqa: E402
 
-DEMO_CONFIG = Path(__file__).resolve().parents[1] / "netadapt" / "configs" / "demo.yaml"
 # Trained mAP (× 100) of search_vs_random.py's run of 2026-12-02 (README, Numbers), in the order drawn.
 TRAINED = {"random-0": 5.3, "random-1": 5.0, "random-2": 7.4, "random-3": 9.4, "random-4": 8.8, "random-5": 6.4,
            "base-pruned-depth": 13.9, "base": 18.1}
@@ -48,14 +47,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=Path("runs/select_vs_baselines/data"))
     parser.add_argument("--out", type=Path, default=Path("runs/score_vs_trained"))
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--weights", default=None, help="base weights: a file or 'imagenet' (default: the demo-pretrained base)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], help="select.* and search.* settings (select.score_images=8)")
     args = parser.parse_args(argv)
     if not (args.data / "val.json").is_file():
         generate_demo_dataset(args.data, num_train=400, num_val=400, seed=0)
     data = jobs.Data(root=args.data)
-    select_config = load_run_config(SelectConfig, "select", config_file=DEMO_CONFIG, demo=True)
-    search_config = load_run_config(SearchConfig, "search", config_file=DEMO_CONFIG, demo=True, flags={"target": "0.7x"})
+    select_config = load_run_config(SelectConfig, "select", config_file=DEMO_CONFIG, overrides=args.overrides, demo=True)
+    search_config = load_run_config(SearchConfig, "search", config_file=DEMO_CONFIG, overrides=args.overrides, demo=True, flags={"target": "0.7x"})
     space = jobs.selection_space(None, base="mobilenetv2", config=SelectConfig(target="0.7x"), search_config=search_config)
-    weights = read_weights(pretrained_demo_base("mobilenetv2"), base_name="mobilenetv2")
+    weights = read_weights(base_weights(args.weights), base_name="mobilenetv2")
     split = data.splits()["train"]
     args.out.mkdir(parents=True, exist_ok=True)
     root, _, _ = held_out_split(split.annotations, split.images, args.out / "data", fraction=select_config.held_out_fraction, seed=select_config.seed)

@@ -2,8 +2,8 @@
 
 Per seed, each strategy searches on the demo dataset (or ``--data``) within ``--budget-s``
 seconds, its architecture is derived, and the derived detector gets the same final training
-(backbone remapped from the base weights, Section 2.1; ``netadapt.engine.train.train_detector``)
-and evaluation. Prints, per strategy and seed, the search's epochs, iterations and seconds, the
+(backbone remapped from the base weights, Section 2.1) and evaluation: ``jobs.search`` and ``jobs.train``,
+what ``netadapt search`` and ``netadapt train`` run. Prints, per strategy and seed, the search's epochs, iterations and seconds, the
 derived architecture, its MAdds (whole detector, fvcore) and its val mAP; then the mean and
 standard deviation of mAP over the seeds and the difference of the means.
 
@@ -12,8 +12,9 @@ standard deviation of mAP over the seeds and the difference of the means.
 
 **Same budget.** A search's schedule is fixed by its epochs (α updates from the middle epoch on,
 cosine learning rate), so the budget is given in epochs: before the runs, each strategy's seconds
-per iteration are measured on the real data with ``run_search`` itself (weight-only iterations,
-and iterations with an α step; the set-up time of a run measured apart). ``darts`` gets the
+per iteration are measured on the real data with ``run_search`` itself, the search loop ``jobs.search`` runs
+(weight-only iterations, and iterations with an α step; the set-up time of a run measured apart: the loop's
+``stop_after`` interrupts it, which no job offers). ``darts`` gets the
 number of epochs whose estimated time is closest to ``--budget-s`` (at least one: on 2 cores
 one ``darts`` epoch is the coarse unit), and ``sampled`` the number of epochs whose estimate is
 closest to that of ``darts``. The searches' own seconds are printed beside the results: compare
@@ -36,16 +37,13 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from netadapt import jobs
+from netadapt.cache import cache_root
 from netadapt.config import SearchConfig, TrainConfig
-from netadapt.data.demo import cache_root
-from netadapt.data.sources import CocoSource, DemoSource
 from netadapt.detectors.cost import detector_cost
-from netadapt.detectors.model import DetectorSpec, build_detector, init_backbone
-from netadapt.engine.train import train_detector
+from netadapt.detectors.model import load_detector
 from netadapt.genotype import Genotype
-from netadapt.jobs.pretrain import pretrained_demo_base
 from netadapt.search.loop import run_search, split_halves
-from netadapt.weights import read_weights
 
 BASE, DETECTOR = "mobilenetv2", "ssdlite"
 STRATEGIES = ("darts", "sampled")
@@ -57,10 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", default=None, help="base weights: a file, 'imagenet' or 'none' (default: the demo's pretrained base)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--budget-s", type=float, default=150.0, help="wall-clock seconds of darts's search per seed (sampled gets what darts takes)")
-    parser.add_argument("--max-epochs", type=int, default=40)
+    parser.add_argument("--max-epochs", type=int, default=40, help="the most search epochs a strategy gets (1: no calibration)")
     parser.add_argument("--search-input-size", type=int, default=128)
     parser.add_argument("--search-batch-size", type=int, default=8)
-    parser.add_argument("--sample-k", type=int, default=1)
+    parser.add_argument("--sample-k", type=int, default=1, help="sampled's paths per step (search.strategy_options.k)")
     parser.add_argument("--train-input-size", type=int, default=128)
     parser.add_argument("--train-batch-size", type=int, default=16)
     parser.add_argument("--train-epochs", type=int, default=8)
@@ -70,25 +68,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args(argv)
 
-    weights = None if args.weights == "none" else read_weights(args.weights or pretrained_demo_base(BASE), base_name=BASE)
-    splits = (CocoSource() if args.data else DemoSource()).splits(args.data)
+    data = jobs.Data(root=args.data)
+    weights = jobs.base_weights(args.weights or str(jobs.pretrain(BASE, progress=False, announce=None)), base=BASE, data=data)
+    splits = data.splits()
     search = SearchConfig(
         input_size=args.search_input_size, batch_size=args.search_batch_size, warmup_iterations=10, lr=0.03, lr_schedule="cosine",
-        lr_milestones=[], alpha_lr=0.003, sample_k=args.sample_k, workers=args.workers, checkpoint_every=10_000, log_every=5,
-    )  # the demo config's values (examples/configs/demo.yaml), cosine so that the schedule follows the epochs
+        lr_milestones=[], alpha_lr=0.003, workers=args.workers, checkpoint_every=10_000, log_every=5,
+    )  # the demo config's values of 2026-11-26, cosine so that the schedule follows the epochs
+    options = {"darts": {}, "sampled": {"k": args.sample_k}}  # each strategy's strategy_options
     train = TrainConfig(
         input_size=args.train_input_size, batch_size=args.train_batch_size, epochs=args.train_epochs, optimizer="adamw",
         lr=args.train_lr, weight_decay=0.01, warmup_iterations=20, workers=args.workers, checkpoint_every=10_000, log_every=10,
     )  # AdamW: a few epochs on 2 cores reach a measurable mAP (RMSProp at lr 0.02 stays near 0 in 200 iterations)
-    train_set = splits["train"].open(train=True, input_size=train.input_size)
-    val_set = splits["val"].open(train=False, input_size=train.input_size)
-    weight_half, _ = split_halves(len(train_set), alpha_fraction=search.alpha_fraction, seed=search.split_seed)
+    train_images = len(splits["train"].open(train=True, input_size=train.input_size))
+    weight_half, _ = split_halves(train_images, alpha_fraction=search.alpha_fraction, seed=search.split_seed)
     iterations_per_epoch = math.ceil(len(weight_half) / search.batch_size)
     started = time.perf_counter()
 
     epochs, budget = {}, args.budget_s
     for strategy in STRATEGIES:  # darts first: its epochs are the coarse unit, sampled gets the time they take
-        timing = calibrate(replace(search, strategy=strategy), weights, splits["train"])
+        if args.max_epochs == 1:  # one epoch each whatever the budget: nothing to calibrate
+            epochs[strategy] = 1
+            print(f"{strategy}: 1 epoch of {iterations_per_epoch} iterations (--max-epochs 1: not calibrated)", flush=True)
+            continue
+        timing = calibrate(replace(search, strategy=strategy, strategy_options=options[strategy]), weights, splits["train"])
         epochs[strategy] = epochs_for(budget, timing, iterations_per_epoch, args.max_epochs)
         planned = estimate(epochs[strategy], timing, iterations_per_epoch)
         print(
@@ -103,21 +106,17 @@ def main(argv: list[str] | None = None) -> int:
     for seed in args.seeds:
         for strategy in STRATEGIES:
             count = epochs[strategy]
-            config = replace(search, strategy=strategy, seed=seed, epochs=count, alpha_start_epoch=count // 2 + 1)
+            config = replace(search, strategy=strategy, strategy_options=options[strategy], seed=seed, epochs=count, alpha_start_epoch=count // 2 + 1)
             run_dir = args.out / f"{strategy}-seed{seed}"
             search_started = time.perf_counter()
-            result = run_search(
-                base_name=BASE, detector_name=DETECTOR, weights=weights, config=config, train_split=splits["train"],
-                out_dir=run_dir / "search", progress=False, cache_dir=cache_root() / "cost_tables",
-            )
+            result = jobs.search(base=BASE, detector=DETECTOR, weights=weights or "none", data=data, config=config, out_dir=run_dir / "search",
+                                 force=True, progress=False, announce=_quiet)
             search_seconds = time.perf_counter() - search_started
             genotype = Genotype(**{**result.genotype.__dict__, "input_size": train.input_size})
-            spec = DetectorSpec(DETECTOR, BASE, genotype, train_set.class_names, train.input_size, {"anchors": train.anchors})
-            trained = train_detector(
-                spec, replace(train, seed=seed), train_set=train_set, val_set=val_set, out_dir=run_dir / "train",
-                init=(lambda model, spec=spec: init_backbone(model, spec, weights)) if weights is not None else None, progress=False,
-            )
-            cost = detector_cost(build_detector(spec), input_size=train.input_size)
+            trained = jobs.train(genotype, detector=DETECTOR, weights=weights or "none", data=data, config=replace(train, seed=seed),
+                                 out_dir=run_dir / "train", force=True, progress=False, announce=_quiet)
+            model, _ = load_detector(trained.out_dir / "model.pth")
+            cost = detector_cost(model, input_size=train.input_size)
             row = {
                 "seed": seed, "epochs": count, "iterations": result.iterations, "search_s": round(search_seconds, 1),
                 "search_loop_s": round(result.seconds, 1), "stages": [stage.to_list() for stage in genotype.stages],
@@ -204,6 +203,10 @@ def summarise(runs: dict[str, list[dict]]) -> dict:
     summary["within_noise"] = abs(difference) <= 2 * standard_error if standard_error > 0 else None
     summary["sampled_not_worse"] = difference >= -2 * standard_error if standard_error > 0 else None
     return summary
+
+
+def _quiet(line: str) -> None:
+    """The jobs' announcements (backbone remapped, memory checked) left out of the benchmark's table."""
 
 
 def _ops(genotype: Genotype) -> str:

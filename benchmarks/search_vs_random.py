@@ -9,8 +9,8 @@ On the demo, at one hard target (default ``0.7x``: 0.7 times the base network's 
   base) trained with a second seed;
 - a baseline without any search, the base **pruned by depth**: the base's op kept in every layer it has, the
   fewest layers dropped (``skip``) that meet the target, another op only where no skip can (the first layer of a
-  stage). The same exact constrained choice (``search.budget.constrained_choice``) with scores base op 0,
-  ``skip`` −1, any other op −100 (``--no-pruned`` leaves it out).
+  stage): ``netadapt.select.pool.pruned_by_depth``, the exact constrained choice with scores base op 0, ``skip`` −1,
+  any other op −100 (``--no-pruned`` leaves it out).
 
 Every architecture is trained with the same budget (the demo's ``train:`` section: 224², 12 epochs,
 the budget at which the README's base reaches its mAP), its backbone remapped from the same
@@ -31,11 +31,8 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
 import random
-import shutil
 import statistics
-import subprocess
 import sys
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -43,22 +40,18 @@ from pathlib import Path
 
 import torch
 
-from netadapt.cache import cache_root
-from netadapt.config import SearchConfig, load_run_config
-from netadapt.data.demo import generate_demo_dataset
-from netadapt.genotype import Genotype, genotype_from_data, save_genotype
-from netadapt.jobs.pretrain import pretrained_demo_base
-from netadapt.search.budget import base_ops, constrained_choice
-from netadapt.search.cost_table import CostTable
-from netadapt.search.derive import choose_ops, derive_genotype
-from netadapt.search.front import load_search
-from netadapt.search.loop import SearchBudget, search_budget
-from netadapt.search.space import SearchSpace, default_space_name
-from netadapt.search.supernet import SearchedLayer
+if not __package__:  # run as ``python benchmarks/search_vs_random.py``: the repository root on sys.path for benchmarks.common
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import BASE_GENOTYPE, DEMO_CONFIG, NETADAPT, base_weights, fresh_run, one_thread, set_flags, train_step  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-DEMO_CONFIG = ROOT / "netadapt" / "configs" / "demo.yaml"
-NETADAPT = shutil.which("netadapt") or "netadapt"
+from netadapt import jobs  # noqa: E402
+from netadapt.config import SearchConfig, SelectConfig, load_run_config  # noqa: E402
+from netadapt.data.demo import generate_demo_dataset  # noqa: E402
+from netadapt.genotype import save_genotype  # noqa: E402
+from netadapt.search.budget import base_ops  # noqa: E402
+from netadapt.search.derive import choose_ops  # noqa: E402
+from netadapt.search.front import load_search  # noqa: E402
+from netadapt.select.pool import pruned_by_depth, random_under  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,7 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", default="0.7x")
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2], help="search seeds (none: train the random architectures and the base only)")
     parser.add_argument("--random", type=int, default=6, help="random architectures under the target")
+    parser.add_argument("--num-train", type=int, default=400, help="training images of the generated dataset")
     parser.add_argument("--num-val", type=int, default=400, help="validation images (the demo has 100)")
+    parser.add_argument("--weights", default=None, help="base weights: a file, 'imagenet' or 'none' (default: the demo-pretrained base)")
     parser.add_argument("--parallel", type=int, default=2, help="netadapt processes side by side, 1 thread each")
     parser.add_argument("--config", type=Path, default=DEMO_CONFIG, help="search: and train: sections")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="passed to every netadapt command")
@@ -83,52 +78,49 @@ def main(argv: list[str] | None = None) -> int:
 
     data = args.out / "data"
     if not (data / "val.json").is_file():
-        generate_demo_dataset(data, num_train=400, num_val=args.num_val, seed=0)
-    weights = pretrained_demo_base("mobilenetv2")
-    common = ["--data", str(data), "--config", str(args.config), "--quiet", "--json", *itertools.chain(*(("--set", o) for o in args.overrides))]
-    env = os.environ | {"OMP_NUM_THREADS": "1"}
+        generate_demo_dataset(data, num_train=args.num_train, num_val=args.num_val, seed=0)
+    weights = base_weights(args.weights)
+    common = ["--data", str(data), "--config", str(args.config), "--quiet", "--json", *set_flags(args.overrides)]
+    env = one_thread()
 
     # The space, the cost table and the target come from the untrained super network (as the search's own
     # preflight does), so the random architectures and the base train while the searches run.
     config = load_run_config(SearchConfig, "search", config_file=args.config, overrides=args.overrides, flags={"target": args.target}, demo=True)
-    budget = search_budget("mobilenetv2", config, cache_dir=cache_root() / "cost_tables")
-    layers, table, target = budget.layers, budget.table, budget.target
-    space_name = config.space or default_space_name("mobilenetv2")
+    space = jobs.selection_space(None, base="mobilenetv2", config=SelectConfig(target=args.target), search_config=config)
     rng = random.Random(0)
     randoms: list[tuple[str, str, Path, int]] = []
     for number in range(args.random):
         path = args.out / f"random-{number}.yaml"
-        ops = _uniform_under(table, layers, target, rng)  # drawn even when kept, so that draw n is the same in every run
+        ops = random_under(space.names, space.costs, space.target, rng)  # drawn even when kept, so that draw n is the same in every run
         if not path.is_file():
-            save_genotype(derive_genotype(budget.skeleton, layers, ops, space_name=space_name), path)
+            save_genotype(space.genotype(ops), path)
         randoms.append((f"random-{number}", "random", path, 0))
-    base = ROOT / "examples" / "genotypes" / "mobilenetv2.yaml"
+    base = BASE_GENOTYPE
     pruned = args.out / "base-pruned.yaml"
     if args.pruned and not pruned.is_file():
-        save_genotype(derive_genotype(budget.skeleton, layers, _pruned_base(budget), space_name=space_name), pruned)
+        save_genotype(space.genotype(pruned_by_depth(space.names, base_ops(space.base_genotype, space.layers), space.costs, space.target)), pruned)
 
     def search_then_train(seed: int) -> tuple[dict, dict]:
         search = _search(seed, args, common, weights, env)
-        return search, _train(f"searched-{seed}", "searched", args.out / f"search-{seed}" / "genotype.yaml", 0,
-                              args=args, common=common, weights=weights, env=env)
+        return search, train((f"searched-{seed}", "searched", args.out / f"search-{seed}" / "genotype.yaml", 0))
 
     def train(run: tuple[str, str, Path, int]) -> dict:
-        return _train(*run, args=args, common=common, weights=weights, env=env)
+        return train_step(args.out, *run, common=common, weights=weights, env=env, input_size=args.input_size)
 
     with ThreadPoolExecutor(max_workers=args.parallel) as pool:
         # Base first, then searches and random architectures alternately, so that a run stopped early
         # compares like with like; the base's second seed (the noise of training itself) last.
-        jobs: list[tuple[str, Future]] = [("base", pool.submit(train, ("base", "base", base, 0)))]
+        steps: list[tuple[str, Future]] = [("base", pool.submit(train, ("base", "base", base, 0)))]
         for seed, pair in itertools.zip_longest(args.seeds, _pairs(randoms)):
             if seed is not None:
-                jobs.append(("search", pool.submit(search_then_train, seed)))
+                steps.append(("search", pool.submit(search_then_train, seed)))
             for run in pair or ():
-                jobs.append(("train", pool.submit(train, run)))
+                steps.append(("train", pool.submit(train, run)))
         if args.pruned:
-            jobs.append(("train", pool.submit(train, ("base-pruned", "base pruned by depth", pruned, 0))))
-        jobs.append(("train", pool.submit(train, ("base-seed1", "base (seed 1)", base, 1))))
+            steps.append(("train", pool.submit(train, ("base-pruned", "base pruned by depth", pruned, 0))))
+        steps.append(("train", pool.submit(train, ("base-seed1", "base (seed 1)", base, 1))))
         searches, trained = [], []
-        for kind, job in jobs:
+        for kind, job in steps:
             if kind == "search":
                 search, result = job.result()
                 searches.append(search)
@@ -136,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 trained.append(job.result())
 
-    results = _results(args, searches, trained, layers, table, target, started)
+    results = _results(args, searches, trained, space.layers, space.table, space.target, started)
     _write(results, args)
     return 0
 
@@ -149,7 +141,7 @@ def _write(results: dict, args) -> None:
     _print(results)
 
 
-def _results(args, searches: list[dict], trained: list[dict], layers: list[SearchedLayer], table: CostTable, target: float, started: float) -> dict:
+def _results(args, searches: list[dict], trained: list[dict], layers: list, table, target: float, started: float) -> dict:
     agreement, chance = _agreement([s["ops"] for s in searches], layers)
     names = {r["name"] for r in trained}
     return {
@@ -171,63 +163,19 @@ def _summary_of_finished(args) -> int:
     """``--summary``: the results of the steps finished so far (a run still going, or stopped)."""
     searches = [json.loads(p.read_text()) for p in sorted(args.out.glob("search-*/result.json"))]
     trained = [json.loads(p.read_text()) for p in sorted(args.out.glob("train-*/result.json"))]
-    first = torch.load(sorted(args.out.glob("search-*/supernet.pth"))[0], weights_only=True)
-    space, skeleton, table = SearchSpace(**first["space"]), genotype_from_data(first["skeleton"]), CostTable(**first["cost_table"])
+    search = load_search(sorted(args.out.glob("search-*/supernet.pth"))[0].parent)
     target = json.loads(sorted(args.out.glob("search-*/cost.json"))[0].read_text())["target"]
-    results = _results(args, searches, trained, _layers(skeleton, space), table, target, time.perf_counter())
+    results = _results(args, searches, trained, search.layers, search.table, target, time.perf_counter())
     results["seconds"] = None
     results["partial"] = True
     _write(results, args)
     return 0
 
 
-def _layers(skeleton: Genotype, space: SearchSpace) -> list[SearchedLayer]:
-    return [
-        SearchedLayer(s, i, "", space.layer_candidates(s, i))
-        for s, stage in enumerate(skeleton.stages) if space.is_searched(s) for i in range(len(stage.ops))
-    ]
-
-
-def _pruned_base(budget: SearchBudget) -> list[str]:
-    """The base pruned by depth to the budget's target: its op kept wherever it has the layer, the fewest layers
-    dropped, another op only where no skip can meet the target (module docstring)."""
-    keep = base_ops(budget.base_genotype, budget.layers)
-    names = [[op.name for op in layer.candidates] for layer in budget.layers]
-    scores = [[0.0 if name == kept else -1.0 if name == "skip" else -100.0 for name in row] for row, kept in zip(names, keep)]
-    costs = [[layer_costs[name] for name in row] for layer_costs, row in zip(budget.table.costs, names)]
-    return [row[i] for row, i in zip(names, constrained_choice(scores, costs, budget.target))]
-
-
-def _uniform_under(table: CostTable, layers: list[SearchedLayer], target: float, rng: random.Random) -> list[str]:
-    """One op per layer, uniformly, until the table's cost meets the target (uniform over the feasible set)."""
-    for _ in range(1_000_000):
-        ops = [rng.choice([op.name for op in layer.candidates]) for layer in layers]
-        if table.cost_of(ops) <= target:
-            return ops
-    raise RuntimeError(f"no uniform draw met the target {target} in a million tries")
-
-
-def _run(command: list[str], log: Path, env: dict) -> dict:
-    result = subprocess.run(command, capture_output=True, text=True, env=env)
-    log.write_text(result.stderr)
-    if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(command[:3])} failed ({result.returncode}): {result.stderr.strip().splitlines()[-1:]}")
-    return json.loads(result.stdout)
-
-
-def _fresh_run(out: Path, command: list[str], log: Path, env: dict) -> dict | None:
-    """``None`` when ``out`` holds a finished step (its ``result.json``); else the step run anew into ``out``."""
-    if (out / "result.json").is_file():
-        return None
-    if out.exists():
-        shutil.rmtree(out)
-    return _run([*command, "--out", str(out)], log, env)
-
-
-def _search(seed: int, args, common: list[str], weights: Path, env: dict) -> dict:
+def _search(seed: int, args, common: list[str], weights: str, env: dict) -> dict:
     out = args.out / f"search-{seed}"
-    summary = _fresh_run(out, [
-        NETADAPT, "search", "--base", "mobilenetv2", "--detector", "ssdlite", "--weights", str(weights), "--target", args.target,
+    summary = fresh_run(out, [
+        NETADAPT, "search", "--base", "mobilenetv2", "--detector", "ssdlite", "--weights", weights, "--target", args.target,
         "--set", f"search.seed={seed}", *common], args.out / f"search-{seed}.log", env,
     )
     if summary is None:
@@ -246,26 +194,7 @@ def _chosen(search_dir: Path) -> list[str]:
     return choose_ops(search.arch, search.table, json.loads((search_dir / "cost.json").read_text())["target"])
 
 
-def _train(name: str, group: str, genotype: Path, seed: int, *, args, common: list[str], weights: Path, env: dict,
-           record: dict | None = None) -> dict:
-    """Train ``genotype`` into ``OUT/train-NAME`` unless finished there; its result (``record`` added), kept in ``result.json``."""
-    out = args.out / f"train-{name}"
-    summary = _fresh_run(out, [NETADAPT, "train", str(genotype), "--weights", str(weights), "--set", f"train.seed={seed}", *common],
-                         args.out / f"train-{name}.log", env)
-    if summary is None:
-        return json.loads((out / "result.json").read_text())
-    cost = _run([NETADAPT, "cost", str(genotype), "--detector", "ssdlite", "--input-size", str(args.input_size), "--num-classes", "7", "--json"],
-                args.out / f"cost-{name}.log", env)
-    result = {
-        "name": name, "group": group, "genotype": str(genotype), "seed": seed,
-        "map": 100 * summary["metrics"]["AP"], "map50": 100 * summary["metrics"]["AP50"],
-        "params": cost.get("params"), "madds": cost.get("madds"), "seconds": summary.get("seconds"), **(record or {}),
-    }
-    (out / "result.json").write_text(json.dumps(result))
-    return result
-
-
-def _agreement(choices: list[list[str]], layers: list[SearchedLayer]) -> tuple[float, float]:
+def _agreement(choices: list[list[str]], layers: list) -> tuple[float, float]:
     """Mean over searched layers and pairs of searches of [same op]; chance: mean of 1 / candidates."""
     pairs = list(itertools.combinations(choices, 2))
     same = [a[i] == b[i] for a, b in pairs for i in range(len(layers))]

@@ -44,10 +44,8 @@ from __future__ import annotations
 
 import argparse
 import collections
-import itertools
 import json
 import math
-import os
 import random
 import shutil
 import statistics
@@ -62,16 +60,15 @@ from netadapt import jobs
 from netadapt.config import SearchConfig, SelectConfig, load_run_config
 from netadapt.data.demo import generate_demo_dataset
 from netadapt.genotype import load_genotype, save_genotype
-from netadapt.jobs.pretrain import pretrained_demo_base
 from netadapt.search.budget import base_ops
 from netadapt.select.pool import pruned_by_depth, pruned_by_width, random_under
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks.common, run as a script from anywhere
-from benchmarks.common import holm, mann_whitney_p, sign_flip_p  # noqa: E402
+if not __package__:  # run as ``python benchmarks/select_vs_baselines.py``: the repository root on sys.path for benchmarks.common
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import (  # noqa: E402
+    BASE_GENOTYPE, DEMO_CONFIG, NETADAPT, base_weights, holm, mann_whitney_p, one_thread, set_flags, sign_flip_p,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
-NETADAPT = shutil.which("netadapt") or "netadapt"
-DEMO_CONFIG = ROOT / "netadapt" / "configs" / "demo.yaml"
 GOAL_MAP, FLOOR_MAP, ALPHA = 1.2, -0.5, 0.05
 
 
@@ -88,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parallel", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=None, help="train.epochs of every training (default: the demo's 12)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="passed to every netadapt command")
+    parser.add_argument("--weights", default=None, help="base weights: a file, 'imagenet' or 'none' (default: the demo-pretrained base)")
+    parser.add_argument("--num-train", type=int, default=400, help="training images of the generated dataset")
+    parser.add_argument("--num-val", type=int, default=400, help="validation images of the generated dataset")
     parser.add_argument("--out", type=Path, default=Path("runs/select_vs_baselines"))
     parser.add_argument("--summary", action="store_true")
     args = parser.parse_args(argv)
@@ -96,13 +96,13 @@ def main(argv: list[str] | None = None) -> int:
         return _report(args)
     data = args.out / "data"
     if not (data / "val.json").is_file():
-        generate_demo_dataset(data, num_train=400, num_val=400, seed=0)
-    weights = pretrained_demo_base("mobilenetv2")
+        generate_demo_dataset(data, num_train=args.num_train, num_val=args.num_val, seed=0)
+    weights = base_weights(args.weights)
     overrides = list(args.overrides) + ([f"train.epochs={args.epochs}"] if args.epochs else [])
     # The demo's config (224², 12 epochs; the search's table at 160²): --data alone would read as COCO, the paper's defaults.
-    common = ["--data", str(data), "--weights", str(weights), "--config", str(DEMO_CONFIG), *itertools.chain(*(("--set", o) for o in overrides))]
+    common = ["--data", str(data), "--weights", weights, "--config", str(DEMO_CONFIG), *set_flags(overrides)]
     genotypes = _fixed_genotypes(args)
-    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    env = one_thread()
 
     locks: dict[str, threading.Lock] = collections.defaultdict(threading.Lock)  # one run per step at a time
 
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         plan.append(lambda: train("width-0-preserve", genotypes["width"], 0, ["--set", "remap.mode=preserve"]))
         plan.append(lambda: train("selected-0-preserve", Path(select(0)["genotype"]), 0, ["--set", "remap.mode=preserve"]))
     plan.append(lambda: train("random-sh", Path(select(0, ["--set", f"select.random_pool={args.random}"], "select-random")["genotype"]), 0))
-    plan += [lambda s=seed: train(f"base-{s}", ROOT / "examples" / "genotypes" / "mobilenetv2.yaml", s) for seed in range(args.base_seeds)]
+    plan += [lambda s=seed: train(f"base-{s}", BASE_GENOTYPE, s) for seed in range(args.base_seeds)]
     if args.equal:  # FNA's own claim, at (nearly) equal cost
         plan += [lambda s=seed: train(f"equal-{s}", equal_cost_network(), s) for seed in range(args.base_seeds)]
     if args.long:
@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         plan.append(lambda: train("pruned-0-long", genotypes["pruned"], 0, longer))
         plan.append(lambda: train("selected-0-long", Path(select(0)["genotype"]), 0, longer))
         plan.append(lambda: train("random-best-long", _best_random(args, genotypes), 0, longer))
-        plan.append(lambda: train("base-0-long", ROOT / "examples" / "genotypes" / "mobilenetv2.yaml", 0, longer))
+        plan.append(lambda: train("base-0-long", BASE_GENOTYPE, 0, longer))
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=args.parallel) as pool:
         for future in [pool.submit(step) for step in plan]:
@@ -206,7 +206,7 @@ def _record(name: str, genotype: Path, seed: int, summary: dict) -> dict:
 
 def _fixed_genotypes(args) -> dict[str, Path]:
     """The pruned bases and the random draws (``search_vs_random.py``'s), written once into ``OUT``."""
-    search_config = load_run_config(SearchConfig, "search", config_file=DEMO_CONFIG, demo=True, flags={"target": args.target})
+    search_config = load_run_config(SearchConfig, "search", config_file=DEMO_CONFIG, overrides=args.overrides, demo=True, flags={"target": args.target})
     space = jobs.selection_space(None, base="mobilenetv2", config=SelectConfig(target=args.target), search_config=search_config)
     names, costs, base = space.names, space.costs, base_ops(space.base_genotype, space.layers)
     rng = random.Random(0)

@@ -26,7 +26,8 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks.common, run as a script from anywhere
+if not __package__:  # run as ``python benchmarks/trained_vs_structure.py``: the repository root on sys.path for benchmarks.common
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import kendall_tau, spearman_rho  # noqa: E402
 
 from netadapt import plugins

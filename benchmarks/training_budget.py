@@ -19,15 +19,14 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from search_vs_random import DEMO_CONFIG, _train
-
-from netadapt.jobs.pretrain import pretrained_demo_base
+if not __package__:  # run as ``python benchmarks/training_budget.py``: the repository root on sys.path for benchmarks.common
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import DEMO_CONFIG, base_weights, one_thread, set_flags, train_step  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, default=DEMO_CONFIG, help="its train: section, epochs replaced")
     parser.add_argument("--input-size", type=int, default=224, help="for the cost column")
     parser.add_argument("--parallel", type=int, default=1, help="trainings side by side, 1 thread each")
+    parser.add_argument("--weights", default=None, help="base weights: a file, 'imagenet' or 'none' (default: the demo-pretrained base)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], help="passed to every netadapt train (train.input_size=160)")
     parser.add_argument("--out", type=Path, default=Path("runs/training_budget"))
     args = parser.parse_args(argv)
     architectures = []
@@ -47,15 +48,15 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"{given!r}: expected NAME=GENOTYPE.yaml with an existing file")
         architectures.append((name, Path(path)))
     args.out.mkdir(parents=True, exist_ok=True)
-    weights = pretrained_demo_base("mobilenetv2")
-    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    weights = base_weights(args.weights)
+    env = one_thread()
     started = time.perf_counter()
 
     def train(job: tuple[tuple[str, Path], int]) -> dict:
         (name, genotype), epochs = job
-        common = ["--data", str(args.data), "--config", str(args.config), "--set", f"train.epochs={epochs}", "--quiet", "--json"]
-        return _train(f"{name}-{epochs}epochs", f"{epochs} epochs", genotype, 0, args=args, common=common, weights=weights, env=env,
-                      record={"epochs": epochs})
+        common = ["--data", str(args.data), "--config", str(args.config), *set_flags([*args.overrides, f"train.epochs={epochs}"]), "--quiet", "--json"]
+        return train_step(args.out, f"{name}-{epochs}epochs", f"{epochs} epochs", genotype, 0, common=common, weights=weights, env=env,
+                          input_size=args.input_size, record={"epochs": epochs})
 
     with ThreadPoolExecutor(max_workers=args.parallel) as pool:
         results = list(pool.map(train, itertools.product(architectures, args.epochs)))

@@ -1,0 +1,1 @@
+"""Scripts that measure netadapt's claims (``benchmarks/README.md``); ``benchmarks.common`` holds what they share."""
