@@ -48,9 +48,57 @@ def check_input_size(value: int, where: str) -> None:
 AMP_MODES = ("auto", "off", "bf16", "fp16")  # netadapt.engine.precision
 
 
+OPTIMIZERS = ("rmsprop", "sgd", "adamw")
+LR_SCHEDULES = ("cosine", "step")
+# The optimiser and its schedule, one section in train: and search: (the search's: the weights' optimiser; α has its own
+# Adam, alpha_*). Field → (type, what it does, unit); each section gives its defaults (optimiser_section).
+OPTIMISER_FIELDS: dict[str, tuple[str, str, str]] = {
+    "optimizer": ("str", "adamw (fast on short runs), rmsprop (FNA's, §1.3: rmsprop_eps 1.0, momentum 0.9, weight_decay 4e-5; "
+                  "examples/configs/coco_*.yaml) or sgd", ""),
+    "lr": ("float", "peak learning rate, after the warm-up", ""),
+    "momentum": ("float", "momentum of sgd and rmsprop", ""),
+    "weight_decay": ("float", "L2 weight decay (decoupled for adamw)", ""),
+    "rmsprop_eps": ("float", "rmsprop's epsilon (TensorFlow's RMSProp as FNA uses it: 1.0)", ""),
+    "warmup_iterations": ("int", "linear warm-up from lr · warmup_factor to lr over these first iterations", "iterations"),
+    "warmup_factor": ("float", "the warm-up's starting fraction of lr", ""),
+    "lr_schedule": ("str", "cosine (to 0 at the last iteration) or step (× lr_gamma at each epoch of lr_milestones)", ""),
+    "lr_milestones": ("list[int]", "epochs (1-based) from whose first iteration lr is multiplied by lr_gamma (lr_schedule: step)", "epochs"),
+    "lr_gamma": ("float", "the step schedule's factor at each milestone", ""),
+    "grad_clip": ("float", "max gradient norm; 0 disables clipping", ""),
+}
+
+
+def optimiser_section(**defaults: Any):
+    """Class decorator, under ``@dataclass``: the section gets :data:`OPTIMISER_FIELDS`, declared once here, with its own
+    defaults (every field must have one), after the fields its class body declares."""
+    if set(defaults) != set(OPTIMISER_FIELDS):
+        raise TypeError(f"optimiser_section needs a default for each of {', '.join(OPTIMISER_FIELDS)}")
+
+    def add_fields(cls: type) -> type:
+        annotations = cls.__dict__.get("__annotations__")  # the class's own (a dict of strings, PEP 563)
+        if annotations is None:
+            raise TypeError(f"{cls.__name__}: optimiser_section needs a class with annotated fields")
+        for name, (kind, doc, unit) in OPTIMISER_FIELDS.items():
+            annotations[name] = kind  # a string, as under `from __future__ import annotations`
+            setattr(cls, name, setting(defaults[name], doc, unit=unit))
+        return cls
+
+    return add_fields
+
+
+def check_optimiser(config: Any, where: str) -> None:
+    """The shared section's choices and signs (check_common checks its numbers)."""
+    for name, allowed in {"optimizer": OPTIMIZERS, "lr_schedule": LR_SCHEDULES}.items():
+        if getattr(config, name) not in allowed:
+            raise ConfigError(f"{where}.{name} must be one of {', '.join(allowed)}, got {getattr(config, name)!r}")
+    if config.warmup_iterations < 0:
+        raise ConfigError(f"{where}.warmup_iterations must not be negative, got {config.warmup_iterations}")
+
+
 def check_common(config: Any, source: str, section: str) -> None:
     """Checks shared by train: and search: (numbers that train to NaN or crash torch's optimisers)."""
     where = f"{source}: {section}"
+    check_optimiser(config, where)
     if config.amp not in AMP_MODES:
         raise ConfigError(f"{where}.amp must be one of {', '.join(AMP_MODES)}, got {config.amp!r}")
     if config.workers != "auto" and (not isinstance(config.workers, int) or config.workers < 0):
@@ -69,6 +117,8 @@ def check_common(config: Any, source: str, section: str) -> None:
 
 
 @dataclasses.dataclass
+@optimiser_section(optimizer="adamw", lr=0.002, momentum=0.9, weight_decay=1e-4, rmsprop_eps=1.0, warmup_iterations=100,
+                   warmup_factor=0.1, lr_schedule="cosine", lr_milestones=[], lr_gamma=0.1, grad_clip=0.0)
 class TrainConfig:
     """Detector training (``netadapt train``); defaults suit the embedded demo on 2 CPU cores."""
 
@@ -79,20 +129,6 @@ class TrainConfig:
     )
     batch_size: int = setting(16, "images per iteration (over all processes)", unit="images")
     epochs: int = setting(10, "passes over the training set", unit="epochs")
-    optimizer: str = setting(
-        "adamw", "adamw (fast on short runs), rmsprop (FNA's retraining: rmsprop_eps 1.0, momentum 0.9, weight_decay 4e-5; "
-        "examples/configs/coco_*.yaml) or sgd",
-    )
-    lr: float = setting(0.002, "peak learning rate, after the warm-up")
-    momentum: float = setting(0.9, "momentum of sgd and rmsprop")
-    weight_decay: float = setting(1e-4, "L2 weight decay (decoupled for adamw)")
-    rmsprop_eps: float = setting(1.0, "rmsprop's epsilon (TensorFlow's RMSProp as FNA uses it: 1.0)")
-    warmup_iterations: int = setting(100, "linear warm-up from lr · warmup_factor to lr over these first iterations", unit="iterations")
-    warmup_factor: float = setting(0.1, "the warm-up's starting fraction of lr")
-    lr_schedule: str = setting("cosine", "cosine (to 0 at the last iteration) or step (× lr_gamma at each epoch of lr_milestones)")
-    lr_milestones: list[int] = setting([], "epochs (1-based) from whose first iteration lr is multiplied by lr_gamma (lr_schedule: step)", unit="epochs")
-    lr_gamma: float = setting(0.1, "the step schedule's factor at each milestone")
-    grad_clip: float = setting(0.0, "max gradient norm; 0 disables clipping")
     seed: int = setting(0, "seed of weights, data order and augmentation")
     workers: int | str = setting("auto", "DataLoader processes per training process; auto: from the cores (netadapt.engine.throughput)", unit="processes")
     checkpoint_every: int = setting(50, "iterations between checkpoints (last.pth, for --resume)", unit="iterations")
@@ -113,12 +149,10 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{source}: train.{name} must be positive, got {getattr(self, name)}")
-        choices = {"optimizer": ("rmsprop", "sgd", "adamw"), "lr_schedule": ("cosine", "step"), "bn_reestimate": ("auto", "on", "off")}
+        choices = {"bn_reestimate": ("auto", "on", "off")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{source}: train.{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
-        if self.warmup_iterations < 0 or self.grad_clip < 0:
-            raise ConfigError(f"{source}: train.warmup_iterations and grad_clip must not be negative")
         if self.eval_amp is not None and self.eval_amp not in AMP_MODES:
             raise ConfigError(f"{source}: train.eval_amp must be one of {', '.join(AMP_MODES)} (or null: as train.amp), got {self.eval_amp!r}")
         if not isinstance(self.detector_options, dict):
@@ -318,6 +352,8 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
 
 
 @dataclasses.dataclass
+@optimiser_section(optimizer="rmsprop", lr=0.03, momentum=0.9, weight_decay=4e-5, rmsprop_eps=1.0, warmup_iterations=500,
+                   warmup_factor=0.0, lr_schedule="step", lr_milestones=[22], lr_gamma=0.1, grad_clip=0.0)
 class SearchConfig:
     """Network adaptation (``netadapt search``, DESIGN §1.3); defaults are the paper's COCO schedule.
 
@@ -341,17 +377,6 @@ class SearchConfig:
     repeat: int = setting(1, "passes over the weight half per epoch (FNA's code: RepeatDataset times=5)")
     alpha_fraction: float = setting(0.5, "share of the training set for α steps (the rest: weight steps), in (0, 1)")
     split_seed: int = setting(0, "seed of the split into the weight and α halves")
-    optimizer: str = setting("rmsprop", "the weights' optimiser: rmsprop (§1.3), sgd or adamw")
-    lr: float = setting(0.03, "the weights' peak learning rate, after the warm-up")
-    momentum: float = setting(0.9, "momentum of sgd and rmsprop")
-    weight_decay: float = setting(4e-5, "the weights' L2 weight decay")
-    rmsprop_eps: float = setting(1.0, "rmsprop's epsilon")
-    warmup_iterations: int = setting(500, "linear warm-up from lr · warmup_factor to lr over these first iterations", unit="iterations")
-    warmup_factor: float = setting(0.0, "the warm-up's starting fraction of lr")
-    lr_schedule: str = setting("step", "cosine or step (× lr_gamma at each epoch of lr_milestones)")
-    lr_milestones: list[int] = setting([22], "epochs (1-based) from whose first iteration lr is multiplied by lr_gamma", unit="epochs")
-    lr_gamma: float = setting(0.1, "the step schedule's factor at each milestone")
-    grad_clip: float = setting(0.0, "max norm of the weights' gradient; 0 disables clipping")
     alpha_lr: float = setting(3e-4, "α's Adam learning rate (FNA's code: 3e-4)")
     alpha_betas: list[float] = setting([0.5, 0.999], "α's Adam betas")
     alpha_weight_decay: float = setting(1e-3, "α's weight decay")
@@ -412,9 +437,6 @@ class SearchConfig:
             raise ConfigError(f"{source}: search.base_prior must lie in [0, 1), got {self.base_prior}")
         if not self.target_weight >= 0 or not self.alpha_grad_clip >= 0:
             raise ConfigError(f"{source}: search.target_weight and search.alpha_grad_clip must not be negative")
-        for name, allowed in {"optimizer": ("rmsprop", "sgd", "adamw"), "lr_schedule": ("cosine", "step")}.items():
-            if getattr(self, name) not in allowed:
-                raise ConfigError(f"{source}: search.{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
 
 
 def load_run_config(
