@@ -30,7 +30,7 @@ under (checked before it trains) :mod:`~netadapt.search.preflight`; this module 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,13 +43,12 @@ from netadapt.cost import cost_model_for
 from netadapt.data.sources import DataSplit
 from netadapt.detectors.model import build_detector_on, options_from_config
 from netadapt.engine import distributed
-from netadapt.engine.loop import Loop
 from netadapt.engine.precision import Precision
-from netadapt.engine.resume import check_same_config, check_same_shapes
-from netadapt.engine.runlog import RunLog
+from netadapt.engine.resume import check_same_shapes
+from netadapt.engine.run import Run
 from netadapt.engine.signals import after_last_iteration
 from netadapt.engine.throughput import prepare_device, to_memory_format
-from netadapt.files import load_resume_state, save_torch_atomic, write_json_atomic
+from netadapt.files import write_json_atomic
 from netadapt.genotype import Genotype
 from netadapt.search.budget import check_target
 from netadapt.search.cost_table import CostTable, DerivedCost, build_cost_table, derived_cost
@@ -59,7 +58,7 @@ from netadapt.search.outputs import SEARCH_FORMAT, write_search_outputs
 from netadapt.search.preflight import SearchBudget, base_cost_and_target, preflight_search, search_budget
 from netadapt.search.prior import apply_base_prior
 from netadapt.search.space import default_space_name, load_search_space
-from netadapt.search.step import SearchStep, alpha_temperature, split_halves, strategy_for
+from netadapt.search.step import SearchData, SearchStep, alpha_every, alpha_temperature, split_halves, strategy_for
 from netadapt.search.supernet import ArchitectureParameters, build_supernet
 from netadapt.weights import Weights, build_with_weights
 
@@ -108,10 +107,8 @@ def run_search(
     """Search; returns ``None`` when ``stop_after`` interrupts it before the end."""
     context = context or distributed.Context()
     out_dir = Path(out_dir)
-    state_path = out_dir / "last.pth"
-    state = load_resume_state(state_path, format=SEARCH_FORMAT) if resume else None
-    if state is not None:
-        check_same_config(state, config, state_path, section="search")
+    run = Run(out_dir, format=SEARCH_FORMAT, config=config, section="search", resume=resume, context=context)
+    state, state_path = run.state, run.path
     torch.manual_seed(config.seed)
     space = load_search_space(config.space or default_space_name(base_name))
     strategy = strategy_for(config)
@@ -120,10 +117,8 @@ def run_search(
     weight_half, alpha_half = split_halves(len(dataset), alpha_fraction=config.alpha_fraction, seed=config.split_seed)
 
     source, source_genotype, supernet, detector, arch = _super_network(base_name, detector_name, weights, space, config, dataset.num_classes)
-    if state is not None:
+    if state is not None:  # another dataset's classes: one line, not load_state_dict's error
         check_same_shapes(state["detector"], detector, state_path)
-        detector.load_state_dict(state["detector"])
-        arch.load_state_dict(state["alpha"])
     detector.to(context.device)
     arch.to(context.device)
     precision = Precision(config.amp, context.device)  # the detector's forward only: α's softmax and the cost term stay float32
@@ -139,40 +134,26 @@ def run_search(
     if target is not None:  # before anything is trained or written
         check_target(target, [list(layer.values()) for layer in table.costs], unit=table.unit)
     cost_term = CostTerm(cost_lambda=config.cost_lambda, cost_log_base=config.cost_log_base, target=target, target_weight=config.target_weight)
+    data = SearchData(dataset, weight_half=weight_half, alpha_half=alpha_half, config=config, context=context, alpha_every=alpha_every(strategy))
     step = SearchStep(
         detector=detector, supernet=supernet, arch=arch, strategy=strategy, config=config, context=context, precision=precision,
-        costs=table.tensors(context.device), cost_term=cost_term, unit=table.unit, dataset=dataset, weight_half=weight_half, alpha_half=alpha_half,
+        costs=table.tensors(context.device), cost_term=cost_term, unit=table.unit, iterations_per_epoch=data.iterations_per_epoch, data=data,
     )
-    iteration = 0
-    if state is not None:
-        step.load_state_dict(state)
-        iteration = state["iteration"]
-    split = {  # written with the first checkpoint: a run that fails before it leaves nothing behind
+    run.restore(step)
+    split = {  # written with the run's first checkpoint, never an earlier run's (--force, other seed): a run that fails before it leaves nothing
         "seed": config.split_seed, "alpha_fraction": config.alpha_fraction,
         "weight_image_ids": [dataset.image_ids[i] for i in weight_half],
         "alpha_image_ids": [dataset.image_ids[i] for i in alpha_half],
     }
-
-    split_written = False  # this run's split, written with its first checkpoint; never an earlier run's (--force, other seed)
-
-    def save(done: int) -> None:
-        nonlocal split_written
-        if not split_written:
-            write_json_atomic(out_dir / "split.json", split)
-            split_written = True
-        save_torch_atomic(
-            {"format": SEARCH_FORMAT, "config": asdict(config)} | step.state_dict() | {"iteration": done, "cost_table": table.__dict__},
-            state_path,
-        )
-
-    log = RunLog(out_dir, keep_until=iteration, enabled=context.is_main)
-    loop = Loop(
-        total=step.total, iterations_per_epoch=step.iterations_per_epoch, batches=step.batches, description="search",
-        progress=progress, context=context, log=log, log_every=config.log_every, save=save, checkpoint_every=config.checkpoint_every,
-        checkpoint_path=state_path, shown=step.shown, end_of_epoch=step.end_of_epoch,
+    log = run.log()
+    loop = run.loop(
+        step, log=log, log_every=config.log_every, checkpoint_every=config.checkpoint_every, extra=lambda: {"cost_table": table.__dict__},
+        first=lambda: write_json_atomic(out_dir / "split.json", split),
+        total=step.total, iterations_per_epoch=step.iterations_per_epoch, batches=data.batches, description="search", progress=progress,
+        shown=step.shown, end_of_epoch=step.end_of_epoch,
     )
     started = time.perf_counter()
-    iteration = loop.run(step, start=iteration, stop_after=stop_after).iteration
+    iteration = loop.run(step, start=run.start, stop_after=stop_after).iteration
     total, cost_now = step.total, step.cost_now
     if iteration < total:
         log.close()

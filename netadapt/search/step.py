@@ -40,27 +40,15 @@ def split_halves(size: int, *, alpha_fraction: float, seed: int) -> tuple[list[i
     return sorted(order[alpha_count:]), sorted(order[:alpha_count])
 
 
-class SearchStep:
-    """One search iteration (DESIGN §1.3, step 2), run by the one loop (:class:`~netadapt.engine.loop.Loop`): a weight
-    step on a weight-half batch with the op weights the strategy gives (detached from α), then, from
-    ``alpha_start_epoch`` on and once per ``weight_steps_per_alpha_step`` of the strategy from each epoch's first
-    iteration (FNA's workflow ``[('arch', 1), ('train', 5)]``), an α step on the next α-half batch.
-
-    It owns what a search iteration changes and its checkpoint holds: the detector's weights and their optimiser
-    and schedule, α and its optimiser, the strategy's random generator, and the history of softmax(α) per epoch.
-    """
+class SearchData:
+    """The search's batches: an epoch is ``repeat`` passes over the weight half (mmdet's RepeatDataset), each with its
+    resumable sampler; the α half's batches follow the α steps' cadence (one per ``alpha_every`` weight steps)."""
 
     def __init__(
-        self, *, detector: nn.Module, supernet: SuperNetwork, arch: ArchitectureParameters, strategy, config: SearchConfig,
-        context: distributed.Context, precision: Precision, costs: list[torch.Tensor], cost_term: CostTerm, unit: str,
-        dataset, weight_half: list[int], alpha_half: list[int],
+        self, dataset, *, weight_half: list[int], alpha_half: list[int], config: SearchConfig, context: distributed.Context, alpha_every: int,
     ) -> None:
-        self.detector, self.supernet, self.arch, self.strategy = detector, supernet, arch, strategy
-        self.config, self.context, self.precision = config, context, precision
-        self.costs, self.cost_term, self.unit = costs, cost_term, unit
-        self.alpha_every = optional(strategy, "weight_steps_per_alpha_step", 1)
-        self.model = wrap_ddp(detector, context, find_unused_parameters=not optional(strategy, "uses_all_parameters", False))
-        weight_epoch = weight_half * config.repeat  # an epoch: `repeat` passes over the weight half (mmdet's RepeatDataset)
+        self.alpha_every = alpha_every
+        weight_epoch = weight_half * config.repeat
         self.weight_sampler = ResumableBatchSampler(
             len(weight_epoch), batch_size=config.batch_size, seed=config.seed, rank=context.rank, world_size=context.world_size
         )
@@ -70,19 +58,7 @@ class SearchStep:
         self.weight_loader = _loader(dataset, weight_epoch, self.weight_sampler, config, context.device)
         self.alpha_loader = _loader(dataset, alpha_half, self.alpha_sampler, config, context.device)
         self.iterations_per_epoch = self.weight_sampler.batches_per_epoch
-        self.total = config.epochs * self.iterations_per_epoch
-        self.optimizer = make_optimizer(detector.parameters(), config)
-        self.schedule = make_schedule(self.optimizer, config, total=self.total, iterations_per_epoch=self.iterations_per_epoch)
-        self.alpha_optimizer = torch.optim.Adam(
-            arch.parameters(), lr=config.alpha_lr, betas=tuple(config.alpha_betas), weight_decay=config.alpha_weight_decay
-        )
-        self.generator = torch.Generator().manual_seed(config.seed + context.rank)
-        self.history: list[list] = []
         self.alpha_batches = iter(())
-        self.cost_now = _expected_cost_now(arch, costs, self.temperature(0))
-
-    def temperature(self, iteration: int) -> float:
-        return alpha_temperature(self.config, iteration=iteration, total=self.total, iterations_per_epoch=self.iterations_per_epoch)
 
     def batches(self, epoch: int, first: int) -> DataLoader:
         """The weight half's batches of ``epoch`` from ``first``; the α half's from the α step that position had reached."""
@@ -90,7 +66,56 @@ class SearchStep:
         self.alpha_batches = _cycle(self.alpha_loader, self.alpha_sampler, epoch, -(-first // self.alpha_every))
         return self.weight_loader
 
+    def next_alpha(self):
+        return next(self.alpha_batches)
+
+
+class SearchStep:
+    """One search iteration (DESIGN §1.3, step 2), run by the one loop (:class:`~netadapt.engine.loop.Loop`): a weight
+    step on a weight-half batch with the op weights the strategy gives (detached from α), then, from
+    ``alpha_start_epoch`` on and once per ``weight_steps_per_alpha_step`` of the strategy from each epoch's first
+    iteration (FNA's workflow ``[('arch', 1), ('train', 5)]``), an α step on the next α-half batch of ``data``.
+
+    It owns what a search iteration changes and its checkpoint holds: the detector's weights and their optimiser
+    and schedule, α and its optimiser, the strategy's random generator, and the history of softmax(α) per epoch.
+    ``netadapt estimate`` times :meth:`weight_step` and :meth:`alpha_step` of this same object on synthetic batches.
+    """
+
+    def __init__(
+        self, *, detector: nn.Module, supernet: SuperNetwork, arch: ArchitectureParameters, strategy, config: SearchConfig,
+        context: distributed.Context, precision: Precision, costs: list[torch.Tensor], cost_term: CostTerm, unit: str,
+        iterations_per_epoch: int, data: SearchData | None = None,
+    ) -> None:
+        self.detector, self.supernet, self.arch, self.strategy = detector, supernet, arch, strategy
+        self.config, self.context, self.precision = config, context, precision
+        self.costs, self.cost_term, self.unit, self.data = costs, cost_term, unit, data
+        self.alpha_every = alpha_every(strategy)
+        self.model = wrap_ddp(detector, context, find_unused_parameters=not optional(strategy, "uses_all_parameters", False))
+        self.iterations_per_epoch = iterations_per_epoch
+        self.total = config.epochs * iterations_per_epoch
+        self.optimizer = make_optimizer(detector.parameters(), config)
+        self.schedule = make_schedule(self.optimizer, config, total=self.total, iterations_per_epoch=iterations_per_epoch)
+        self.alpha_optimizer = torch.optim.Adam(
+            arch.parameters(), lr=config.alpha_lr, betas=tuple(config.alpha_betas), weight_decay=config.alpha_weight_decay
+        )
+        self.generator = torch.Generator().manual_seed(config.seed + context.rank)
+        self.history: list[list] = []
+        self.cost_now = _expected_cost_now(arch, costs, self.temperature(0))
+
+    def temperature(self, iteration: int) -> float:
+        return alpha_temperature(self.config, iteration=iteration, total=self.total, iterations_per_epoch=self.iterations_per_epoch)
+
     def __call__(self, batch, at: Position) -> dict[str, Any]:
+        record = self.weight_step(batch, at)
+        temperature = self.temperature(at.iteration)
+        if at.epoch + 1 >= self.config.alpha_start_epoch and at.batch % self.alpha_every == 0:
+            record |= self.alpha_step(self.data.next_alpha(), temperature)
+        self.cost_now = _expected_cost_now(self.arch, self.costs, temperature)
+        record["expected_cost"] = self.cost_now
+        return record
+
+    def weight_step(self, batch, at: Position) -> dict[str, Any]:
+        """The weights' step on a weight-half batch, with the op weights the strategy gives (detached from α)."""
         images, targets = batch
         self.detector.train()
         temperature = self.temperature(at.iteration)
@@ -102,15 +127,14 @@ class SearchStep:
         self.precision.backward(task_loss)
         self.precision.step(self.optimizer, clip_parameters=self.detector.parameters(), clip=self.config.grad_clip)
         self.schedule.step()
-        record: dict[str, Any] = {"lr": self.schedule.get_last_lr()[0], "loss": float(task_loss.detach())}
-        if at.epoch + 1 >= self.config.alpha_start_epoch and at.batch % self.alpha_every == 0:
-            record |= _alpha_step(
-                self.detector, self.supernet, self.arch, self.strategy, self.alpha_optimizer, next(self.alpha_batches), self.costs,
-                self.cost_term, self.config, self.context, self.generator, self.precision, temperature,
-            )
-        self.cost_now = _expected_cost_now(self.arch, self.costs, temperature)
-        record["expected_cost"] = self.cost_now
-        return record
+        return {"lr": self.schedule.get_last_lr()[0], "loss": float(task_loss.detach())}
+
+    def alpha_step(self, batch, temperature: float) -> dict[str, float]:
+        """α's step on an α-half batch (:func:`_alpha_step`)."""
+        return _alpha_step(
+            self.detector, self.supernet, self.arch, self.strategy, self.alpha_optimizer, batch, self.costs,
+            self.cost_term, self.config, self.context, self.generator, self.precision, temperature,
+        )
 
     def shown(self, record: dict[str, Any], at: Position) -> dict[str, Any]:
         return {"epoch": at.epoch + 1, "loss": record["loss"], "cost": format_cost(self.cost_now, self.unit), "arch": _short(self.arch.best_ops())}
@@ -126,7 +150,9 @@ class SearchStep:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """The optimisers, schedule, generator and history (the detector and α are loaded before they move to the device)."""
+        """Everything :meth:`state_dict` gives, at the checkpoint's ``iteration``."""
+        self.detector.load_state_dict(state["detector"])
+        self.arch.load_state_dict(state["alpha"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.alpha_optimizer.load_state_dict(state["alpha_optimizer"])
         self.schedule.load_state_dict(state["schedule"])
@@ -134,6 +160,11 @@ class SearchStep:
         self.history = state["history"]
         self.precision.load_state_dict(state.get("precision", {}))
         self.cost_now = _expected_cost_now(self.arch, self.costs, self.temperature(state["iteration"]))  # a run resumed at its end runs no step
+
+
+def alpha_every(strategy) -> int:
+    """Weight steps per α step (1; ``fna``: 5, FNA's workflow)."""
+    return optional(strategy, "weight_steps_per_alpha_step", 1)
 
 
 def strategy_for(config: SearchConfig):
