@@ -103,8 +103,13 @@ def run_search(
     progress: bool = True,
     cache_dir: Path | None = None,
     stop_after: int | None = None,
+    budget: SearchBudget | None = None,
 ) -> SearchResult | None:
-    """Search; returns ``None`` when ``stop_after`` interrupts it before the end."""
+    """Search; returns ``None`` when ``stop_after`` interrupts it before the end.
+
+    ``budget``: what :func:`~netadapt.search.preflight.preflight_search` returned for this config; where its cost table
+    is the run's (a resumed run keeps the table it started with, a measured one may differ), its target, resolved and
+    checked there, is taken as it is instead of being resolved and checked again."""
     context = context or distributed.Context()
     out_dir = Path(out_dir)
     run = Run(out_dir, format=SEARCH_FORMAT, config=config, section="search", resume=resume, context=context)
@@ -129,10 +134,13 @@ def run_search(
     else:
         table = build_cost_table(supernet, input_size=config.input_size, cost_model=cost_model, cache_dir=cache_dir) if context.is_main else None
         table = distributed.broadcast_object(table, context)
-    base_cost, target = base_cost_and_target(config, source, supernet, source_genotype, table, cost_model)  # base_cost: front's base point
+    if budget is not None and budget.table == table:  # resolved and checked by preflight_search against this very table
+        base_cost, target = budget.base_cost, budget.target
+    else:
+        base_cost, target = base_cost_and_target(config, source, supernet, source_genotype, table, cost_model)  # base_cost: front's base point
+        if target is not None:  # before anything is trained or written
+            check_target(target, [list(layer.values()) for layer in table.costs], unit=table.unit)
     del source
-    if target is not None:  # before anything is trained or written
-        check_target(target, [list(layer.values()) for layer in table.costs], unit=table.unit)
     cost_term = CostTerm(cost_lambda=config.cost_lambda, cost_log_base=config.cost_log_base, target=target, target_weight=config.target_weight)
     data = SearchData(dataset, weight_half=weight_half, alpha_half=alpha_half, config=config, context=context, alpha_every=alpha_every(strategy))
     step = SearchStep(

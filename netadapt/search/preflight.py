@@ -24,31 +24,37 @@ from netadapt.search.space import default_space_name, load_search_space
 from netadapt.search.supernet import SuperNetwork, build_supernet
 
 
-def preflight_search(base_name: str, config: SearchConfig, *, cache_dir: Path | None = None) -> None:
+def preflight_search(base_name: str, config: SearchConfig, *, cache_dir: Path | None = None) -> SearchBudget | None:
     """Refuse, before anything trains (the demo base's pretraining included), an input size and batch that would not
     fit in memory, an infeasible ``search.target`` (the cost table of the untrained super network, cached as the
-    search's, against it) and a ``search.base_prior`` the base's ops cannot take (:mod:`netadapt.search.prior`)."""
+    search's, against it) and a ``search.base_prior`` the base's ops cannot take (:mod:`netadapt.search.prior`).
+
+    Returns the budget it checked (``None`` when there was none to check): passed to
+    :func:`~netadapt.search.loop.run_search` (``budget``), the run takes its target as resolved and checked here
+    instead of resolving it again."""
     check_training_memory(plugins.bases().get(base_name).base_genotype(), config, section="search")  # the super network holds the base
     if config.target is None and not config.base_prior:
-        return
+        return None
     budget = search_budget(base_name, config, cache_dir=cache_dir)
     if config.target is not None:
         check_target(budget.target, [list(layer.values()) for layer in budget.table.costs], unit=budget.table.unit)
     if config.base_prior:
         prior_ops(budget.base_genotype, budget.layers)
+    return budget
 
 
 @dataclass(frozen=True)
 class SearchBudget:
     """What a search with ``config`` will derive under: the base network's genotype, the super network's skeleton
     (what :func:`~netadapt.search.derive.derive_genotype` fills: every stage at the space's depth), its searched layers,
-    cost table and resolved target."""
+    cost table, resolved target and the base network's searched-layer cost it was resolved against."""
 
     base_genotype: Genotype
     skeleton: Genotype
     layers: list
     table: CostTable
     target: float | None
+    base_cost: float | None = None
 
 
 def search_budget(base_name: str, config: SearchConfig, *, cache_dir: Path | None = None) -> SearchBudget:
@@ -59,8 +65,8 @@ def search_budget(base_name: str, config: SearchConfig, *, cache_dir: Path | Non
     network = base.build(genotype)
     supernet = build_supernet(base_name, load_search_space(config.space or default_space_name(base_name)), network, genotype)
     table = build_cost_table(supernet, input_size=config.input_size, cost_model=cost_model, cache_dir=cache_dir)
-    target = base_cost_and_target(config, network, supernet, genotype, table, cost_model)[1]
-    return SearchBudget(genotype, supernet.skeleton, list(supernet.layers), table, target)
+    base_cost, target = base_cost_and_target(config, network, supernet, genotype, table, cost_model)
+    return SearchBudget(genotype, supernet.skeleton, list(supernet.layers), table, target, base_cost)
 
 
 def base_cost_and_target(config: SearchConfig, network: nn.Module, supernet: SuperNetwork, genotype: Genotype, table: CostTable, cost_model):
