@@ -8,8 +8,8 @@ annotation file into a temporary folder, opens them as a training run does
 zoom out, IoU crop, flip, resize to ``--input-size`` — then :class:`SeededSamples` and the
 resumable batch sampler, ``collate_detection``, the DataLoader options of
 :mod:`netadapt.engine.throughput`) and measures images/s for each worker count of ``--workers``.
-Then it times the train step of the base network's SSDLite detector (MobileNetV2) on one fixed
-batch of the same size on ``--device``, and prints the workers a step needs:
+Then it times the training job's own train step (:class:`~netadapt.engine.train.DetectorTrainStep`) of the base
+network's SSDLite detector (MobileNetV2) on one fixed synthetic batch of the same size on ``--device``, and prints the workers a step needs:
 ``ceil(step images/s ÷ images/s per worker)``. A search's weight step runs more than one network
 (darts: every candidate; fna/sampled: one sampled path, about the base's cost), so the base step
 is the demanding case.
@@ -97,30 +97,19 @@ def loader_images_per_second(root: Path, annotations: Path, *, input_size: int, 
 
 
 def step_images_per_second(*, input_size: int, batch_size: int, device: torch.device, steps: int, amp: str) -> float:
-    """Images/s of the base detector's train step (fixed batch; after 2 warm-up steps)."""
-    from netadapt import plugins
-    from netadapt.detectors.model import DetectorSpec, build_detector
-    from netadapt.engine.precision import Precision
+    """Images/s of the base detector's train step (fixed batch; after 2 warm-up steps): the training job's own step
+    (:class:`~netadapt.engine.train.DetectorTrainStep`, the train config's defaults), as ``netadapt estimate`` builds it."""
+    from netadapt.config import TrainConfig
+    from netadapt.jobs.preflight import StepSpec, build_step
 
-    torch.manual_seed(0)
-    genotype = plugins.bases().get("mobilenetv2").base_genotype()
-    names = ["background", *(f"class{i}" for i in range(1, 7))]
-    model = build_detector(DetectorSpec("ssdlite", "mobilenetv2", genotype, names, input_size, {"anchors": "fna"})).to(device).train()
-    precision = Precision(amp, device)
-    precision.prepare(model)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    images = [torch.rand(3, input_size, input_size, device=device) for _ in range(batch_size)]
-    targets = [{"boxes": torch.tensor([[10.0, 20.0, 120.0, 150.0]], device=device), "labels": torch.tensor([1], device=device)}] * batch_size
+    config = TrainConfig(input_size=input_size, batch_size=batch_size, amp=amp)
+    step, _ = build_step(StepSpec("train step", config, num_classes=7), batch_size, device)
     times = []
     for number in range(steps + 2):
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         started = time.perf_counter()
-        with precision.autocast():
-            loss = sum(model(images, targets).values())
-        optimizer.zero_grad(set_to_none=True)
-        precision.backward(loss)
-        precision.step(optimizer)
+        step()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         if number >= 2:

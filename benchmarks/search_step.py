@@ -2,7 +2,9 @@
 measured so that every ratio holds on a shared machine.
 
 Configurations, all on one device with one fixed batch (random images and boxes) and one input size,
-each step as :mod:`netadapt.search.loop` takes it (``search.amp``'s precision, gradient clipping):
+each step the job's own (:class:`~netadapt.search.step.SearchStep`'s weight step, or a network alone:
+:class:`~netadapt.engine.train.DetectorTrainStep`, with the search's optimiser settings; ``search.amp``'s precision,
+gradient clipping, the per-iteration schedule):
 
 - ``base``: a train step of the base network's detector (MobileNetV2-SSDLite);
 - ``candidate:<op>``: a train step of each candidate network, the super network's skeleton with
@@ -91,6 +93,7 @@ from pathlib import Path
 
 SAMPLING = ("sampled", "fna")  # strategies whose weight step runs one drawn path
 STRATEGIES = ("darts", *SAMPLING)
+SCHEDULE_ITERATIONS = 1000  # the learning-rate schedule the steps are built with (it does not change their time)
 TARGETS = {
     "darts_time_vs_candidates_sum": 1.15,
     "sampled_time_vs_path": 1.1,
@@ -395,7 +398,7 @@ class _Bench:
         from netadapt.engine.throughput import prepare_device
         from netadapt.engine.train import batch_to_device
         from netadapt.genotype import parse_op
-        from netadapt.search.loop import strategy_for
+        from netadapt.search.step import strategy_for
         from netadapt.search.space import load_search_space
         from netadapt.search.supernet import ArchitectureParameters, build_supernet, skeleton_genotype
 
@@ -416,6 +419,8 @@ class _Bench:
         self.candidates = list(self.space.candidates)
         self.op_weights = None  # a search weight step's op weights: computed in the step (darts) or drawn before it
         self.pending_s = 0.0  # the draw's seconds, counted in the next step
+        self.runner = None  # the job's own step: the search's SearchStep (its weight step) or the detector's DetectorTrainStep
+        self.done = 0  # steps taken (the steps' schedule position)
         torch.manual_seed(settings["seed"])
         if kind == "base":
             self._build(self.base.base_genotype())
@@ -430,6 +435,7 @@ class _Bench:
             self.arch = ArchitectureParameters(self.supernet.layers, generator=torch.Generator().manual_seed(settings["seed"])).to(self.device)
             self.strategy = strategy_for(self.search)
             self.generator = torch.Generator().manual_seed(settings["seed"])  # as the loop's (CPU) generator
+            self.runner = self._search_step()
             if kind in SAMPLING:  # every candidate once, so that every weight has its optimiser state
                 with torch.no_grad():
                     self.op_weights = self.arch.probabilities(temperature=self.search.alpha_temperature)
@@ -440,13 +446,32 @@ class _Bench:
 
     def _prepare(self, body) -> None:
         from netadapt.detectors.model import build_detector_on, options_from_config
-        from netadapt.engine.loop import make_optimizer
         from netadapt.engine.throughput import to_memory_format
+        from netadapt.engine.train import DetectorTrainStep
 
-        self.model = self.optimizer = None  # the previous network goes before the next is built
+        self.model = self.runner = None  # the previous network goes before the next is built
         model = build_detector_on(body, "ssdlite", num_classes=self.num_classes, input_size=self.search.input_size, options=options_from_config("ssdlite", self.search))
         self.model = self.precision.prepare(to_memory_format(model.to(self.device).train(), channels_last=self.search.channels_last))
-        self.optimizer = make_optimizer(self.model.parameters(), self.search)
+        if body is not getattr(self, "supernet", None):  # a network alone: the training job's step, with the search's optimiser settings
+            self.runner = DetectorTrainStep(
+                self.model, self.search, total=SCHEDULE_ITERATIONS, iterations_per_epoch=SCHEDULE_ITERATIONS, device=self.device, precision=self.precision,
+            )
+
+    def _search_step(self):
+        """The search's own step on the super network (a synthetic cost table: the α step is not timed here), with the
+        strategy's op weights replayed from :meth:`draw` where the round drew them."""
+        import torch
+
+        from netadapt.engine.distributed import Context
+        from netadapt.search.cost_term import CostTerm
+        from netadapt.search.step import SearchStep
+
+        cost_term = CostTerm(cost_lambda=self.search.cost_lambda, cost_log_base=self.search.cost_log_base, target=None, target_weight=self.search.target_weight)
+        return SearchStep(
+            detector=self.model, supernet=self.supernet, arch=self.arch, strategy=_Drawn(self.strategy, self), config=self.search,
+            context=Context(device=self.device), precision=self.precision, costs=[torch.ones(len(layer.candidates), device=self.device) for layer in self.supernet.layers],
+            cost_term=cost_term, unit="ops", iterations_per_epoch=SCHEDULE_ITERATIONS,
+        )
 
     def build_path(self, genotype: dict) -> None:
         from netadapt.genotype import genotype_from_data
@@ -481,16 +506,17 @@ class _Bench:
             self.step()
 
     def step(self) -> None:
-        """One step as the loop takes it (``darts``: its op weights computed first; sampled, fna: the drawn ones)."""
-        if self.config == "darts":
-            self.op_weights = self.strategy.weight_step_weights(self.arch, temperature=self.search.alpha_temperature, generator=self.generator)
-        if self.op_weights is not None:
-            self.supernet.set_op_weights(self.op_weights)
-        with self.precision.autocast():
-            loss = sum(self.model(self.images, self.targets).values())
-        self.optimizer.zero_grad(set_to_none=True)
-        self.precision.backward(loss)
-        self.precision.step(self.optimizer, clip_parameters=self.model.parameters(), clip=self.search.grad_clip)
+        """One step as the job takes it: the search's weight step (``darts``: its op weights computed in it; sampled, fna:
+        the drawn ones) or the detector's train step."""
+        from netadapt.engine.loop import Position
+        from netadapt.engine.train import DetectorTrainStep
+
+        at, batch = Position(self.done, 0, self.done), (self.images, self.targets)
+        self.done += 1
+        if isinstance(self.runner, DetectorTrainStep):
+            self.runner(batch, at)
+        else:
+            self.runner.weight_step(batch, at)
 
     def timed_step(self) -> dict[str, float]:
         """Wall-clock and process CPU seconds of one step (the draw's added: measured as both)."""
@@ -501,6 +527,22 @@ class _Bench:
         seconds = {"time_s": time.perf_counter() - started + self.pending_s, "cpu_s": time.process_time() - cpu_started + self.pending_s}
         self.pending_s = 0.0
         return seconds
+
+
+class _Drawn:
+    """The configured strategy, but a weight step runs the op weights the round drew before it (:meth:`_Bench.draw`,
+    :meth:`_Bench.use`: the path workers build that very network); without them (``darts``) the strategy's own."""
+
+    def __init__(self, strategy, bench: _Bench) -> None:
+        self.strategy, self.bench = strategy, bench
+
+    def weight_step_weights(self, arch, *, temperature: float, generator):
+        if self.bench.op_weights is not None:
+            return self.bench.op_weights
+        return self.strategy.weight_step_weights(arch, temperature=temperature, generator=generator)
+
+    def __getattr__(self, name: str):
+        return getattr(self.strategy, name)
 
 
 def _batch(input_size: int, batch_size: int, num_classes: int):

@@ -222,7 +222,7 @@ class SelectConfig:
             parse_target(self.target, where=f"{source}: select.target")
 
 
-PACKAGED_CONFIGS = Path(__file__).resolve().parent / "configs"
+PACKAGED_CONFIGS = Path(__file__).resolve().parent / "configs"  # netadapt/configs/
 
 
 def default_config_file(*, demo: bool) -> Path | None:

@@ -156,7 +156,7 @@ def test_a_smaller_front_removes_the_point_folders_of_a_larger_one(tmp_path: Pat
     """Issue 24 (item 6): `--points 3` then `--points 2` into one folder leaves no point-3/ to be trained by mistake;
     a folder holding a user's file stays (with a warning), less what netadapt wrote there."""
     from netadapt.errors import NetadaptWarning
-    from netadapt.search.front import _remove_stale_points
+    from netadapt.search.front_write import _remove_stale_points
 
     genotype = load_genotype(EXAMPLES / "genotypes" / "mobilenetv2.yaml")
     for name in ("point-1", "point-2", "point-3", "point-4"):

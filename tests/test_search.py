@@ -189,3 +189,23 @@ def test_a_search_that_fails_before_its_first_checkpoint_leaves_no_split(tiny_da
     result = search(tiny_data, run, *_flags(checkpoint_every=100, lr=1e30, optimizer="sgd", warmup_iterations=0))
     assert result.returncode == 2 and "the loss is" in result.stderr, result.stderr
     assert not (run / "split.json").exists() and not (run / "last.pth").exists()
+
+
+def test_a_target_checked_before_the_run_is_not_resolved_again(tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import netadapt.search.loop as loop
+    from netadapt.search.preflight import preflight_search
+
+    config = SearchConfig(**(TINY | {"epochs": 1, "target": "0.8x"}))
+    budget = preflight_search("mobilenetv2", config, cache_dir=tmp_path / "cache")
+    assert budget is not None and budget.base_cost is not None and budget.target == pytest.approx(0.8 * budget.base_cost)
+
+    def resolved_again(*args, **kwargs):
+        raise AssertionError("run_search resolved the target preflight_search had resolved")
+
+    monkeypatch.setattr(loop, "base_cost_and_target", resolved_again)
+    result = run_search(
+        base_name="mobilenetv2", detector_name="ssdlite", weights=None, config=config, budget=budget, cache_dir=tmp_path / "cache",
+        train_split=DataSplit(tiny_data / "images" / "train", tiny_data / "train.json"), out_dir=tmp_path / "run", progress=False,
+    )
+    assert result.target == budget.target and result.cost.predicted <= budget.target
+    assert torch.load(tmp_path / "run" / "supernet.pth", weights_only=True)["base_cost"] == budget.base_cost

@@ -18,9 +18,10 @@ rest, the same way for every caller:
   worker killed by a signal (on Linux, the kernel's out-of-memory killer picks the largest process of the run's
   group; the loader reports its worker's death, the main process lives to say it).
 
-What differs between callers lives in their step: the detector's step (:mod:`netadapt.engine.train`),
-the search's weight and α steps (:mod:`netadapt.search.loop`), the classifier's step
-(:mod:`netadapt.jobs.pretrain`). Seeding, the model, its DDP wrapper, the optimisers and their
+What differs between callers lives in their step: the detector's step (:class:`~netadapt.engine.train.DetectorTrainStep`),
+the search's weight and α steps (:class:`~netadapt.search.step.SearchStep`), the classifier's step
+(:mod:`netadapt.jobs.pretrain`). A resumable run's life around the loop (``last.pth`` loaded and checked, the step's
+``state_dict()`` saved and restored, the log) is :class:`~netadapt.engine.run.Run`'s. Seeding, the model, its DDP wrapper, the optimisers and their
 schedule are built by the caller (:func:`make_optimizer`, :func:`make_schedule`, :func:`wrap_ddp`), so
 that the loop never draws a random number: a resumed run on CPU ends bit for bit where an
 uninterrupted one does.

@@ -15,8 +15,9 @@ import itertools
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -26,20 +27,19 @@ from netadapt import plugins
 from netadapt.config import TrainConfig
 from netadapt.contracts import optional
 from netadapt.data.coco import CocoDetection, collate_detection
-from netadapt.detectors.model import DetectorSpec, build_detector, detector_checkpoint, save_detector, unwrap
+from netadapt.detectors.model import DETECTOR_VERSION, DetectorSpec, build_detector, save_detector, unwrap
 from netadapt.engine import distributed
 from netadapt.engine.batchnorm import STALE_WINDOW_SHARE, reestimate_batchnorm, stale_batchnorm
 from netadapt.engine.evaluate import check_evaluable, evaluate_detector
-from netadapt.engine.loop import Loop, Position, make_optimizer, make_schedule, wrap_ddp
+from netadapt.engine.loop import Position, make_optimizer, make_schedule, wrap_ddp
 from netadapt.engine.precision import Precision
 from netadapt.engine.resume import check_finite_loss, check_same_classes, check_same_config
+from netadapt.engine.run import Run
 from netadapt.engine.rundir import run_directory
-from netadapt.engine.runlog import RunLog
 from netadapt.engine.sampling import ResumableBatchSampler, SeededSamples
 from netadapt.engine.signals import after_last_iteration
 from netadapt.engine.throughput import loader_options, prepare_device, to_memory_format
 from netadapt.errors import ConfigError
-from netadapt.files import load_resume_state, save_torch_atomic
 
 TRAIN_FORMAT = "netadapt-train"
 
@@ -92,34 +92,29 @@ def train_detector(
 
 
 def _train(spec: DetectorSpec, config: TrainConfig, *, train_set, val_set, out_dir: Path, init, resume: bool, context, progress: bool, stop_after) -> TrainResult:
-    checkpoint_path = out_dir / "last.pth"
+    run = Run(out_dir, format=TRAIN_FORMAT, config=config, section="train", resume=resume, context=context)
+    checkpoint_path, state = run.path, run.state
     torch.manual_seed(config.seed)
     model = build_detector(spec)
-    state = load_resume_state(checkpoint_path, format=TRAIN_FORMAT) if resume else None
     if state is not None:
         _check_same_run(state, spec, config, checkpoint_path, train_set)
-        model.load_state_dict(state["model"])
     elif init is not None:
         init(model)
     model.to(context.device)
     precision = Precision(config.amp, context.device)
     precision.prepare(to_memory_format(model, channels_last=config.channels_last))
     prepare_device(context.device)
-    model = wrap_ddp(model, context)
 
     sampler = ResumableBatchSampler(
         len(train_set), batch_size=config.batch_size, seed=config.seed, rank=context.rank, world_size=context.world_size
     )
     iterations_per_epoch = sampler.batches_per_epoch
     total_iterations = config.epochs * iterations_per_epoch
-    optimizer = make_optimizer(model.parameters(), config)
-    schedule = make_schedule(optimizer, config, total=total_iterations, iterations_per_epoch=iterations_per_epoch)
-    iteration = 0
-    if state is not None:
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
-        precision.load_state_dict(state.get("precision", {}))
-        iteration = state["iteration"]
+    step = DetectorTrainStep(
+        wrap_ddp(model, context), config, total=total_iterations, iterations_per_epoch=iterations_per_epoch, device=context.device, precision=precision,
+    )
+    run.restore(step)
+    model = step.model
     loader = DataLoader(
         SeededSamples(train_set, seed=config.seed),
         batch_sampler=sampler,
@@ -131,20 +126,14 @@ def _train(spec: DetectorSpec, config: TrainConfig, *, train_set, val_set, out_d
         sampler.set_position(epoch, first)
         return loader
 
-    def step(batch, at: Position) -> dict[str, float]:
-        model.train()
-        losses = _train_step(model, optimizer, *batch, config=config, device=context.device, iteration=at.iteration + 1, precision=precision)
-        schedule.step()
-        return {"lr": schedule.get_last_lr()[0], "loss": sum(losses.values())} | losses
-
-    log = RunLog(out_dir, keep_until=iteration, enabled=context.is_main)
-    loop = Loop(
-        total=total_iterations, iterations_per_epoch=iterations_per_epoch, batches=batches, progress=progress, context=context,
-        log=log, log_every=config.log_every, checkpoint_every=config.checkpoint_every, checkpoint_path=checkpoint_path,
-        save=lambda done: _save_training_state(checkpoint_path, spec, config, model, optimizer, schedule, done, precision),
+    log = run.log()
+    loop = run.loop(
+        step, log=log, log_every=config.log_every, checkpoint_every=config.checkpoint_every,
+        extra=lambda: {"version": DETECTOR_VERSION, "spec": spec.to_dict()},
+        total=total_iterations, iterations_per_epoch=iterations_per_epoch, batches=batches, progress=progress,
     )
     started = time.perf_counter()
-    ended = loop.run(step, start=iteration, stop_after=stop_after)
+    ended = loop.run(step, start=run.start, stop_after=stop_after)
     iteration, loss_value = ended.iteration, ended.loss
     if math.isnan(loss_value) and state is not None:  # resumed after its last iteration: the loss it ended with, not NaN
         loss_value = float(log.last("loss") or math.nan)
@@ -188,17 +177,46 @@ def batch_to_device(images, targets, device: torch.device) -> tuple[list[torch.T
     return images, targets
 
 
-def _train_step(
-    model, optimizer, images, targets, *, config: TrainConfig, device: torch.device, iteration: int, precision: Precision
-) -> dict[str, float]:
-    with precision.autocast():
-        loss_dict = model(*batch_to_device(images, targets, device))
-    loss = sum(loss_dict.values())
-    check_finite_loss(float(loss.detach()), iteration=iteration)
-    optimizer.zero_grad(set_to_none=True)
-    precision.backward(loss)
-    precision.step(optimizer, clip_parameters=model.parameters(), clip=config.grad_clip)
-    return {name: float(value.detach()) for name, value in loss_dict.items()}
+class DetectorTrainStep:
+    """One detector training iteration, run by the one loop (as the body of torchvision's ``references/detection``
+    ``train_one_epoch``): the sum of the detector's losses in the configured precision, a loss that is not finite
+    refused, backward, gradients clipped at ``train.grad_clip``, the optimiser's step and the per-iteration schedule.
+
+    It owns what an iteration changes and a checkpoint holds: the detector's weights, the optimiser, the schedule
+    and the precision's loss scale (``model`` may be wrapped in DDP; its weights are saved unwrapped)."""
+
+    def __init__(
+        self, model: nn.Module, config: TrainConfig, *, total: int, iterations_per_epoch: int, device: torch.device, precision: Precision,
+    ) -> None:
+        self.model, self.config, self.device, self.precision = model, config, device, precision
+        self.optimizer = make_optimizer(model.parameters(), config)
+        self.schedule = make_schedule(self.optimizer, config, total=total, iterations_per_epoch=iterations_per_epoch)
+
+    def __call__(self, batch, at: Position) -> dict[str, float]:
+        images, targets = batch
+        self.model.train()
+        with self.precision.autocast():
+            loss_dict = self.model(*batch_to_device(images, targets, self.device))
+        loss = sum(loss_dict.values())
+        check_finite_loss(float(loss.detach()), iteration=at.iteration + 1)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.precision.backward(loss)
+        self.precision.step(self.optimizer, clip_parameters=self.model.parameters(), clip=self.config.grad_clip)
+        self.schedule.step()
+        losses = {name: float(value.detach()) for name, value in loss_dict.items()}
+        return {"lr": self.schedule.get_last_lr()[0], "loss": sum(losses.values())} | losses
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "model": {key: value.detach().cpu() for key, value in unwrap(self.model).state_dict().items()},
+            "optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(), "precision": self.precision.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        unwrap(self.model).load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.precision.load_state_dict(state.get("precision", {}))
 
 
 def _reestimate_batchnorm(
@@ -237,17 +255,3 @@ def _check_same_run(state: dict, spec: DetectorSpec, config: TrainConfig, path: 
     for name in ("detector", "base", "genotype", "input_size", "options"):
         if name in started and name in now and started[name] != now[name]:
             raise ConfigError(f"{path}: the run started with another {name} ({started[name]!r}, now {now[name]!r}); start a new run to change it")
-
-
-def _save_training_state(path: Path, spec, config, model, optimizer, schedule, iteration: int, precision: Precision) -> None:
-    state = detector_checkpoint(spec, model)
-    state |= {
-        "format": TRAIN_FORMAT,
-        "config": asdict(config),
-        "model": state.pop("state_dict"),
-        "optimizer": optimizer.state_dict(),
-        "schedule": schedule.state_dict(),
-        "precision": precision.state_dict(),
-        "iteration": iteration,
-    }
-    save_torch_atomic(state, path)

@@ -185,7 +185,7 @@ def adapt(
     search_config = search_config or data.config(SearchConfig, "search")
     train_config = train_config or data.config(TrainConfig, "train")
     splits = data.splits()
-    preflight_search(base, search_config, cache_dir=cache_root() / "cost_tables")  # before any training
+    budget = preflight_search(base, search_config, cache_dir=cache_root() / "cost_tables")  # before any training
     memory = {"base": base, "detector": detector, "splits": splits, "device": device, "max_memory": max_memory, "auto_batch": auto_batch,
               "announce": announce}
     search_config = check_memory("search", search_config, **memory)
@@ -214,7 +214,7 @@ def adapt(
             announce(f"Search: done before, {search_dir / 'genotype.yaml'}")
         else:
             announce("Search: the base network remapped into the super network, α and weights trained alternately")
-            search(config=search_config, out_dir=search_dir, resume=resume and (search_dir / "last.pth").is_file(), **jobs)
+            search(config=search_config, out_dir=search_dir, resume=resume and (search_dir / "last.pth").is_file(), budget=budget, **jobs)
         hours["search"] = _hours_of(search_dir, "search", started, resume, context.is_main)
         genotype, selection = load_genotype(search_dir / "genotype.yaml"), None
         if select_stage and (search_config.target is not None or select_config.target is not None):

@@ -6,10 +6,11 @@ configured strategy, the base network's detector), in the configured precision, 
 device, with synthetic images and boxes (the data loader is not timed: ``benchmarks/input_pipeline.py``
 measures whether it keeps up), the phases of :mod:`netadapt.jobs.preflight`:
 
-- a search **weight step** and an **α step** as :mod:`netadapt.search.loop` takes them (the α step after two weight
-  steps, whose gradients and optimiser state stay alive under it as in the search: its peak is the iteration's);
-- a **training step** of the base network's detector (the derived architecture is not known before
-  the search; the paper's searched network costs about the same, ~1B MAdds vs 0.8B);
+- a search **weight step** and an **α step**: the search's own :class:`~netadapt.search.step.SearchStep` (the α step
+  after two weight steps, whose gradients and optimiser state stay alive under it as in the search: its peak is the
+  iteration's);
+- a **training step** of the base network's detector, :class:`~netadapt.engine.train.DetectorTrainStep` (the derived
+  architecture is not known before the search; the paper's searched network costs about the same, ~1B MAdds vs 0.8B);
 - an **evaluation** batch (inference and post-processing, not COCOeval).
 
 **Memory.** Nothing is allocated past the budget: ``--max-memory``, else half of ``MemAvailable`` on CPU (90 % of the
@@ -127,14 +128,13 @@ def estimate_job(
     """Measure every phase of the job on ``device`` within the memory budget and project the whole schedule (module docstring)."""
     device = torch.device(device)
     budget = memory_budget(device, max_memory)
-    from netadapt.search.loop import split_halves, strategy_for
+    from netadapt.search.step import alpha_every, split_halves, strategy_for
 
-    strategy = strategy_for(search)
-    alpha_every = getattr(strategy, "weight_steps_per_alpha_step", 1)
+    every = alpha_every(strategy_for(search))
     weight_half, _ = split_halves(train_images, alpha_fraction=search.alpha_fraction, seed=search.split_seed)
     weight_per_epoch = _batches(len(weight_half) * search.repeat, search.batch_size, world_size)
     alpha_epochs = max(0, search.epochs - search.alpha_start_epoch + 1)
-    alpha_steps = alpha_epochs * math.ceil(weight_per_epoch / alpha_every)
+    alpha_steps = alpha_epochs * math.ceil(weight_per_epoch / every)
     schedule = {
         "search weight step": search.epochs * weight_per_epoch,
         "search α step": alpha_steps,

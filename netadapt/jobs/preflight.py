@@ -3,11 +3,11 @@
 The steps are the ones the jobs take, built as they build them (the configured strategy, precision,
 optimiser and memory format) on synthetic images and boxes:
 
-- ``search weight step`` and ``search α step`` as :mod:`netadapt.search.loop` takes them (the α step's cost
-  term, a sum over a few hundred table entries, left out); the α step runs after two weight steps in the same
+- ``search weight step`` and ``search α step``: the search's own :class:`~netadapt.search.step.SearchStep` (a synthetic
+  cost table: every op costs 1); the α step runs after two weight steps in the same
   process, as in the search, so that the weights' gradients and optimiser state are alive under it: its peak
   is the search iteration's (the weight step's with its optimiser state, or the α step's, the larger);
-- ``train step`` of a detector on a genotype (by default the base network's);
+- ``train step``: :class:`~netadapt.engine.train.DetectorTrainStep` of a detector on a genotype (by default the base network's);
 - ``evaluation batch``: inference and post-processing.
 
 :func:`measure_step` runs one warm-up and ``steps`` timed steps in a **fresh process**: peak memory only grows
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
 import multiprocessing
 import os
@@ -45,7 +46,7 @@ from netadapt import errors
 from netadapt.cache import cache_root
 from netadapt.config import SearchConfig, TrainConfig
 from netadapt.detectors.model import build_detector_on, options_from_config
-from netadapt.engine.loop import make_optimizer
+from netadapt.engine.loop import Position
 from netadapt.engine.memory import MIN_BATCH, Budget, MemoryLine, PeakMemory, check_memory, format_bytes, memory_budget, process_status
 from netadapt.engine.precision import Precision
 from netadapt.engine.throughput import prepare_device, to_memory_format
@@ -55,6 +56,7 @@ from netadapt.genotype import Genotype
 
 CHECK_ENV = "NETADAPT_MEMORY_CHECK"
 PHASES = ("search weight step", "search α step", "train step", "evaluation batch")
+SCHEDULE_ITERATIONS = 1000  # the schedule a measured step is built with (its learning rate does not change its time)
 WORKER_TIMEOUT_S = 3600.0  # a measurement that hangs (a deadlocked thread pool) ends the command instead of blocking it
 
 
@@ -217,9 +219,13 @@ def _synthetic_batch(batch_size: int, input_size: int, num_classes: int, device:
 
 
 def _search_steps(spec: StepSpec, device: torch.device, batch_size: int) -> dict[str, Callable[[], None]]:
-    """The search loop's weight step and α step on a randomly initialised super network."""
-    from netadapt.search.loop import strategy_for
+    """The search's own step (:class:`~netadapt.search.step.SearchStep`: its weight step and α step, gradient clipping,
+    schedule and cost term included) on a randomly initialised super network, one synthetic batch for both halves.
+    The cost table is synthetic too (every op costs 1: the cost term's arithmetic is the same whatever the entries)."""
+    from netadapt.engine.distributed import Context
+    from netadapt.search.cost_term import CostTerm
     from netadapt.search.space import default_space_name, load_search_space
+    from netadapt.search.step import SearchStep, strategy_for
     from netadapt.search.supernet import ArchitectureParameters, build_supernet
 
     config = spec.config
@@ -233,31 +239,25 @@ def _search_steps(spec: StepSpec, device: torch.device, batch_size: int) -> dict
         supernet, spec.detector, num_classes=spec.num_classes, input_size=config.input_size, options=options_from_config(spec.detector, config)
     )
     arch = ArchitectureParameters(supernet.layers, generator=torch.Generator().manual_seed(config.seed))
-    model.to(device).train()
+    model.to(device)
     arch.to(device)
     precision = Precision(config.amp, device)
     precision.prepare(to_memory_format(model, channels_last=config.channels_last))
-    optimizer = make_optimizer(model.parameters(), config)
-    alpha_optimizer = torch.optim.Adam(arch.parameters(), lr=config.alpha_lr)
-    generator = torch.Generator(device=device).manual_seed(config.seed) if device.type == "cuda" else torch.Generator().manual_seed(config.seed)
-    images, targets = _synthetic_batch(batch_size, config.input_size, spec.num_classes, device)
-    alphas = list(arch.parameters())
+    costs = [torch.ones(len(layer.candidates), device=device) for layer in supernet.layers]
+    cost_term = CostTerm(cost_lambda=config.cost_lambda, cost_log_base=config.cost_log_base, target=None, target_weight=config.target_weight)
+    step = SearchStep(
+        detector=model, supernet=supernet, arch=arch, strategy=strategy, config=config, context=Context(device=device), precision=precision,
+        costs=costs, cost_term=cost_term, unit="ops", iterations_per_epoch=SCHEDULE_ITERATIONS,
+    )
+    batch = _synthetic_batch(batch_size, config.input_size, spec.num_classes, device)
+    done = itertools.count()
 
     def weight_step() -> None:
-        supernet.set_op_weights(strategy.weight_step_weights(arch, temperature=config.alpha_temperature, generator=generator))
-        with precision.autocast():
-            loss = sum(model(images, targets).values())
-        optimizer.zero_grad(set_to_none=True)
-        precision.backward(loss)
-        precision.step(optimizer)
+        iteration = next(done)
+        step.weight_step(batch, Position(iteration, 0, iteration))
 
     def alpha_step() -> None:
-        supernet.set_op_weights(strategy.alpha_step_weights(arch, temperature=config.alpha_temperature, generator=generator))
-        with precision.autocast():
-            loss = sum(model(images, targets).values())
-        for alpha, grad in zip(alphas, precision.grad(loss, alphas)):
-            alpha.grad = grad
-        alpha_optimizer.step()
+        step.alpha_step(batch, step.temperature(0))
 
     return {"weight": weight_step, "alpha": alpha_step}
 
@@ -274,21 +274,22 @@ def _detector(spec: StepSpec, device: torch.device):
 
 
 def _train_step(spec: StepSpec, device: torch.device, batch_size: int) -> Callable[[], None]:
+    """The detector's own training step (:class:`~netadapt.engine.train.DetectorTrainStep`) on one synthetic batch."""
+    from netadapt.engine.train import DetectorTrainStep
+
     config = spec.config
-    model = _detector(spec, device).train()
+    model = _detector(spec, device)
     precision = Precision(config.amp, device)
     precision.prepare(model)
-    optimizer = make_optimizer(model.parameters(), config)
-    images, targets = _synthetic_batch(batch_size, config.input_size, spec.num_classes, device)
+    step = DetectorTrainStep(model, config, total=SCHEDULE_ITERATIONS, iterations_per_epoch=SCHEDULE_ITERATIONS, device=device, precision=precision)
+    batch = _synthetic_batch(batch_size, config.input_size, spec.num_classes, device)
+    done = itertools.count()
 
-    def step() -> None:
-        with precision.autocast():
-            loss = sum(model(images, targets).values())
-        optimizer.zero_grad(set_to_none=True)
-        precision.backward(loss)
-        precision.step(optimizer)
+    def run() -> None:
+        iteration = next(done)
+        step(batch, Position(iteration, 0, iteration))
 
-    return step
+    return run
 
 
 def _eval_step(spec: StepSpec, device: torch.device, batch_size: int) -> Callable[[], None]:
