@@ -87,6 +87,7 @@ def _copy_run(run: Path, to: Path) -> Path:
 
 
 # 1. Data loss: --overwrite replaces only a netadapt demo dataset.
+@pytest.mark.slow  # 13 s (renders the demo twice)
 def test_demo_overwrite_replaces_only_a_demo_dataset(tmp_path: Path) -> None:
     thesis = tmp_path / "mine" / "chapter" / "thesis.tex"
     thesis.parent.mkdir(parents=True)

@@ -48,6 +48,7 @@ def search(data: Path, out: Path, *extra: str, env: dict | None = None) -> subpr
     )
 
 
+@pytest.mark.slow  # 26 s; the target tests below check the cost side of the search in the default run
 def test_a_cost_term_that_dominates_derives_cheap_ops_in_every_layer(tiny_data: Path, tmp_path: Path) -> None:
     """The direction of the cost term, on any CPU: λ = 2000 makes the α gradient of λ · log_τ C about ten
     times the task loss's (measured on this tiny untrained detector: task |∂L/∂α| ≈ 0.2, ∂ln C/∂α ≈ 0.003),

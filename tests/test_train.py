@@ -87,6 +87,7 @@ def _final_weights(run: Path) -> dict[str, torch.Tensor]:
     return torch.load(run / "model.pth", weights_only=True)["state_dict"]
 
 
+@pytest.mark.slow  # 20 s; test_reliability's signal resume checks the same equality in the default run
 def test_resume_after_sigkill_ends_with_the_same_weights(tiny_data: Path, tmp_path: Path) -> None:
     args = ["train", "--data", str(tiny_data), *TINY, "--epochs", "3", "--set", "train.checkpoint_every=2", "--quiet"]
     straight = netadapt(*args, "--out", str(tmp_path / "straight"))
