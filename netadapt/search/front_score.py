@@ -105,28 +105,25 @@ class InheritedScorer:
         return evaluate_coco(self.ground_truth, results) | {"loss": _mean_loss(self.detector, eval_loader, self.device)}
 
     def _finetune(self) -> None:
-        """``finetune_steps`` steps of the search's optimizer (its ``lr``, no schedule) on the path alone, on weight-half
-        batches with the training augmentation, in a fixed order (seeded by the search's seed)."""
+        """``finetune_steps`` steps of the search's optimizer (its ``lr`` held constant, its gradient clipping) on the path
+        alone, on weight-half batches with the training augmentation, in a fixed order (seeded by the search's seed):
+        the detector's own training step (:class:`~netadapt.engine.train.DetectorTrainStep`) in full precision."""
+        import dataclasses
+
         from torch.utils.data import DataLoader, Subset
 
         from netadapt.data.coco import collate_detection
-        from netadapt.engine.loop import Loop, Position, make_optimizer
+        from netadapt.engine.loop import Loop
+        from netadapt.engine.precision import Precision
         from netadapt.engine.sampling import SeededSamples
+        from netadapt.engine.train import DetectorTrainStep
 
         samples = SeededSamples(Subset(self.finetune_set, self.bn_indices), seed=self.config.seed)
         generator = torch.Generator().manual_seed(self.config.seed)
         loader = DataLoader(samples, batch_size=self.config.batch_size, shuffle=True, generator=generator, collate_fn=collate_detection, drop_last=True)
-        optimizer = make_optimizer([p for p in self.detector.parameters() if p.requires_grad], self.config)
-        run = DetectorOnBatch(self.detector, self.device)
-
-        def step(batch, at: Position) -> dict[str, float]:
-            self.detector.train()
-            loss = sum(run(batch).values())
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            return {"loss": float(loss.detach())}
-
+        constant = dataclasses.replace(self.config, warmup_iterations=0, lr_schedule="step", lr_milestones=[])  # lr as it is, no schedule
+        step = DetectorTrainStep(self.detector, constant, total=self.finetune_steps, iterations_per_epoch=len(loader), device=self.device,
+                                 precision=Precision("off", self.device))
         Loop(total=self.finetune_steps, iterations_per_epoch=len(loader), batches=lambda epoch, first: loader, progress=False).run(step)
 
 
