@@ -155,3 +155,29 @@ def test_the_score_run_from_the_first_changed_layer_equals_the_score_of_whole_ne
         for op in fast_row:
             assert fast_row[op] == pytest.approx(whole_row[op], rel=1e-4, abs=1e-6), op
     assert any(value > 0 for row in fast for value in row.values())
+
+
+def test_a_kept_rung_result_stands_only_for_the_training_it_recorded(tmp_path: Path) -> None:
+    """A resumed selection whose rung would now train otherwise (here: more epochs) is refused, not answered with the
+    old training's mAP; the same rung is answered from its result.json without training again."""
+    from netadapt.engine.train import TrainResult
+    from netadapt.errors import RunError
+    from netadapt.select.run import RungJob, train_rung
+
+    trainings = []
+
+    def fake_training(job: RungJob) -> TrainResult:
+        trainings.append(job.name)
+        return TrainResult(out_dir=Path(job.out_dir), iterations=3, final_loss=1.0, seconds=1.0, metrics={"AP": 0.25, "AP50": 0.5})
+
+    genotype = load_genotype(EXAMPLES / "genotypes" / "mobilenetv2.yaml").to_dict()
+    job = RungJob("base", genotype, "ssdlite", str(tmp_path / "0-base"), str(tmp_path), "w.pth", {"epochs": 3, "lr": 0.002}, "fna", True, None)
+    first = train_rung(job, fake_training)
+    assert first["map"] == 25.0 and train_rung(job, fake_training) == first and trainings == ["base"]
+    longer = RungJob(**{**job.__dict__, "train_config": {"epochs": 4, "lr": 0.002}})
+    with pytest.raises(RunError, match=r"0-base/result.json: trained with train.epochs 3, this selection's rung uses 4"):
+        train_rung(longer, fake_training)
+    preserving = RungJob(**{**job.__dict__, "remap_mode": "preserve"})
+    with pytest.raises(RunError, match="another remap mode"):
+        train_rung(preserving, fake_training)
+    assert trainings == ["base"]

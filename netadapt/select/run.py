@@ -157,18 +157,34 @@ def train_rung(job: RungJob, train_candidate: TrainCandidate) -> dict[str, Any]:
     trained again)."""
     out = Path(job.out_dir)
     done = out / "result.json"
+    trained = {"genotype": job.genotype, "train_config": job.train_config, "remap_mode": job.remap_mode, "weights": job.weights}
     if done.is_file():
-        return json.loads(done.read_text())
+        record = json.loads(done.read_text())
+        _check_same_training(record.get("trained", trained), trained, done)
+        return record
     if job.threads is not None:
         torch.set_num_threads(job.threads)
     result = train_candidate(job)
     metrics = result.metrics or {}
     record = {"name": job.name, "map": 100 * metrics.get("AP", float("nan")), "map50": 100 * metrics.get("AP50", float("nan")),
-              "seconds": round(result.seconds, 1), "iterations": result.iterations}
+              "seconds": round(result.seconds, 1), "iterations": result.iterations, "trained": trained}
     if not math.isfinite(record["map"]):
         raise RunError(f"{out}: the rung's training gave no held-out mAP")
     write_json_atomic(done, record)
     return record
+
+
+def _check_same_training(recorded: dict, wanted: dict, path: Path) -> None:
+    """A kept rung result stands only for the training it recorded: a resumed selection whose rung would train otherwise
+    (another ``select.rung_epochs``, ``train:`` setting, remap mode or base weights) is refused, naming the first change."""
+    for key in ("genotype", "remap_mode", "weights"):
+        if recorded.get(key) != wanted[key]:
+            raise RunError(f"{path}: trained with another {key.replace('_', ' ')} than this selection's: start over with --force")
+    before, now = recorded.get("train_config", {}), wanted["train_config"]
+    changed = next((name for name in now if before.get(name) != now[name]), None)
+    if changed is not None:
+        raise RunError(f"{path}: trained with train.{changed} {before.get(changed)!r}, this selection's rung uses {now[changed]!r}: "
+                       "start over with --force")
 
 
 def run_select(
