@@ -181,3 +181,15 @@ def test_a_kept_rung_result_stands_only_for_the_training_it_recorded(tmp_path: P
     with pytest.raises(RunError, match="another remap mode"):
         train_rung(preserving, fake_training)
     assert trainings == ["base"]
+
+
+@pytest.mark.parametrize("command", [["select", "--target", "0.7x"], ["adapt", "--target", "0.7x"]])
+def test_the_selection_under_torchrun_is_one_line_before_anything_runs(command: list[str], tmp_path: Path) -> None:
+    """Every torchrun rank would run the whole selection into one folder: refused, naming the way out, nothing written."""
+    from netadapt.testing import run_netadapt
+
+    out = tmp_path / "out"
+    result = run_netadapt(*command, "--out", str(out), env={"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0"})
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "not under torchrun" in result.stderr and ("--no-select" in result.stderr) == (command[0] == "adapt")
+    assert not out.exists()

@@ -32,7 +32,7 @@ from netadapt.jobs.common import (
 )
 from netadapt.jobs.pretrain import pretrained_demo_path
 from netadapt.jobs.search import search
-from netadapt.jobs.select import selected_network
+from netadapt.jobs.select import refuse_under_torchrun, selected_network
 from netadapt.jobs.train import train
 from netadapt.search.loop import preflight_search
 from netadapt.weights import Weights
@@ -184,6 +184,9 @@ def adapt(
     runs, is timed apart. With ``resume``, finished stages are kept and an interrupted one continues."""
     search_config = search_config or data.config(SearchConfig, "search")
     train_config = train_config or data.config(TrainConfig, "train")
+    select_config = select_config or data.config(SelectConfig, "select")
+    if select_stage and (search_config.target is not None or select_config.target is not None):
+        refuse_under_torchrun("adapt")
     splits = data.splits()
     budget = preflight_search(base, search_config, cache_dir=cache_root() / "cost_tables")  # before any training
     memory = {"base": base, "detector": detector, "splits": splits, "device": device, "max_memory": max_memory, "auto_batch": auto_batch,
@@ -199,7 +202,6 @@ def adapt(
     pretraining = data.is_demo and weights is None and not pretrained_demo_path(base).is_file()
     source = base_weights(weights, base=base, data=data, progress=progress, announce=announce)
     extra_hours = {"base pretraining on demo crops": (time.perf_counter() - started) / 3600} if pretraining else {}
-    select_config = select_config or data.config(SelectConfig, "select")
     remap = remap or data.config(RemapConfig, "remap")
     if select_stage and (search_config.target is not None or select_config.target is not None) and isinstance(weights, Weights):
         raise ConfigError("adapt: the selection stage trains candidates in worker processes: give the weights as a file, 'imagenet' or 'none'")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -50,6 +51,7 @@ def select(
     ``selection.json`` and the winner's ``genotype.yaml`` into ``out_dir``. ``target`` (or ``select.target``): the
     budget, by default the search's. Without a search the space and table are those a search with ``search_config``
     would have. ``weights`` must be a file (the rungs train in worker processes): by default the demo's base."""
+    refuse_under_torchrun("select")
     config = config or data.config(SelectConfig, "select")
     train_config = train_config or data.config(TrainConfig, "train")
     remap = remap or data.config(RemapConfig, "remap")
@@ -83,6 +85,14 @@ def select(
             train_images=splits["train"].images, config=config, train_config=train_config, remap=remap, out_dir=out_dir,
             parallel=parallel, resume=resume, cache_dir=cache_root() / "remap_scores", announce=announce, train_candidate=train_candidate,
         )
+
+
+def refuse_under_torchrun(job: str) -> None:
+    """The selection runs in one process — its candidates side by side in worker processes (``--parallel``) — and every
+    rank of a ``torchrun`` would run it whole, into the same folder: refused before anything runs."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        hint = "pass --no-select, or run `netadapt select SEARCH_DIR` alone after the search" if job == "adapt" else "run it without torchrun"
+        raise ConfigError(f"{job}: the selection stage runs in one process (its candidates side by side with --parallel), not under torchrun: {hint}")
 
 
 def train_candidate(job: RungJob) -> TrainResult:
