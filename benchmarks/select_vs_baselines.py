@@ -90,10 +90,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-val", type=int, default=400, help="validation images of the generated dataset")
     parser.add_argument("--out", type=Path, default=Path("runs/select_vs_baselines"))
     parser.add_argument("--summary", action="store_true")
+    parser.add_argument("--export", type=Path, default=None, help="copy what finished into this folder for the repository (then --summary)")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    if args.summary:
-        return _report(args)
+    if args.export:
+        _export(args.out, args.export)
+    if args.summary or args.export:
+        code = _report(args)
+        if args.export:
+            shutil.copyfile(args.out / "summary.json", args.export / "summary.json")
+        return code
     data = args.out / "data"
     if not (data / "val.json").is_file():
         generate_demo_dataset(data, num_train=args.num_train, num_val=args.num_val, seed=0)
@@ -197,6 +203,25 @@ def _best_random(args, genotypes: dict[str, Path]) -> Path:
     if len(trained) < args.random:
         raise RuntimeError(f"random-best-long: {args.random - len(trained)} random draws have not finished training")
     return genotypes[f"random-{max(trained, key=trained.get)}"]
+
+
+def _export(out: Path, export: Path) -> None:
+    """The finished steps' ``result.json`` (paths relative to ``out``'s parent, as ``runs/...``), each selection's
+    ``selection.json``, ``scores.json`` and winner, the fixed genotypes: what a fresh machine needs to continue."""
+    prefix = str(out.resolve().parent) + "/"
+    for result in sorted(out.glob("*/result.json")):
+        target = export / result.parent.name / "result.json"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(result.read_text().replace(prefix, "runs/"))
+        run = result.parent / "run"
+        for name in ("selection.json", "scores.json"):
+            if (run / name).is_file():
+                shutil.copyfile(run / name, target.parent / name)
+        if (run / "genotype.yaml").is_file() and (run / "selection.json").is_file():
+            shutil.copyfile(run / "genotype.yaml", target.parent / "winner.yaml")
+    (export / "genotypes").mkdir(parents=True, exist_ok=True)
+    for genotype in sorted((out / "genotypes").glob("*.yaml")):
+        shutil.copyfile(genotype, export / "genotypes" / genotype.name)
 
 
 def _record(name: str, genotype: Path, seed: int, summary: dict) -> dict:
