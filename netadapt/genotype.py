@@ -192,6 +192,11 @@ class Genotype:
         validate(genotype)
         return genotype
 
+    def at_input_size(self, input_size: int) -> Genotype:
+        """The same architecture recorded at the input size of the run that trains or searches it (the run's config
+        section owns the size; the genotype only records it for ``cost`` and ``show``)."""
+        return replace(self, input_size=input_size)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain data (str, int, float, lists): YAML- and ``torch.load(weights_only=True)``-safe."""
         data: dict[str, Any] = {

@@ -26,7 +26,7 @@ from netadapt.detectors.cost import detector_cost
 from netadapt.detectors.model import DetectorSpec, build_detector, options_from_config
 from netadapt.errors import ConfigError
 from netadapt.files import write_json_atomic, write_text_atomic
-from netadapt.genotype import Genotype, load_genotype
+from netadapt.genotype import load_genotype
 from netadapt.jobs.common import (
     Announce, Data, RemapConfig, SearchConfig, SelectConfig, TrainConfig, base_weights, check_memory, distributed_run, num_classes, pretrain,
 )
@@ -228,7 +228,7 @@ def adapt(
                 announce=announce,
             )
             hours["selection"] = _hours_of(out_dir / "select", "selection", started, resume, context.is_main)
-        genotype = Genotype(**{**genotype.__dict__, "input_size": train_config.input_size})
+        genotype = genotype.at_input_size(train_config.input_size)
 
         networks = []
         for name, stage, architecture in (

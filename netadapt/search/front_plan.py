@@ -54,7 +54,7 @@ class FinishedSearch:
     def genotype(self, ops: list[str]) -> Genotype:
         """The derived architecture of ``ops`` (one per searched layer), at the search's input size."""
         genotype = derive_genotype(self.skeleton, self.layers, ops, space_name=self.space.name)
-        return Genotype(**{**genotype.__dict__, "input_size": self.config.input_size})
+        return genotype.at_input_size(self.config.input_size)
 
 
 @dataclass

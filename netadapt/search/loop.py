@@ -175,7 +175,7 @@ def run_search(
         log.close()
         best = choose_ops(arch, table, target)
         genotype = derive_genotype(supernet.skeleton, supernet.layers, best, space_name=space.name)
-        genotype = Genotype(**{**genotype.__dict__, "input_size": config.input_size})
+        genotype = genotype.at_input_size(config.input_size)
         cost = derived_cost(genotype, table, best, space=space, cost_model=cost_model, device=context.device, measure=context.is_main)
         if context.is_main:
             write_search_outputs(out_dir, genotype, cost, step, table, target, base_cost, space=space, base_name=base_name, detector_name=detector_name,
