@@ -315,7 +315,7 @@ def load_resume_state(path: Path, *, format: str) -> dict[str, Any] | None:
     return state
 
 
-# What each run's last.pth must hold to be resumed (engine/train.py and search/loop.py write them).
+# What each run's last.pth must hold to be resumed (engine/run.py writes them: the train and search steps' state).
 RESUME_KEYS = {
     "netadapt-train": ("spec", "config", "model", "optimizer", "schedule", "iteration"),
     "netadapt-search": (
