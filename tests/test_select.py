@@ -193,3 +193,30 @@ def test_the_selection_under_torchrun_is_one_line_before_anything_runs(command: 
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "not under torchrun" in result.stderr and ("--no-select" in result.stderr) == (command[0] == "adapt")
     assert not out.exists()
+
+
+def test_side_by_side_rung_workers_each_hold_their_own_gpu(monkeypatch) -> None:
+    """--parallel on a machine with GPUs: each worker process sees one GPU of its own (round robin), none on CPU."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    from netadapt.select import run
+
+    monkeypatch.setattr(run.torch.cuda, "device_count", lambda: 0)
+    assert run.worker_devices(2) == [None, None]
+    monkeypatch.setattr(run.torch.cuda, "device_count", lambda: 3)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,6,7")
+    assert run.worker_devices(4) == ["4", "6", "7", "4"]
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    context = get_context("spawn")
+    devices = context.Queue()
+    for device in run.worker_devices(2):
+        devices.put(device)
+    with ProcessPoolExecutor(max_workers=2, mp_context=context, initializer=run.claim_device, initargs=(devices,)) as pool:
+        seen = set(pool.map(_visible_gpus_after_a_pause, range(8)))
+    assert {visible for _, visible in seen} == {"0", "1"} and len({pid for pid, _ in seen}) == 2
+
+
+def _visible_gpus_after_a_pause(_: int) -> tuple[int, str | None]:
+    time.sleep(0.2)  # both workers take work
+    return os.getpid(), os.environ.get("CUDA_VISIBLE_DEVICES")

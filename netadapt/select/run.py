@@ -310,10 +310,35 @@ def score_table(space: Space, weights, data_root: Path, config: SelectConfig, re
 
 
 def _run_all(jobs_: list[RungJob], parallel: int, train_candidate: TrainCandidate) -> list[dict]:
-    """Every job's record, in order: in this process, or in ``parallel`` worker processes of one thread each."""
+    """Every job's record, in order: in this process, or in ``parallel`` worker processes of one thread each, each
+    holding one GPU of its own when this machine has several (:func:`claim_device`)."""
     train = functools.partial(train_rung, train_candidate=train_candidate)
     if parallel <= 1 or len(jobs_) <= 1:
         return [train(job) for job in jobs_]
-    with ProcessPoolExecutor(max_workers=min(parallel, len(jobs_)), mp_context=get_context("spawn")) as executor:
+    workers = min(parallel, len(jobs_))
+    context = get_context("spawn")
+    devices = context.Queue()
+    for index in worker_devices(workers):
+        devices.put(index)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=claim_device, initargs=(devices,)) as executor:
         return list(executor.map(train, jobs_))
+
+
+def worker_devices(workers: int) -> list[str | None]:
+    """The GPU each of ``workers`` side-by-side trainings holds: one each, round robin over this machine's visible GPUs
+    (``CUDA_VISIBLE_DEVICES`` honoured), none on a CPU machine."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    count = torch.cuda.device_count()
+    if count == 0:
+        return [None] * workers
+    names = [name.strip() for name in visible.split(",")][:count] if visible else [str(index) for index in range(count)]
+    return [names[worker % len(names)] for worker in range(workers)]
+
+
+def claim_device(devices) -> None:
+    """A rung worker's initializer: take the next GPU of ``devices`` and see only it (``cuda`` is then that one), before
+    torch initialises CUDA in this process."""
+    device = devices.get()
+    if device is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = device
 
