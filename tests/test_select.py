@@ -183,7 +183,7 @@ def test_a_kept_rung_result_stands_only_for_the_training_it_recorded(tmp_path: P
     assert trainings == ["base"]
 
 
-@pytest.mark.parametrize("command", [["select", "--target", "0.7x"], ["adapt", "--target", "0.7x"]])
+@pytest.mark.parametrize("command", [pytest.param(["select", "--target", "0.7x"], marks=pytest.mark.slow), ["adapt", "--target", "0.7x"]])  # one path: the same check
 def test_the_selection_under_torchrun_is_one_line_before_anything_runs(command: list[str], tmp_path: Path) -> None:
     """Every torchrun rank would run the whole selection into one folder: refused, naming the way out, nothing written."""
     from netadapt.testing import run_netadapt

@@ -201,6 +201,7 @@ def test_the_cli_search_writes_its_outputs_and_predicted_and_measured_latency(la
     assert report.to_dict()["search_cost"] == cost
 
 
+@pytest.mark.slow  # shares the CLI searches of latency_runs (11 s): the default run must stay under 10 min
 def test_a_table_from_elsewhere_is_used_by_the_search_without_measuring(latency_runs: dict) -> None:
     summary = json.loads(latency_runs["free"].stdout)
     assert summary["cost_model"] == "latency" and summary["measured_cost"] is None and summary["derived_cost"] > 0
@@ -209,6 +210,7 @@ def test_a_table_from_elsewhere_is_used_by_the_search_without_measuring(latency_
     assert "an edge board" in cost["source"] and cost["measured_how"].startswith("not measured")
 
 
+@pytest.mark.slow  # shares the CLI searches of latency_runs (11 s): the default run must stay under 10 min
 def test_a_missing_op_in_a_given_table_is_one_error_line(latency_runs: dict, tiny_data: Path, space_yaml: Path, tmp_path: Path) -> None:
     board = latency_runs["board"]
     key = next(key for key, entry in board["entries"].items() if entry["op"].startswith("InvertedResidual"))
@@ -220,6 +222,7 @@ def test_a_missing_op_in_a_given_table_is_one_error_line(latency_runs: dict, tin
     assert len(lines) == 1 and str(broken) in lines[0] and f"no latency for op {board['entries'][key]['op']}" in lines[0], result.output
 
 
+@pytest.mark.slow  # shares the CLI searches of latency_runs (11 s): the default run must stay under 10 min
 def test_a_large_cost_weight_derives_a_network_of_lower_latency(latency_runs: dict, space_yaml: Path) -> None:
     root = latency_runs["root"]
     cheap, free = (json.loads((root / name / "cost.json").read_text()) for name in ("cheap", "free"))

@@ -34,6 +34,7 @@ def test_show_and_cost_of_the_example_genotype() -> None:
     assert abs(counted["madds"] - PAPER_MADDS) < 0.02 * PAPER_MADDS, counted["madds"]  # fvcore: 216.6M
 
 
+@pytest.mark.slow  # a CLI remap and two forward passes (5 s); kernel growth's exactness is tested in tests/test_remap.py
 def test_remap_of_torchvision_weights_into_larger_kernels_keeps_the_outputs(tmp_path: Path) -> None:
     torch.manual_seed(0)
     reference = randomize_batchnorm(torchvision.models.mobilenet_v3_large(weights=None)).eval()

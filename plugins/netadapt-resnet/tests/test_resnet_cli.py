@@ -45,6 +45,7 @@ def searched(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return run / "out" / "genotype.yaml"
 
 
+@pytest.mark.slow  # the plugin's CLI search → train → export chain: about 19 s; the default run must stay under 10 min
 def test_search_writes_a_resnet18_genotype(searched: Path) -> None:
     genotype = load_genotype(searched)
     assert genotype.base == "resnet18" and genotype.extra["search_space"] == "tiny-resnet"
@@ -61,6 +62,7 @@ def trained(searched: Path, tiny_data: Path) -> tuple[Path, dict]:
     return run / "model.pth", json.loads(result.stdout)
 
 
+@pytest.mark.slow  # the plugin's CLI search → train → export chain: about 19 s; the default run must stay under 10 min
 def test_the_searched_genotype_trains(trained: tuple[Path, dict]) -> None:
     model, summary = trained
     assert summary["iterations"] == 2
@@ -69,6 +71,7 @@ def test_the_searched_genotype_trains(trained: tuple[Path, dict]) -> None:
     assert not any(key.startswith("backbone.body.fc.") for key in checkpoint["state_dict"])  # the classifier is dropped
 
 
+@pytest.mark.slow  # the plugin's CLI search → train → export chain: about 19 s; the default run must stay under 10 min
 def test_the_trained_detector_exports_and_passes_the_check(trained: tuple[Path, dict], tiny_data: Path, tmp_path: Path) -> None:
     image = next((tiny_data / "images" / "val").iterdir())
     # TorchScript: half the time of ONNX here; the package README shows the ONNX export of a demo search.
