@@ -49,7 +49,6 @@ import math
 import random
 import shutil
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -66,7 +65,7 @@ from netadapt.select.pool import pruned_by_depth, pruned_by_width, random_under
 if not __package__:  # run as ``python benchmarks/select_vs_baselines.py``: the repository root on sys.path for benchmarks.common
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import (  # noqa: E402
-    BASE_GENOTYPE, DEMO_CONFIG, NETADAPT, base_weights, holm, mann_whitney_p, one_thread, set_flags, sign_flip_p,
+    BASE_GENOTYPE, DEMO_CONFIG, NETADAPT, base_weights, holm, mann_whitney_p, one_thread, run_netadapt, set_flags, sign_flip_p,
 )
 
 GOAL_MAP, FLOOR_MAP, ALPHA = 1.2, -0.5, 0.05
@@ -246,16 +245,13 @@ def _fixed_genotypes(args) -> dict[str, Path]:
 
 
 def _step(step: Path, command: list[str], env: dict, record) -> dict:
-    """``step/result.json`` if finished; else ``command`` run (its JSON summary to ``record``), the result kept."""
+    """``step/result.json`` if finished; else ``command`` run (:func:`benchmarks.common.run_netadapt`, its stderr in
+    ``step/stderr.log``), its JSON summary given to ``record``, the result kept."""
     done = step / "result.json"
     if done.is_file():
         return json.loads(done.read_text())
     step.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(command, capture_output=True, text=True, env=env)
-    (step / "stderr.log").write_text(result.stderr)
-    if result.returncode != 0:
-        raise RuntimeError(f"{step.name}: {' '.join(command[:2])} failed ({result.returncode}): {result.stderr.strip().splitlines()[-1:]}")
-    value = record(json.loads(result.stdout))
+    value = record(run_netadapt(command, step / "stderr.log", env))
     done.write_text(json.dumps(value, indent=2))
     return value
 
