@@ -169,8 +169,14 @@ def test_a_measured_search_is_refused_naming_the_batch_its_line_gives(tmp_path: 
     config, classes = _demo_search_config()
     config.input_size = 64
     spec = StepSpec("search α step", config, num_classes=classes)
+    # A long-lived parent (this test session, a job after its data loading) has freed blocks resident in its heap; the
+    # forked measurement inherits them, and its step must not read flat by reusing them (CI did: 1.41 GiB at 2 and 4).
+    freed = [bytearray(4096) for _ in range(200_000)]
+    pinned = bytearray(4096)  # above the freed blocks: the heap's top cannot shrink past it
+    del freed
     line = project_line(spec, device="cpu", cap=8 * 2**30, batch=16, limit=1)  # measured at batches 2 and 4, kept in the cache
-    assert line.measured and line.per_sample > 0 and line.fixed > 0
+    assert line.measured and line.fixed > 0 and line.per_sample > 4 * 2**20  # ~35 MiB an image of 64 pixels
+    del pinned
     limit = line.at(6) + 1  # fits 6 images, not 7 nor the configured 16
     out = tmp_path / "search"
     result = CliRunner().invoke(app, ["search", "--set", "search.input_size=64", "--max-memory", str(limit), "--weights", "none", "--out", str(out)])

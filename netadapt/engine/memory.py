@@ -161,7 +161,7 @@ def check_memory(
 
 
 class PeakMemory:
-    """The peak memory of this process on ``device`` since it started (CUDA: since the last reset): the caching
+    """The peak memory of this process on ``device`` since it started or :func:`start_peak_here` (CUDA: since the last reset): the caching
     allocator's reserved bytes on CUDA, the resident set's high-water mark on CPU (``VmHWM``; elsewhere
     ``ru_maxrss``). Both only grow, which is why a measurement runs in a fresh process (:mod:`netadapt.jobs.preflight`)."""
 
@@ -188,6 +188,25 @@ class PeakMemory:
         import resource
 
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+
+
+def start_peak_here() -> None:
+    """Make this process's resident peak (``VmHWM``) count from now, over only what it holds now: the heap's free
+    pages go back to the system first (glibc ``malloc_trim``). A forked process inherits its parent's heap, free
+    blocks included; without this a step's allocations reuse those already-resident pages and its peak reads as the
+    parent's (the same at batch 2 as at 4). Writing ``5`` to ``/proc/self/clear_refs`` resets the high-water mark
+    (Linux >= 4.0, proc(5)); where either is missing the peak counts from the process's start, as before."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
 
 
 def process_status(name: str, pid: int | str = "self") -> int | None:

@@ -47,7 +47,7 @@ from netadapt.cache import cache_root
 from netadapt.config import SearchConfig, TrainConfig
 from netadapt.detectors.model import build_detector_on, options_from_config
 from netadapt.engine.loop import Position
-from netadapt.engine.memory import MIN_BATCH, Budget, MemoryLine, PeakMemory, check_memory, format_bytes, memory_budget, process_status
+from netadapt.engine.memory import MIN_BATCH, Budget, MemoryLine, PeakMemory, check_memory, format_bytes, memory_budget, process_status, start_peak_here
 from netadapt.engine.precision import Precision
 from netadapt.engine.throughput import prepare_device, to_memory_format
 from netadapt.errors import MemoryBudgetError, RunError
@@ -128,6 +128,8 @@ def _worker(send, spec: StepSpec, batch: int, device_name: str, cap: int, steps:
     try:
         if forked:
             torch.set_num_threads(1)  # the parent's OpenMP pool does not survive fork; more threads would hang
+        if device.type == "cpu":
+            start_peak_here()
         _cap_memory(device, cap)
         step, before = build_step(spec, batch, device)
         memory = PeakMemory(device)
