@@ -30,7 +30,8 @@ images):
 Every step is a ``netadapt`` subprocess (1 thread each, ``--parallel`` side by side) whose result is kept
 (``OUT/STEP/result.json``): a stopped run continues where it stopped. The steps run in the order that makes an early
 stop most useful: the selections, then the paired trainings seed by seed, width, random, preserve, the random pool's
-halving, the base, adapt at 1.0x, the long trainings. ``--summary`` prints
+halving, the base, adapt at 1.0x's search, selection and first training, the long trainings (beside that chain rather
+than waiting for it), the other trainings at 1.0x. ``--summary`` prints
 what has finished. Tests: selected − pruned paired by seed (exact sign-flip over 2ⁿ sign patterns: smallest p 2⁻ⁿ),
 selected vs random (exact Mann-Whitney over all C(n+m, n) splits: 6 vs 6 reaches 1/924), Holm over the two: with two
 tests the smaller p is doubled, so 5 pairs (smallest p 1/32 → 1/16) can never reach 0.05 and 6 (1/64 → 1/32) can.
@@ -175,15 +176,16 @@ def main(argv: list[str] | None = None) -> int:
         plan.append(lambda: train("selected-0-preserve", Path(select(0)["genotype"]), 0, ["--set", "remap.mode=preserve"]))
     plan.append(lambda: train("random-sh", Path(select(0, ["--set", f"select.random_pool={args.random}"], "select-random")["genotype"]), 0))
     plan += [lambda s=seed: train(f"base-{s}", BASE_GENOTYPE, s) for seed in range(args.base_seeds)]
-    if args.equal:  # FNA's own claim, at (nearly) equal cost
-        plan += [lambda s=seed: train(f"equal-{s}", equal_cost_network(), s) for seed in range(args.base_seeds)]
-    if args.long:
+    equal = [lambda s=seed: train(f"equal-{s}", equal_cost_network(), s) for seed in range(args.base_seeds)] if args.equal else []
+    plan += equal[:1]  # FNA's own claim, at (nearly) equal cost: its search and selection run once, in this step
+    if args.long:  # beside that chain, not queued behind it: a worker taking equal-1 would wait for the selection
         epochs = 3 * (args.epochs or 12)
         longer = ["--set", f"train.epochs={epochs}"]
         plan.append(lambda: train("pruned-0-long", genotypes["pruned"], 0, longer))
         plan.append(lambda: train("selected-0-long", Path(select(0)["genotype"]), 0, longer))
-        plan.append(lambda: train("random-best-long", _best_random(args, genotypes), 0, longer))
         plan.append(lambda: train("base-0-long", BASE_GENOTYPE, 0, longer))
+        plan.append(lambda: train("random-best-long", _best_random(args, genotypes), 0, longer))
+    plan += equal[1:]
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=args.parallel) as pool:
         for future in [pool.submit(step) for step in plan]:
