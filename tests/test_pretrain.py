@@ -135,7 +135,7 @@ def test_demo_base_cache_name_carries_versions_seed_and_non_default_settings(tmp
     monkeypatch.setenv("NETADAPT_CACHE", str(tmp_path))
     written: list[Path] = []
 
-    def fake(base_name, *, out, progress, **settings):
+    def fake(base_name, *, out, progress, resume, **settings):
         written.append(Path(out))
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_bytes(b"")
@@ -195,3 +195,69 @@ def test_a_damaged_cached_demo_base_is_rebuilt_with_a_warning(tmp_path: Path, mo
     with pytest.warns(NetadaptWarning, match="cached demo base is damaged"):
         assert pretrained_demo_base(cache_dir=tmp_path, announce=None, settings=TINY, progress=False) == path
     assert len(calls) == 1 and torch.load(path, weights_only=True)
+
+
+def test_a_stopped_pretraining_resumes_to_the_weights_of_an_uninterrupted_one(tiny_weights, tmp_path: Path, monkeypatch) -> None:
+    import os
+    import signal
+
+    from netadapt.errors import Interrupted
+
+    step = pretrain.ClassifierStep.__call__
+
+    def stopped_within_the_second_epoch(self, batch, at):  # SIGINT as Ctrl-C sends it, mid-epoch (3 steps an epoch)
+        if at.iteration == 4:
+            os.kill(os.getpid(), signal.SIGINT)
+        return step(self, batch, at)
+
+    out = tmp_path / "tiny.pth"
+    monkeypatch.setattr(pretrain.ClassifierStep, "__call__", stopped_within_the_second_epoch)
+    with pytest.raises(Interrupted) as stopped:
+        tiny_pretrain(out)
+    checkpoint = pretrain.run_directory(out) / "last.pth"
+    assert str(stopped.value) == f"SIGINT: stopped at iteration 5, checkpoint {checkpoint} written; continue with resume=True"
+    assert checkpoint.is_file() and not out.exists()
+    monkeypatch.setattr(pretrain.ClassifierStep, "__call__", step)
+
+    resumed = pretrain_base_classifier(out=out, progress=False, resume=True, **asdict(TINY))
+    uninterrupted, state_dict = tiny_weights
+    assert resumed.train_accuracy == uninterrupted.train_accuracy and resumed.val_accuracy == uninterrupted.val_accuracy
+    weights = torch.load(out, map_location="cpu", weights_only=True)
+    assert weights.keys() == state_dict.keys() and all(torch.equal(weights[key], state_dict[key]) for key in weights)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.pth"]  # the run's folder goes once the weights are written
+
+
+def test_a_checkpoint_of_other_settings_is_refused(tmp_path: Path, monkeypatch) -> None:
+    from netadapt.errors import ConfigError
+
+    out = tmp_path / "tiny.pth"
+    run = pretrain.run_directory(out)
+    run.mkdir()
+    torch.save({"format": pretrain.PRETRAIN_FORMAT, "config": asdict(replace(TINY, lr=0.1)), "iteration": 2}, run / "last.pth")
+    with pytest.raises(ConfigError, match="lr"):
+        pretrain_base_classifier(out=out, progress=False, resume=True, **asdict(TINY))
+    assert not out.exists()
+
+
+def test_the_demo_base_continues_a_pretraining_that_stopped(tiny_weights, tmp_path: Path, monkeypatch) -> None:
+    import os
+    import signal
+
+    from netadapt.errors import Interrupted
+
+    step = pretrain.ClassifierStep.__call__
+
+    def stopped(self, batch, at):
+        if at.iteration == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return step(self, batch, at)
+
+    monkeypatch.setattr(pretrain.ClassifierStep, "__call__", stopped)
+    with pytest.raises(Interrupted, match="stopped at iteration 3, checkpoint .* written; the next run that needs the demo base continues it$"):
+        pretrained_demo_base(cache_dir=tmp_path, announce=None, settings=TINY, progress=False)
+    monkeypatch.setattr(pretrain.ClassifierStep, "__call__", step)
+    messages: list[str] = []
+    path = pretrained_demo_base(cache_dir=tmp_path, announce=messages.append, settings=TINY, progress=False)
+    assert messages[1].startswith("Continuing the demo base's pretraining that stopped")
+    weights, (_, state_dict) = torch.load(path, map_location="cpu", weights_only=True), tiny_weights
+    assert all(torch.equal(weights[key], state_dict[key]) for key in state_dict)

@@ -10,17 +10,22 @@ them as it reads any torchvision weights file.
 
 - :func:`pretrain_base_classifier` trains and writes the weights to a path.
 - :func:`pretrained_demo_base` gives the cached weights, pretraining once if they are missing.
+
+Pretraining runs in the one loop (:class:`~netadapt.engine.run.Run`, :class:`ClassifierStep`): it checkpoints each
+epoch and on SIGINT/SIGTERM, and a stopped one continues (the cache's on the next run that needs the demo base).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import time
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -30,8 +35,10 @@ from netadapt import plugins
 from netadapt.cache import cache_root
 from netadapt.data.demo import DEMO_CLASSES, GENERATOR_VERSION, render_object_crops
 from netadapt.engine.batchnorm import reestimate_batchnorm
-from netadapt.engine.loop import Loop, Position
-from netadapt.errors import NetadaptWarning, WeightsError
+from netadapt.engine import distributed
+from netadapt.engine.loop import Position
+from netadapt.engine.run import Run
+from netadapt.errors import Interrupted, NetadaptWarning, WeightsError
 from netadapt.files import load_torch_file, save_torch_atomic, write_json_atomic
 
 __all__ = [
@@ -47,6 +54,9 @@ __all__ = [
 #: name carries it, so weights trained by an older recipe are not reused.
 #: 2: BatchNorm statistics re-estimated under the final weights (:func:`_reestimate_batchnorm`).
 RECIPE_VERSION = 2
+
+#: ``last.pth``'s format while a pretraining runs (:func:`netadapt.files.load_resume_state` refuses another kind).
+PRETRAIN_FORMAT = "netadapt-pretrain"
 
 # The input normalisation of netadapt's SSDLite (torchvision's ssdlite: [0, 1] → [-1, 1]), so
 # that the pretrained features see detection inputs on the scale they were trained on.
@@ -148,6 +158,7 @@ def pretrain_base_classifier(
     weight_decay: float = DEFAULT_SETTINGS.weight_decay,
     seed: int = DEFAULT_SETTINGS.seed,
     progress: bool = True,
+    resume: bool = False,
 ) -> PretrainResult:
     """Train the base network (its base genotype) to classify demo object crops; save its weights.
 
@@ -157,6 +168,12 @@ def pretrain_base_classifier(
     atomically to ``out``. The same settings give identical weights on the same machine and
     thread count; the caller's random state is left as it was. Raises ``ValueError`` for
     invalid settings and :class:`~netadapt.errors.PluginError` for an unknown base.
+
+    The run checkpoints to ``<out without suffix>.run/last.pth`` each epoch and when SIGINT or
+    SIGTERM arrive (:class:`~netadapt.errors.Interrupted`); with ``resume`` a pretraining
+    continues from that checkpoint (a checkpoint of other settings is refused,
+    :class:`~netadapt.errors.ConfigError`) and ends with the same weights an uninterrupted one
+    writes. The folder is removed once the weights are written.
     """
     settings = PretrainSettings(
         width_mult=width_mult,
@@ -176,11 +193,19 @@ def pretrain_base_classifier(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(settings.seed)
         network = base.build(base.base_genotype(width_mult=settings.width_mult), num_classes=len(DEMO_CLASSES))
-        train_accuracy = _train(network, train_images, train_labels, val_images, val_labels, settings, progress=progress)
+        train_accuracy = _train(
+            network, train_images, train_labels, val_images, val_labels, settings, run_dir=run_directory(out), resume=resume, progress=progress,
+        )
         _reestimate_batchnorm(network, train_images, batch_size=settings.batch_size, seed=settings.seed)
     val_accuracy = _accuracy(network, val_images, val_labels, batch_size=settings.batch_size)
     save_torch_atomic({key: value.detach().cpu() for key, value in network.state_dict().items()}, out, listed=False)
+    shutil.rmtree(run_directory(out), ignore_errors=True)
     return PretrainResult(Path(out), train_accuracy, val_accuracy, time.perf_counter() - started, settings)
+
+
+def run_directory(out: str | Path) -> Path:
+    """Where the pretraining that writes ``out`` keeps its checkpoint and log while it runs."""
+    return Path(out).with_suffix(".run")
 
 
 def pretrained_demo_base(
@@ -216,7 +241,13 @@ def pretrained_demo_base(
             f"({estimate}once; cached in {path}). This stands in for ImageNet pre-training, so that "
             "the demo adapts a classification-pretrained network, as the paper does."
         )
-    result = pretrain_base_classifier(base_name, out=path, progress=progress, **asdict(settings))
+    if (run_directory(path) / "last.pth").is_file() and announce is not None:
+        announce(f"Continuing the demo base's pretraining that stopped ({run_directory(path) / 'last.pth'}).")
+    try:
+        result = pretrain_base_classifier(base_name, out=path, progress=progress, resume=True, **asdict(settings))
+    except Interrupted as stopped:  # the next run that needs the demo base continues it: nothing to pass
+        raise Interrupted(str(stopped).replace("continue with resume=True", "the next run that needs the demo base continues it"),
+                          exit_code=stopped.exit_code) from None
     record = {"base": base_name, "generator_version": GENERATOR_VERSION, "recipe_version": RECIPE_VERSION}
     write_json_atomic(path.with_suffix(".json"), {**record, **result.to_dict()}, listed=False)
     return path
@@ -268,6 +299,56 @@ def _normalise(images: torch.Tensor) -> torch.Tensor:
     return (images.float() / 255 - mean) / std
 
 
+class ClassifierStep:
+    """One AdamW step of the classifier on a batch of crops, with the running accuracy of its epoch (the step
+    :class:`~netadapt.engine.loop.Loop` runs). Its state is what the pretraining's ``last.pth`` holds beside the
+    loop's (:class:`~netadapt.engine.run.Run`): the network, the optimiser, the schedule, the epoch's crop order and
+    running counts, and the random state the augmentation draws from, so that a resumed pretraining ends bit for bit
+    where an uninterrupted one does."""
+
+    def __init__(self, network: nn.Module, settings: PretrainSettings, *, steps_per_epoch: int) -> None:
+        self.network = network
+        # AdamW with a one-cycle schedule (warm-up, then cosine decay) trains a MobileNetV2 from
+        # scratch to high accuracy in a few hundred steps; SGD needs a longer warm-up and a
+        # per-problem learning rate to be as fast, and this budget has no room for either.
+        self.optimizer = torch.optim.AdamW(network.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+        self.schedule = torch.optim.lr_scheduler.OneCycleLR(
+            self.optimizer, max_lr=settings.lr, total_steps=settings.epochs * steps_per_epoch, pct_start=0.2
+        )
+        self.loss_function = nn.CrossEntropyLoss()
+        self.counts = {"correct": 0, "seen": 0}  # the running accuracy of the epoch
+        self.order: torch.Tensor | None = None  # the epoch's order of the crops
+
+    def __call__(self, batch: tuple[torch.Tensor, torch.Tensor], at: Position) -> dict[str, float]:
+        inputs, targets = batch
+        if at.batch == 0:
+            self.counts.update(correct=0, seen=0)
+        self.network.train()
+        logits = self.network(inputs)
+        loss = self.loss_function(logits, targets)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.schedule.step()
+        self.counts["correct"] += int((logits.argmax(1) == targets).sum())
+        self.counts["seen"] += len(targets)
+        return {"loss": loss.item(), "acc": self.counts["correct"] / self.counts["seen"]}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.network.state_dict(), "optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(),
+            "counts": dict(self.counts), "order": self.order, "rng": torch.get_rng_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.network.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.counts = dict(state["counts"])
+        self.order = state["order"]
+        torch.set_rng_state(state["rng"])
+
+
 def _train(
     network: nn.Module,
     images: torch.Tensor,
@@ -276,42 +357,25 @@ def _train(
     val_labels: torch.Tensor,
     settings: PretrainSettings,
     *,
+    run_dir: Path,
+    resume: bool,
     progress: bool,
 ) -> float:
-    """Train in place; returns the running accuracy of the last epoch."""
+    """Train in place, checkpointing to ``run_dir/last.pth`` each epoch and on SIGINT/SIGTERM (continued from it with
+    ``resume``); returns the running accuracy of the last epoch."""
     augment = _augmentation(settings.crop_size)
     batch_size = min(settings.batch_size, len(labels))
     steps_per_epoch = len(labels) // batch_size  # full batches only: BN statistics stay stable
-    # AdamW with a one-cycle schedule (warm-up, then cosine decay) trains a MobileNetV2 from
-    # scratch to high accuracy in a few hundred steps; SGD needs a longer warm-up and a
-    # per-problem learning rate to be as fast, and this budget has no room for either.
-    optimizer = torch.optim.AdamW(network.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=settings.lr, total_steps=settings.epochs * steps_per_epoch, pct_start=0.2
-    )
-    loss_function = nn.CrossEntropyLoss()
-    counts = {"correct": 0, "seen": 0}  # the running accuracy of the epoch
+    run = Run(run_dir, format=PRETRAIN_FORMAT, config=settings, section="pretrain", resume=resume, context=distributed.Context())
+    step = ClassifierStep(network, settings, steps_per_epoch=steps_per_epoch)
+    run.restore(step)
 
     def batches(epoch: int, first: int):
-        order = torch.randperm(len(labels))
-        for step in range(first, steps_per_epoch):
-            batch = order[step * batch_size : (step + 1) * batch_size]
+        if first == 0:  # a new epoch's order; a run resumed within an epoch goes on with the one it checkpointed
+            step.order = torch.randperm(len(labels))
+        for index in range(first, steps_per_epoch):
+            batch = step.order[index * batch_size : (index + 1) * batch_size]
             yield _normalise(torch.stack([augment(image) for image in images[batch]])), labels[batch]
-
-    def step(batch, at: Position) -> dict[str, float]:
-        inputs, targets = batch
-        if at.batch == 0:
-            counts.update(correct=0, seen=0)
-        network.train()
-        logits = network(inputs)
-        loss = loss_function(logits, targets)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        counts["correct"] += int((logits.argmax(1) == targets).sum())
-        counts["seen"] += len(targets)
-        return {"loss": loss.item(), "acc": counts["correct"] / counts["seen"]}
 
     def end_of_epoch(epoch: int) -> dict[str, float] | None:
         if not progress:
@@ -321,12 +385,17 @@ def _train(
         _reestimate_batchnorm(network, images, batch_size=settings.batch_size, seed=settings.seed, max_batches=DISPLAY_BATCHES)
         return {"val_acc": _accuracy(network, val_images, val_labels, batch_size=settings.batch_size)}
 
-    loop = Loop(
+    loop = run.loop(
+        step, log=run.log(), log_every=steps_per_epoch, checkpoint_every=steps_per_epoch,
         total=settings.epochs * steps_per_epoch, iterations_per_epoch=steps_per_epoch, batches=batches, description="pretrain",
         progress=progress, end_of_epoch=end_of_epoch,
         shown=lambda record, at: {"epoch": f"{at.epoch + 1}/{settings.epochs}", "loss": record["loss"], "acc": record["acc"]},
     )
-    return float(loop.run(step).record.get("acc", 0.0))
+    try:
+        loop.run(step, start=run.start)
+    except Interrupted as stopped:  # a library call, not a command: no --resume to give
+        raise Interrupted(str(stopped).replace("continue with --resume", "continue with resume=True"), exit_code=stopped.exit_code) from None
+    return step.counts["correct"] / max(step.counts["seen"], 1)
 
 
 def _reestimate_batchnorm(
