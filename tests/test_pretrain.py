@@ -261,3 +261,29 @@ def test_the_demo_base_continues_a_pretraining_that_stopped(tiny_weights, tmp_pa
     assert messages[1].startswith("Continuing the demo base's pretraining that stopped")
     weights, (_, state_dict) = torch.load(path, map_location="cpu", weights_only=True), tiny_weights
     assert all(torch.equal(weights[key], state_dict[key]) for key in state_dict)
+
+
+def test_a_second_process_waits_for_the_pretraining_and_uses_its_weights(tiny_weights, tmp_path: Path, monkeypatch) -> None:
+    import fcntl
+    import os
+    import shutil
+    import threading
+
+    calls: list[str] = []
+    monkeypatch.setattr(pretrain, "pretrain_base_classifier", lambda *args, **kwargs: calls.append("pretrained"))
+    path = pretrained_demo_path(cache_dir=tmp_path, settings=TINY)
+    path.parent.mkdir(parents=True)
+    holder = os.open(path.parent, os.O_RDONLY)  # another process pretraining: its own hold on the folder
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    messages: list[str] = []
+    waiting = threading.Thread(target=lambda: messages.append(pretrained_demo_base(cache_dir=tmp_path, announce=messages.append, settings=TINY)))
+    waiting.start()
+    for _ in range(500):
+        if messages:
+            break
+        threading.Event().wait(0.01)
+    assert messages == [f"Waiting for another process that is pretraining the demo base ({path.parent})."] and waiting.is_alive()
+    shutil.copyfile(tiny_weights[0].path, path)  # its weights written, then its hold ends
+    os.close(holder)
+    waiting.join(30)
+    assert messages[1].startswith("No base weights given: using mobilenetv2 pretrained") and messages[2] == path and not calls

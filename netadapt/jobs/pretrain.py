@@ -17,12 +17,15 @@ epoch and on SIGINT/SIGTERM, and a stopped one continues (the cache's on the nex
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
+import os
 import shutil
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -227,30 +230,49 @@ def pretrained_demo_base(
     happening and why: pretraining now, or the cached weights used.
     """
     path = pretrained_demo_path(base_name, cache_dir=cache_dir, settings=settings)
-    if path.is_file() and not _readable_weights(path):  # a torn or damaged cache file is rebuilt, as cost tables are
-        warnings.warn(f"{path}: the cached demo base is damaged (not a readable weights file); pretraining it again", NetadaptWarning, stacklevel=2)
-        path.unlink(missing_ok=True)
-    if path.is_file():
+    with _only_pretraining(path.parent, announce):  # two commands started together pretrain once, not into each other's checkpoint
+        if path.is_file() and not _readable_weights(path):  # a torn or damaged cache file is rebuilt, as cost tables are
+            warnings.warn(f"{path}: the cached demo base is damaged (not a readable weights file); pretraining it again", NetadaptWarning, stacklevel=2)
+            path.unlink(missing_ok=True)
+        if path.is_file():
+            if announce is not None:
+                announce(f"No base weights given: using {base_name} pretrained as a classifier on demo object crops (cached: {path}).")
+            return path
         if announce is not None:
-            announce(f"No base weights given: using {base_name} pretrained as a classifier on demo object crops (cached: {path}).")
+            estimate = f"about {DEFAULT_MINUTES} min, " if settings == DEFAULT_SETTINGS else ""
+            announce(
+                f"No base weights given: pretraining {base_name} as a classifier on demo object crops "
+                f"({estimate}once; cached in {path}). This stands in for ImageNet pre-training, so that "
+                "the demo adapts a classification-pretrained network, as the paper does."
+            )
+        if (run_directory(path) / "last.pth").is_file() and announce is not None:
+            announce(f"Continuing the demo base's pretraining that stopped ({run_directory(path) / 'last.pth'}).")
+        try:
+            result = pretrain_base_classifier(base_name, out=path, progress=progress, resume=True, **asdict(settings))
+        except Interrupted as stopped:  # the next run that needs the demo base continues it: nothing to pass
+            raise Interrupted(str(stopped).replace("continue with resume=True", "the next run that needs the demo base continues it"),
+                              exit_code=stopped.exit_code) from None
+        record = {"base": base_name, "generator_version": GENERATOR_VERSION, "recipe_version": RECIPE_VERSION}
+        write_json_atomic(path.with_suffix(".json"), {**record, **result.to_dict()}, listed=False)
         return path
-    if announce is not None:
-        estimate = f"about {DEFAULT_MINUTES} min, " if settings == DEFAULT_SETTINGS else ""
-        announce(
-            f"No base weights given: pretraining {base_name} as a classifier on demo object crops "
-            f"({estimate}once; cached in {path}). This stands in for ImageNet pre-training, so that "
-            "the demo adapts a classification-pretrained network, as the paper does."
-        )
-    if (run_directory(path) / "last.pth").is_file() and announce is not None:
-        announce(f"Continuing the demo base's pretraining that stopped ({run_directory(path) / 'last.pth'}).")
+
+
+@contextlib.contextmanager
+def _only_pretraining(folder: Path, announce: Callable[[str], None] | None) -> Iterator[None]:
+    """Hold the cache's ``pretrained`` folder (``fcntl.flock`` on it: the kernel lets go when the process dies), waiting
+    for another process that holds it (it is pretraining: the weights are then cached when this one goes on)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = os.open(folder, os.O_RDONLY)
     try:
-        result = pretrain_base_classifier(base_name, out=path, progress=progress, resume=True, **asdict(settings))
-    except Interrupted as stopped:  # the next run that needs the demo base continues it: nothing to pass
-        raise Interrupted(str(stopped).replace("continue with resume=True", "the next run that needs the demo base continues it"),
-                          exit_code=stopped.exit_code) from None
-    record = {"base": base_name, "generator_version": GENERATOR_VERSION, "recipe_version": RECIPE_VERSION}
-    write_json_atomic(path.with_suffix(".json"), {**record, **result.to_dict()}, listed=False)
-    return path
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if announce is not None:
+                announce(f"Waiting for another process that is pretraining the demo base ({folder}).")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(handle)
 
 
 def _readable_weights(path: Path) -> bool:
