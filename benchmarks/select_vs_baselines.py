@@ -23,7 +23,8 @@ images):
 - ``--preserve``: the pruned-by-width base and the first selection's winner trained again with ``remap.mode:
   preserve`` (paired with their ``fna`` trainings, same seed);
 - ``equal-T``: FNA's own claim at (nearly) equal cost, ``adapt --target 1.0x``'s stages one by one (``search
-  --target 1.0x``, ``select`` on it, its winner trained with seed ``T``), paired with ``base-T`` (``--no-equal``);
+  --target 1.0x``, ``select`` on it, its winner trained with seed ``T``), paired with ``base-T`` (``--no-equal``; when
+  the selection keeps the base, ``equal-T`` is ``base-T``'s training);
 - ``--long``: the pruned base, the first winner, the random draw that trained best, the base with 3× the epochs,
   seed 0.
 
@@ -176,7 +177,20 @@ def main(argv: list[str] | None = None) -> int:
         plan.append(lambda: train("selected-0-preserve", Path(select(0)["genotype"]), 0, ["--set", "remap.mode=preserve"]))
     plan.append(lambda: train("random-sh", Path(select(0, ["--set", f"select.random_pool={args.random}"], "select-random")["genotype"]), 0))
     plan += [lambda s=seed: train(f"base-{s}", BASE_GENOTYPE, s) for seed in range(args.base_seeds)]
-    equal = [lambda s=seed: train(f"equal-{s}", equal_cost_network(), s) for seed in range(args.base_seeds)] if args.equal else []
+    def equal_cost(seed: int) -> dict:
+        """adapt at 1.0x trained with ``seed``; the base's own training when the selection kept the base (the same
+        genotype and seed: the same run, the paired difference exactly 0), recorded under ``equal-SEED`` too."""
+        network = equal_cost_network()
+        if load_genotype(network).stages != load_genotype(BASE_GENOTYPE).stages:
+            return train(f"equal-{seed}", network, seed)
+        step = args.out / f"equal-{seed}"
+        if not (step / "result.json").is_file():
+            result = {**train(f"base-{seed}", BASE_GENOTYPE, seed), "name": f"equal-{seed}", "same_run_as": f"base-{seed}"}
+            step.mkdir(parents=True, exist_ok=True)
+            (step / "result.json").write_text(json.dumps(result, indent=2))
+        return json.loads((step / "result.json").read_text())
+
+    equal = [lambda s=seed: equal_cost(s) for seed in range(args.base_seeds)] if args.equal else []
     plan += equal[:1]  # FNA's own claim, at (nearly) equal cost: its search and selection run once, in this step
     if args.long:  # beside that chain, not queued behind it: a worker taking equal-1 would wait for the selection
         epochs = 3 * (args.epochs or 12)
