@@ -24,15 +24,16 @@ images):
   preserve`` (paired with their ``fna`` trainings, same seed);
 - ``equal-T``: FNA's own claim at (nearly) equal cost, ``adapt --target 1.0x``'s stages one by one (``search
   --target 1.0x``, ``select`` on it, its winner trained with seed ``T``), paired with ``base-T`` (``--no-equal``; when
-  the selection keeps the base, ``equal-T`` is ``base-T``'s training);
+  the selection keeps the base, ``equal-T`` is ``base-T``'s training); ``searched-1.0x-T``: the paper's pipeline
+  at 1.0x with no selection (``adapt --target 1.0x --no-select``: the search's own network), trained with seed ``T``;
 - ``--long``: the pruned base, the first winner, the random draw that trained best, the base with 3× the epochs,
   seed 0.
 
 Every step is a ``netadapt`` subprocess (1 thread each, ``--parallel`` side by side) whose result is kept
 (``OUT/STEP/result.json``): a stopped run continues where it stopped. The steps run in the order that makes an early
 stop most useful: the selections, then the paired trainings seed by seed, width, random, preserve, the random pool's
-halving, the base, adapt at 1.0x's search, selection and first training, the long trainings (beside that chain rather
-than waiting for it), the other trainings at 1.0x. ``--summary`` prints
+halving, the base, adapt at 1.0x's search, selection and first training, the search's own network at 1.0x, the long
+trainings (beside that chain rather than waiting for it), the other trainings of adapt at 1.0x. ``--summary`` prints
 what has finished. Tests: selected − pruned paired by seed (exact sign-flip over 2ⁿ sign patterns: smallest p 2⁻ⁿ),
 selected vs random (exact Mann-Whitney over all C(n+m, n) splits: 6 vs 6 reaches 1/924), Holm over the two: with two
 tests the smaller p is doubled, so 5 pairs (smallest p 1/32 → 1/16) can never reach 0.05 and 6 (1/64 → 1/32) can.
@@ -124,14 +125,18 @@ def main(argv: list[str] | None = None) -> int:
                             "--resume" if (step / "run" / "rungs").exists() else "--quiet"], env,
                      lambda summary: {**summary, "genotype": str(step / "run" / "genotype.yaml")})
 
-    def equal_cost_network() -> Path:
-        """``adapt --target 1.0x``'s network, its stages run one by one (the base's training, which adapt also runs
-        for its report, is the ``base-T`` arm): the search at 1.0x, then the selection on it."""
+    def search_at_equal_cost() -> Path:
+        """The search at 1.0x (``adapt --target 1.0x``'s first stage); its run folder."""
         step = args.out / "search-1.0x"
         with locks[step.name]:
             _step(step, [NETADAPT, "search", "--target", "1.0x", *common, "--out", str(step / "run"), "--json",
                          "--resume" if (step / "run" / "last.pth").is_file() else "--quiet"], env, lambda summary: summary)
-        return Path(select(0, name="select-1.0x", target="1.0x", search=step / "run")["genotype"])
+        return step / "run"
+
+    def equal_cost_network() -> Path:
+        """``adapt --target 1.0x``'s network, its stages run one by one (the base's training, which adapt also runs
+        for its report, is the ``base-T`` arm): the search at 1.0x, then the selection on it."""
+        return Path(select(0, name="select-1.0x", target="1.0x", search=search_at_equal_cost())["genotype"])
 
     def train(name: str, genotype: Path, seed: int, extra: list[str] = ()) -> dict:
         with locks[name]:  # selected-T trains pruned-T itself when the winner is the pruned base
@@ -192,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
 
     equal = [lambda s=seed: equal_cost(s) for seed in range(args.base_seeds)] if args.equal else []
     plan += equal[:1]  # FNA's own claim, at (nearly) equal cost: its search and selection run once, in this step
+    if args.equal:  # the paper's pipeline at 1.0x, no selection (adapt --no-select): the search's network itself
+        plan += [lambda s=seed: train(f"searched-1.0x-{s}", search_at_equal_cost() / "genotype.yaml", s) for seed in range(args.base_seeds)]
     if args.long:  # beside that chain, not queued behind it: a worker taking equal-1 would wait for the selection
         epochs = 3 * (args.epochs or 12)
         longer = ["--set", f"train.epochs={epochs}"]
@@ -281,9 +288,11 @@ def _report(args) -> int:
                 if name.startswith(prefix + "-") and name[len(prefix) + 1:].isdigit()}
 
     selected, pruned, width, base, equal = arm("selected"), arm("pruned"), arm("width"), arm("base"), arm("equal")
+    searched = arm("searched-1.0x")
     randoms = arm("random")
     summary: dict = {"arms": {}}
-    for label, values in (("selected", selected), ("base-pruned-depth", pruned), ("base-pruned-width", width), ("random", randoms), ("base (1.0x)", base), ("adapt at 1.0x", equal)):
+    for label, values in (("selected", selected), ("base-pruned-depth", pruned), ("base-pruned-width", width), ("random", randoms), ("base (1.0x)", base), ("adapt at 1.0x", equal),
+                          ("searched at 1.0x (adapt --no-select)", searched)):
         if values:
             v = list(values.values())
             summary["arms"][label] = {"n": len(v), "mean": statistics.fmean(v), "std": statistics.stdev(v) if len(v) > 1 else 0.0, "values": values}
@@ -302,11 +311,12 @@ def _report(args) -> int:
         s, r = list(selected.values()), list(randoms.values())
         tests["selected-random"] = {"n": [len(s), len(r)], "mean_difference": statistics.fmean(s) - statistics.fmean(r),
                                     "p": mann_whitney_p(s, r), "smallest_p": 1 / math.comb(len(s) + len(r), len(s))}
-    equal_pairs = sorted(set(equal) & set(base))
-    if equal_pairs:  # a separate claim (FNA's, at equal cost): not in the Holm family of the 0.7x goal
-        differences = [equal[s] - base[s] for s in equal_pairs]
-        summary["equal_cost"] = {"pairs": len(equal_pairs), "mean_difference": statistics.fmean(differences), "differences": differences,
-                                 "p": sign_flip_p(differences), "smallest_p": 2.0 ** -len(equal_pairs)}
+    for key, arm_values in (("equal_cost", equal), ("searched_equal_cost", searched)):
+        equal_pairs = sorted(set(arm_values) & set(base))
+        if equal_pairs:  # separate claims (FNA's, at equal cost): not in the Holm family of the 0.7x goal
+            differences = [arm_values[s] - base[s] for s in equal_pairs]
+            summary[key] = {"pairs": len(equal_pairs), "mean_difference": statistics.fmean(differences), "differences": differences,
+                            "p": sign_flip_p(differences), "smallest_p": 2.0 ** -len(equal_pairs)}
     for name, p in holm({name: t["p"] for name, t in tests.items()}).items():
         tests[name]["p_holm"] = p
     summary["tests"] = tests
@@ -321,10 +331,11 @@ def _report(args) -> int:
         print(f"{label:<22} n={a['n']}  mAP {a['mean']:.1f} ± {a['std']:.1f}")
     for name, t in tests.items():
         print(f"{name}: mean difference {t['mean_difference']:+.2f} mAP, one-sided p {t['p']:.4f} (Holm {t['p_holm']:.4f}; smallest reachable {t['smallest_p']:.4f})")
-    if "equal_cost" in summary:
-        t = summary["equal_cost"]
-        print(f"adapt at 1.0x - base: mean difference {t['mean_difference']:+.2f} mAP over {t['pairs']} paired seeds, one-sided p {t['p']:.4f} "
-              f"(smallest reachable {t['smallest_p']:.4f})")
+    for key, label in (("equal_cost", "adapt at 1.0x"), ("searched_equal_cost", "searched at 1.0x (adapt --no-select)")):
+        if key in summary:
+            t = summary[key]
+            print(f"{label} - base: mean difference {t['mean_difference']:+.2f} mAP over {t['pairs']} paired seeds, one-sided p {t['p']:.4f} "
+                  f"(smallest reachable {t['smallest_p']:.4f})")
     for name, s in summary["selections"].items():
         print(f"{name}: winner {s['winner']} in {s['seconds']} s; pool {s['pool']}")
     if "goal_met" in summary:
