@@ -229,7 +229,8 @@ def _best_random(args, genotypes: dict[str, Path]) -> Path:
 
 def _export(out: Path, export: Path) -> None:
     """The finished steps' ``result.json`` (paths relative to ``out``'s parent, as ``runs/...``), each selection's
-    ``selection.json``, ``scores.json`` and winner, the fixed genotypes: what a fresh machine needs to continue."""
+    ``selection.json``, ``scores.json`` and winner, a search's derived genotype, the fixed genotypes: what a fresh
+    machine needs to continue."""
     prefix = str(out.resolve().parent) + "/"
     for result in sorted(out.glob("*/result.json")):
         target = export / result.parent.name / "result.json"
@@ -241,6 +242,8 @@ def _export(out: Path, export: Path) -> None:
                 shutil.copyfile(run / name, target.parent / name)
         if (run / "genotype.yaml").is_file() and (run / "selection.json").is_file():
             shutil.copyfile(run / "genotype.yaml", target.parent / "winner.yaml")
+        elif (run / "genotype.yaml").is_file() and (run / "log.jsonl").is_file():  # a search: its derived network
+            shutil.copyfile(run / "genotype.yaml", target.parent / "genotype.yaml")
     (export / "genotypes").mkdir(parents=True, exist_ok=True)
     for genotype in sorted((out / "genotypes").glob("*.yaml")):
         shutil.copyfile(genotype, export / "genotypes" / genotype.name)
