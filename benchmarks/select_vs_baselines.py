@@ -50,6 +50,7 @@ import collections
 import json
 import math
 import random
+import re
 import shutil
 import statistics
 import sys
@@ -228,14 +229,16 @@ def _best_random(args, genotypes: dict[str, Path]) -> Path:
 
 
 def _export(out: Path, export: Path) -> None:
-    """The finished steps' ``result.json`` (paths relative to ``out``'s parent, as ``runs/...``), each selection's
+    """The finished steps' ``result.json`` (paths relative to the repository: ``runs/...``, ``examples/...``), each selection's
     ``selection.json``, ``scores.json`` and winner, a search's derived genotype, the fixed genotypes: what a fresh
     machine needs to continue."""
     prefix = str(out.resolve().parent) + "/"
     for result in sorted(out.glob("*/result.json")):
         target = export / result.parent.name / "result.json"
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(result.read_text().replace(prefix, "runs/"))
+        # Paths relative to the repository, also those a step wrote from another checkout (a worktree, a moved clone).
+        text = re.sub(r'"/[^"]*?/(runs|examples)/', r'"\1/', result.read_text().replace(prefix, "runs/"))
+        target.write_text(text)
         run = result.parent / "run"
         for name in ("selection.json", "scores.json"):
             if (run / name).is_file():
