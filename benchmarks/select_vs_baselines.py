@@ -183,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         plan.append(lambda: train("selected-0-preserve", Path(select(0)["genotype"]), 0, ["--set", "remap.mode=preserve"]))
     plan.append(lambda: train("random-sh", Path(select(0, ["--set", f"select.random_pool={args.random}"], "select-random")["genotype"]), 0))
     plan += [lambda s=seed: train(f"base-{s}", BASE_GENOTYPE, s) for seed in range(args.base_seeds)]
+
     def equal_cost(seed: int) -> dict:
         """adapt at 1.0x trained with ``seed``; the base's own training when the selection kept the base (the same
         genotype and seed: the same run, the paired difference exactly 0), recorded under ``equal-SEED`` too."""
