@@ -125,6 +125,7 @@ def test_training_budget(svr: Path, random_weights: Path, tmp_path: Path) -> Non
     assert max(record.get("epoch", 0) for record in records) == 1  # --epochs replaced the config's train.epochs
 
 
+@pytest.mark.slow  # a benchmark's smoke test: the default run's time (README, Tests)
 def test_remap_vs_random(tiny_data: Path, random_weights: Path, tmp_path: Path) -> None:
     result = run_benchmark("remap_vs_random", "--seeds", "0", "--epochs", "1", "--input-size", "64", "--batch-size", "4", "--workers", "0",
                            "--data", tiny_data, "--weights", random_weights, "--out", tmp_path / "runs", "--json", tmp_path / "out.json")
@@ -157,6 +158,7 @@ def test_search_quality_calibrates(tiny_data: Path, random_weights: Path, tmp_pa
     assert result.stdout.count("s per weight-only iteration") == 2
 
 
+@pytest.mark.slow  # a benchmark's smoke test: the default run's time (README, Tests)
 def test_score_vs_trained(tiny_data: Path, random_weights: Path, tmp_path: Path) -> None:
     run_benchmark("score_vs_trained", "--data", tiny_data, "--weights", random_weights, "--set", "select.score_images=2",
                   "--set", "select.score_bn_images=4", "--set", "search.input_size=64", "--out", tmp_path / "out", "--json", tmp_path / "score.json")
@@ -193,6 +195,7 @@ def test_remap_preserve(tiny_data: Path, random_weights: Path, tmp_path: Path) -
     assert all(value > 1e-3 for value in inserted_fna["as_remapped"].values())
 
 
+@pytest.mark.slow  # a benchmark's smoke test: the default run's time (README, Tests)
 def test_export_precision(tmp_path: Path) -> None:
     run_benchmark("export_precision", "--detector", "ssdlite", "--formats", "torchscript", "--input-size", "64", "--json", tmp_path / "export.json")
     rows = json.loads((tmp_path / "export.json").read_text())["rows"]
