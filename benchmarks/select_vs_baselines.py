@@ -153,8 +153,8 @@ def main(argv: list[str] | None = None) -> int:
                             "--out", str(step / "run"), restart], env, lambda summary: _record(name, genotype, seed, summary))
 
     def selected(seed: int) -> dict:
-        """The winner of selection ``seed mod selections`` trained with ``seed``; the pruned base's training itself when
-        the winner is the pruned base (same genotype, same seed: the same run), recorded under ``selected-SEED`` too."""
+        """The winner of selection ``seed mod selections`` trained with ``seed``, paired with ``pruned-SEED``
+        (``paired_training``: the pruned base's run itself when the winner is the pruned base)."""
         step = args.out / f"selected-{seed}"
         winner = select(seed % args.selections)
         stages = load_genotype(winner["genotype"]).stages
@@ -165,12 +165,18 @@ def main(argv: list[str] | None = None) -> int:
             # Trained under another --selections (another selection's winner): that training no longer pairs.
             (step / "result.json").rename(step / f"superseded-{time.strftime('%Y%m%d%H%M%S')}.json")
             shutil.rmtree(step / "run", ignore_errors=True)
-        same = stages == load_genotype(genotypes["pruned"]).stages
-        result = train(f"pruned-{seed}", genotypes["pruned"], seed) if same else train(f"selected-{seed}", Path(winner["genotype"]), seed)
-        result = {**result, "name": f"selected-{seed}", "winner": winner["winner"], "selection": f"select-{seed % args.selections}",
-                  "same_run_as": f"pruned-{seed}" if same else None}
-        step.mkdir(parents=True, exist_ok=True)
-        (step / "result.json").write_text(json.dumps(result, indent=2))
+        return paired_training(f"selected-{seed}", Path(winner["genotype"]), seed, baseline="pruned", baseline_genotype=genotypes["pruned"],
+                               winner=winner["winner"], selection=f"select-{seed % args.selections}")
+
+    def paired_training(name: str, genotype: Path, seed: int, *, baseline: str, baseline_genotype: Path, **fields) -> dict:
+        """``genotype`` trained with ``seed`` as step ``name``; when it is the network ``baseline`` trains, that step's
+        training itself (same genotype, same seed: the same run, a paired difference of exactly 0), recorded under
+        ``name`` too, with ``same_run_as`` and ``fields``."""
+        same = load_genotype(genotype).stages == load_genotype(baseline_genotype).stages
+        result = train(f"{baseline}-{seed}", baseline_genotype, seed) if same else train(name, genotype, seed)
+        result = {**result, **fields, "name": name, "same_run_as": f"{baseline}-{seed}" if same else None}
+        (args.out / name).mkdir(parents=True, exist_ok=True)
+        (args.out / name / "result.json").write_text(json.dumps(result, indent=2))
         return result
 
     plan: list = [lambda s=s: select(s) for s in range(args.selections)]  # every selection seed before its trainings
@@ -183,21 +189,8 @@ def main(argv: list[str] | None = None) -> int:
         plan.append(lambda: train("selected-0-preserve", Path(select(0)["genotype"]), 0, ["--set", "remap.mode=preserve"]))
     plan.append(lambda: train("random-sh", Path(select(0, ["--set", f"select.random_pool={args.random}"], "select-random")["genotype"]), 0))
     plan += [lambda s=seed: train(f"base-{s}", BASE_GENOTYPE, s) for seed in range(args.base_seeds)]
-
-    def equal_cost(seed: int) -> dict:
-        """adapt at 1.0x trained with ``seed``; the base's own training when the selection kept the base (the same
-        genotype and seed: the same run, the paired difference exactly 0), recorded under ``equal-SEED`` too."""
-        network = equal_cost_network()
-        if load_genotype(network).stages != load_genotype(BASE_GENOTYPE).stages:
-            return train(f"equal-{seed}", network, seed)
-        step = args.out / f"equal-{seed}"
-        if not (step / "result.json").is_file():
-            result = {**train(f"base-{seed}", BASE_GENOTYPE, seed), "name": f"equal-{seed}", "same_run_as": f"base-{seed}"}
-            step.mkdir(parents=True, exist_ok=True)
-            (step / "result.json").write_text(json.dumps(result, indent=2))
-        return json.loads((step / "result.json").read_text())
-
-    equal = [lambda s=seed: equal_cost(s) for seed in range(args.base_seeds)] if args.equal else []
+    equal = [lambda s=seed: paired_training(f"equal-{s}", equal_cost_network(), s, baseline="base", baseline_genotype=BASE_GENOTYPE)
+             for seed in range(args.base_seeds)] if args.equal else []  # adapt at 1.0x; the base's run when it kept the base
     plan += equal[:1]  # FNA's own claim, at (nearly) equal cost: its search and selection run once, in this step
     if args.equal:  # the paper's pipeline at 1.0x, no selection (adapt --no-select): the search's network itself
         plan += [lambda s=seed: train(f"searched-1.0x-{s}", search_at_equal_cost() / "genotype.yaml", s) for seed in range(args.base_seeds)]
@@ -319,11 +312,11 @@ def _report(args) -> int:
         tests["selected-random"] = {"n": [len(s), len(r)], "mean_difference": statistics.fmean(s) - statistics.fmean(r),
                                     "p": mann_whitney_p(s, r), "smallest_p": 1 / math.comb(len(s) + len(r), len(s))}
     for key, arm_values in (("equal_cost", equal), ("searched_equal_cost", searched)):
-        equal_pairs = sorted(set(arm_values) & set(base))
-        if equal_pairs:  # separate claims (FNA's, at equal cost): not in the Holm family of the 0.7x goal
-            differences = [arm_values[s] - base[s] for s in equal_pairs]
-            summary[key] = {"pairs": len(equal_pairs), "mean_difference": statistics.fmean(differences), "differences": differences,
-                            "p": sign_flip_p(differences), "smallest_p": 2.0 ** -len(equal_pairs)}
+        pairs = sorted(set(arm_values) & set(base))
+        if pairs:  # separate claims (FNA's, at equal cost): not in the Holm family of the 0.7x goal
+            differences = [arm_values[s] - base[s] for s in pairs]
+            summary[key] = {"pairs": len(pairs), "mean_difference": statistics.fmean(differences), "differences": differences,
+                            "p": sign_flip_p(differences), "smallest_p": 2.0 ** -len(pairs)}
     for name, p in holm({name: t["p"] for name, t in tests.items()}).items():
         tests[name]["p_holm"] = p
     summary["tests"] = tests

@@ -135,7 +135,7 @@ def test_demo_base_cache_name_carries_versions_seed_and_non_default_settings(tmp
     monkeypatch.setenv("NETADAPT_CACHE", str(tmp_path))
     written: list[Path] = []
 
-    def fake(base_name, *, out, progress, resume, **settings):
+    def fake(base_name, *, out, progress, resume, resume_with, **settings):
         written.append(Path(out))
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_bytes(b"")
@@ -253,7 +253,7 @@ def test_the_demo_base_continues_a_pretraining_that_stopped(tiny_weights, tmp_pa
         return step(self, batch, at)
 
     monkeypatch.setattr(pretrain.ClassifierStep, "__call__", stopped)
-    with pytest.raises(Interrupted, match="stopped at iteration 3, checkpoint .* written; the next run that needs the demo base continues it$"):
+    with pytest.raises(Interrupted, match="stopped at iteration 3, checkpoint .* written; continue with the next command that needs the demo base$"):
         pretrained_demo_base(cache_dir=tmp_path, announce=None, settings=TINY, progress=False)
     monkeypatch.setattr(pretrain.ClassifierStep, "__call__", step)
     messages: list[str] = []
@@ -276,14 +276,20 @@ def test_a_second_process_waits_for_the_pretraining_and_uses_its_weights(tiny_we
     holder = os.open(path.parent, os.O_RDONLY)  # another process pretraining: its own hold on the folder
     fcntl.flock(holder, fcntl.LOCK_EX)
     messages: list[str] = []
-    waiting = threading.Thread(target=lambda: messages.append(pretrained_demo_base(cache_dir=tmp_path, announce=messages.append, settings=TINY)))
+    announced, returned = threading.Event(), []
+
+    def announce(message: str) -> None:
+        messages.append(message)
+        announced.set()
+
+    waiting = threading.Thread(target=lambda: returned.append(pretrained_demo_base(cache_dir=tmp_path, announce=announce, settings=TINY)))
     waiting.start()
-    for _ in range(500):
-        if messages:
-            break
-        threading.Event().wait(0.01)
-    assert messages == [f"Waiting for another process that is pretraining the demo base ({path.parent})."] and waiting.is_alive()
+    assert announced.wait(10) and waiting.is_alive()
+    assert messages == [f"Waiting for another process that is pretraining the demo base ({path.parent})."]
     shutil.copyfile(tiny_weights[0].path, path)  # its weights written, then its hold ends
     os.close(holder)
     waiting.join(30)
-    assert messages[1].startswith("No base weights given: using mobilenetv2 pretrained") and messages[2] == path and not calls
+    assert returned == [path] and messages[1].startswith("No base weights given: using mobilenetv2 pretrained") and not calls
+    fcntl.flock(holder := os.open(path.parent, os.O_RDONLY), fcntl.LOCK_EX)  # another pretraining (another base, say)
+    assert pretrained_demo_base(cache_dir=tmp_path, announce=messages.append, settings=TINY) == path  # cached: no wait
+    os.close(holder)

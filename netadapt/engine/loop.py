@@ -87,6 +87,7 @@ class Loop:
     save: Callable[[int], None] | None = None  # writes the checkpoint at an iteration (called on rank 0)
     checkpoint_every: int = 0
     checkpoint_path: Path | None = None  # named in the line an interruption prints
+    resume_with: str = "--resume"  # how that line says to continue (a command's option; a library call's argument)
     shown: Callable[[dict[str, Any], Position], dict[str, Any]] = _default_shown  # a record's fields on the bar
     end_of_epoch: Callable[[int], dict[str, Any] | None] | None = None
     saved_at: int | None = field(default=None, init=False)  # the iteration of the last checkpoint (None: none yet)
@@ -147,7 +148,9 @@ class Loop:
                             self.save(iteration)
                         self.saved_at = iteration
                         distributed.barrier(self.context)
-                    interruption.stop(iteration=iteration, checkpoint=self.checkpoint_path if self.save is not None else None)
+                    interruption.stop(
+                        iteration=iteration, checkpoint=self.checkpoint_path if self.save is not None else None, resume_with=self.resume_with,
+                    )
                     if iteration >= end:
                         break
         return LoopEnd(iteration, record)
@@ -158,7 +161,7 @@ class Loop:
 
     def _resume_clause(self) -> str:
         if self.saved_at is not None and self.checkpoint_path is not None:
-            return f"the last checkpoint, {self.checkpoint_path} at iteration {self.saved_at}: continue from it with --resume"
+            return f"the last checkpoint, {self.checkpoint_path} at iteration {self.saved_at}: continue from it with {self.resume_with}"
         return "no checkpoint written yet: start again"
 
 

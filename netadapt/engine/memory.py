@@ -161,8 +161,8 @@ def check_memory(
 
 
 class PeakMemory:
-    """The peak memory of this process on ``device`` since it started or :func:`start_peak_here` (CUDA: since the last reset): the caching
-    allocator's reserved bytes on CUDA, the resident set's high-water mark on CPU (``VmHWM``; elsewhere
+    """The peak memory of this process on ``device`` since it started or :func:`start_peak_here` (CUDA: since the last
+    reset): the caching allocator's reserved bytes on CUDA, the resident set's high-water mark on CPU (``VmHWM``; elsewhere
     ``ru_maxrss``). Both only grow, which is why a measurement runs in a fresh process (:mod:`netadapt.jobs.preflight`)."""
 
     def __init__(self, device: torch.device) -> None:

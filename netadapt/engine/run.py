@@ -80,7 +80,8 @@ class Run:
         first: Callable[[], None] | None = None, **options: Any,
     ) -> Loop:
         """The one loop over ``step``, logging to ``log`` and checkpointing here; ``options`` are :class:`Loop`'s
-        (``total``, ``iterations_per_epoch``, ``batches``, ``description``, ``progress``, ``shown``, ``end_of_epoch``)."""
+        (``total``, ``iterations_per_epoch``, ``batches``, ``description``, ``progress``, ``shown``, ``end_of_epoch``,
+        ``resume_with``)."""
         return Loop(
             context=self.context, log=log, log_every=log_every, save=self.saver(step, extra=extra, first=first),
             checkpoint_every=checkpoint_every, checkpoint_path=self.path, **options,

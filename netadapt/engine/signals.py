@@ -45,12 +45,13 @@ class Interruption:
             signal.raise_signal(number)
         self.signal = number
 
-    def stop(self, *, iteration: int, checkpoint: Path | None) -> None:
-        """Raise :class:`Interrupted` if a signal arrived (after the loop checkpointed at ``iteration``)."""
+    def stop(self, *, iteration: int, checkpoint: Path | None, resume_with: str = "--resume") -> None:
+        """Raise :class:`Interrupted` if a signal arrived (after the loop checkpointed at ``iteration``); the line says
+        to continue with ``resume_with`` (a command's option; what a library call or a cache does instead)."""
         if self.signal is None:
             return
         name = signal.Signals(self.signal).name
-        saved = f"checkpoint {checkpoint} written; continue with --resume" if checkpoint else "nothing written"
+        saved = f"checkpoint {checkpoint} written; continue with {resume_with}" if checkpoint else "nothing written"
         raise Interrupted(f"{name}: stopped at iteration {iteration}, {saved}", exit_code=128 + self.signal)
 
 

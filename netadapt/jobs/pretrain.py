@@ -41,7 +41,7 @@ from netadapt.engine.batchnorm import reestimate_batchnorm
 from netadapt.engine import distributed
 from netadapt.engine.loop import Position
 from netadapt.engine.run import Run
-from netadapt.errors import Interrupted, NetadaptWarning, WeightsError
+from netadapt.errors import NetadaptWarning, WeightsError
 from netadapt.files import load_torch_file, save_torch_atomic, write_json_atomic
 
 __all__ = [
@@ -162,6 +162,7 @@ def pretrain_base_classifier(
     seed: int = DEFAULT_SETTINGS.seed,
     progress: bool = True,
     resume: bool = False,
+    resume_with: str = "resume=True",
 ) -> PretrainResult:
     """Train the base network (its base genotype) to classify demo object crops; save its weights.
 
@@ -176,7 +177,8 @@ def pretrain_base_classifier(
     SIGTERM arrive (:class:`~netadapt.errors.Interrupted`); with ``resume`` a pretraining
     continues from that checkpoint (a checkpoint of other settings is refused,
     :class:`~netadapt.errors.ConfigError`) and ends with the same weights an uninterrupted one
-    writes. The folder is removed once the weights are written.
+    writes; an interruption's line says to continue with ``resume_with``. The folder is removed
+    once the weights are written.
     """
     settings = PretrainSettings(
         width_mult=width_mult,
@@ -197,7 +199,8 @@ def pretrain_base_classifier(
         torch.manual_seed(settings.seed)
         network = base.build(base.base_genotype(width_mult=settings.width_mult), num_classes=len(DEMO_CLASSES))
         train_accuracy = _train(
-            network, train_images, train_labels, val_images, val_labels, settings, run_dir=run_directory(out), resume=resume, progress=progress,
+            network, train_images, train_labels, val_images, val_labels, settings, run_dir=run_directory(out), resume=resume,
+            resume_with=resume_with, progress=progress,
         )
         _reestimate_batchnorm(network, train_images, batch_size=settings.batch_size, seed=settings.seed)
     val_accuracy = _accuracy(network, val_images, val_labels, batch_size=settings.batch_size)
@@ -230,13 +233,10 @@ def pretrained_demo_base(
     happening and why: pretraining now, or the cached weights used.
     """
     path = pretrained_demo_path(base_name, cache_dir=cache_dir, settings=settings)
+    if _cached(path, base_name, announce):
+        return path
     with _only_pretraining(path.parent, announce):  # two commands started together pretrain once, not into each other's checkpoint
-        if path.is_file() and not _readable_weights(path):  # a torn or damaged cache file is rebuilt, as cost tables are
-            warnings.warn(f"{path}: the cached demo base is damaged (not a readable weights file); pretraining it again", NetadaptWarning, stacklevel=2)
-            path.unlink(missing_ok=True)
-        if path.is_file():
-            if announce is not None:
-                announce(f"No base weights given: using {base_name} pretrained as a classifier on demo object crops (cached: {path}).")
+        if _cached(path, base_name, announce):  # another process pretrained it while this one waited
             return path
         if announce is not None:
             estimate = f"about {DEFAULT_MINUTES} min, " if settings == DEFAULT_SETTINGS else ""
@@ -247,14 +247,23 @@ def pretrained_demo_base(
             )
         if (run_directory(path) / "last.pth").is_file() and announce is not None:
             announce(f"Continuing the demo base's pretraining that stopped ({run_directory(path) / 'last.pth'}).")
-        try:
-            result = pretrain_base_classifier(base_name, out=path, progress=progress, resume=True, **asdict(settings))
-        except Interrupted as stopped:  # the next run that needs the demo base continues it: nothing to pass
-            raise Interrupted(str(stopped).replace("continue with resume=True", "the next run that needs the demo base continues it"),
-                              exit_code=stopped.exit_code) from None
+        result = pretrain_base_classifier(
+            base_name, out=path, progress=progress, resume=True, resume_with="the next command that needs the demo base", **asdict(settings),
+        )
         record = {"base": base_name, "generator_version": GENERATOR_VERSION, "recipe_version": RECIPE_VERSION}
         write_json_atomic(path.with_suffix(".json"), {**record, **result.to_dict()}, listed=False)
         return path
+
+
+def _cached(path: Path, base_name: str, announce: Callable[[str], None] | None) -> bool:
+    """Whether ``path`` holds the demo base, said to ``announce``; a torn or damaged file is removed (and pretrained
+    again, as cost tables are rebuilt)."""
+    if path.is_file() and not _readable_weights(path):
+        warnings.warn(f"{path}: the cached demo base is damaged (not a readable weights file); pretraining it again", NetadaptWarning, stacklevel=3)
+        path.unlink(missing_ok=True)
+    if path.is_file() and announce is not None:
+        announce(f"No base weights given: using {base_name} pretrained as a classifier on demo object crops (cached: {path}).")
+    return path.is_file()
 
 
 @contextlib.contextmanager
@@ -381,6 +390,7 @@ def _train(
     *,
     run_dir: Path,
     resume: bool,
+    resume_with: str,
     progress: bool,
 ) -> float:
     """Train in place, checkpointing to ``run_dir/last.pth`` each epoch and on SIGINT/SIGTERM (continued from it with
@@ -410,13 +420,10 @@ def _train(
     loop = run.loop(
         step, log=run.log(), log_every=steps_per_epoch, checkpoint_every=steps_per_epoch,
         total=settings.epochs * steps_per_epoch, iterations_per_epoch=steps_per_epoch, batches=batches, description="pretrain",
-        progress=progress, end_of_epoch=end_of_epoch,
+        progress=progress, end_of_epoch=end_of_epoch, resume_with=resume_with,
         shown=lambda record, at: {"epoch": f"{at.epoch + 1}/{settings.epochs}", "loss": record["loss"], "acc": record["acc"]},
     )
-    try:
-        loop.run(step, start=run.start)
-    except Interrupted as stopped:  # a library call, not a command: no --resume to give
-        raise Interrupted(str(stopped).replace("continue with --resume", "continue with resume=True"), exit_code=stopped.exit_code) from None
+    loop.run(step, start=run.start)
     return step.counts["correct"] / max(step.counts["seen"], 1)
 
 
